@@ -1,0 +1,221 @@
+"""Block activities: one activity per block type, all sharing one execution path.
+
+Each activity resolves its handle inputs (claim-checked JSON comes back from S3), runs the block's
+executor, writes the artifact and the step record to S3, and returns small references.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import BlockError
+from activities.executors import Executors
+from activities.produced import Produced
+from activities.storage import ObjectStore
+from docflow import keys
+from docflow.ids import ARTIFACT_PREFIXES, derived_id
+from docflow.runs import (
+    ArtifactRef,
+    BlockOutcome,
+    ErrorInfo,
+    ExecuteBlockInput,
+    HandleValue,
+    Lifecycle,
+    StepRecord,
+)
+
+log = structlog.get_logger("docflow.block")
+HEARTBEAT_EVERY_SECONDS = 1.0
+
+Executor = Callable[[ExecuteBlockInput, dict[str, HandleValue]], Awaitable[Produced]]
+
+
+class BlockActivities:
+    """The activities that execute blocks, with their clients injected."""
+
+    def __init__(self, store: ObjectStore, executors: Executors) -> None:
+        self.store = store
+        self.ex = executors
+
+    @activity.defn(name="ReadDocumentInput")
+    async def read_document_input(self, inp: ExecuteBlockInput) -> BlockOutcome:
+        """start_document: the run's input document."""
+        return await self._run(inp, self.ex.start_document)
+
+    @activity.defn(name="ReadJsonInput")
+    async def read_json_input(self, inp: ExecuteBlockInput) -> BlockOutcome:
+        """start_json: the run's JSON input, validated against the block's schema."""
+        return await self._run(inp, self.ex.start_json)
+
+    @activity.defn(name="ParseDocument")
+    async def parse_document(self, inp: ExecuteBlockInput) -> BlockOutcome:
+        """parse: document → text per page."""
+        return await self._run(inp, self.ex.parse)
+
+    @activity.defn(name="ExtractData")
+    async def extract_data(self, inp: ExecuteBlockInput) -> BlockOutcome:
+        """extract: document or text + schema → data, through the model provider."""
+        return await self._run(inp, self.ex.extract)
+
+    @activity.defn(name="EvaluateConditions")
+    async def evaluate_conditions(self, inp: ExecuteBlockInput) -> BlockOutcome:
+        """conditional: conditions on JSON → the active branch."""
+        return await self._run(inp, self.ex.conditional)
+
+    @activity.defn(name="RunFunction")
+    async def run_function(self, inp: ExecuteBlockInput) -> BlockOutcome:
+        """function: a safe expression or mapping over JSON."""
+        return await self._run(inp, self.ex.function)
+
+    @activity.defn(name="MergeDicts")
+    async def merge_dicts(self, inp: ExecuteBlockInput) -> BlockOutcome:
+        """merge_dicts: merge JSON inputs, later ones winning."""
+        return await self._run(inp, self.ex.merge_dicts)
+
+    @activity.defn(name="CallApi")
+    async def call_api(self, inp: ExecuteBlockInput) -> BlockOutcome:
+        """api_call: an HTTP request templated from the input, with retries and a trace."""
+        return await self._run(inp, self.ex.api_call)
+
+    def all(self) -> list[Callable[..., Any]]:
+        """Every activity of this class, for the worker."""
+        return [
+            self.read_document_input,
+            self.read_json_input,
+            self.parse_document,
+            self.extract_data,
+            self.evaluate_conditions,
+            self.run_function,
+            self.merge_dicts,
+            self.call_api,
+        ]
+
+    async def _run(self, inp: ExecuteBlockInput, executor: Executor) -> BlockOutcome:
+        run, block = inp.run, inp.block
+        structlog.contextvars.bind_contextvars(run_id=run.run_id, block_id=block.id, step_id=inp.step_id)
+        started = datetime.now(UTC)
+        record = StepRecord(
+            run_id=run.run_id,
+            step_id=inp.step_id,
+            block_id=block.id,
+            block_type=block.type,
+            block_label=block.label,
+            started_at=started,
+            retry_count=activity.info().attempt - 1,
+        )
+        try:
+            inputs = {h: await self._resolve(v) for h, v in inp.inputs.items()}
+            record.handle_inputs = inputs
+            log.info("block started", block_type=block.type, attempt=activity.info().attempt)
+            async with _heartbeats():
+                produced = await executor(inp, inputs)
+            return await self._complete(inp, record, produced)
+        except BlockError as exc:
+            await self._fail(inp, record, exc)
+            raise ApplicationError(str(exc), exc.details, type="BlockError", non_retryable=True) from exc
+        finally:
+            structlog.contextvars.unbind_contextvars("run_id", "block_id", "step_id")
+
+    async def _complete(self, inp: ExecuteBlockInput, record: StepRecord, produced: Produced) -> BlockOutcome:
+        run = inp.run
+        artifact_ref = await self._write_artifact(inp, produced.artifact)
+        record.handle_outputs = produced.outputs
+        record.routing_decisions = produced.routing
+        record.artifact = artifact_ref
+        record.model = produced.model
+        record.completed_at = datetime.now(UTC)
+        record.lifecycle = Lifecycle(status="completed")
+        await self.store.put_json(keys.step(run.project_id, run.run_id, inp.step_id), record)
+        outputs = {handle: await self._claim_check(inp, handle, value) for handle, value in produced.outputs.items()}
+        log.info("block completed", routing=produced.routing, artifact=artifact_ref and artifact_ref.id)
+        return BlockOutcome(
+            outputs=outputs,
+            routing_decisions=produced.routing,
+            artifact=artifact_ref,
+            model=produced.model,
+            started_at=record.started_at or record.completed_at,
+            completed_at=record.completed_at,
+        )
+
+    async def _fail(self, inp: ExecuteBlockInput, record: StepRecord, exc: BlockError) -> None:
+        run = inp.run
+        log.warning("block failed", error=str(exc), code=exc.code)
+        record.completed_at = datetime.now(UTC)
+        record.lifecycle = Lifecycle(status="error", message=str(exc), stage="execution", category="permanent")
+        record.error = ErrorInfo(
+            message=str(exc),
+            block_id=inp.block.id,
+            block_name=inp.block.label,
+            error_code=exc.code,
+            context=exc.details,
+        )
+        if exc.details.get("artifact"):
+            record.artifact = await self._write_artifact(inp, exc.details.pop("artifact"))
+        await self.store.put_json(keys.step(run.project_id, run.run_id, inp.step_id), record)
+
+    async def _write_artifact(self, inp: ExecuteBlockInput, artifact: dict[str, Any] | None) -> ArtifactRef | None:
+        if artifact is None:
+            return None
+        operation = str(artifact["operation"])
+        # Derived from run and step, so a retried activity overwrites its artifact instead of adding one.
+        artifact_id = derived_id(ARTIFACT_PREFIXES.get(operation, "art_"), inp.run.run_id, inp.step_id, length=24)
+        record = {
+            **artifact,
+            "id": artifact_id,
+            "run_id": inp.run.run_id,
+            "step_id": inp.step_id,
+            "block_id": inp.block.id,
+            "created_at": datetime.now(UTC).isoformat(),
+        }
+        await self.store.put_json(keys.artifact(inp.run.project_id, artifact_id), record)
+        return ArtifactRef(operation=operation, id=artifact_id)
+
+    async def _resolve(self, value: HandleValue) -> HandleValue:
+        if value.data_ref is None:
+            return value
+        data = (await self.store.get_json(value.data_ref)).data
+        return value.model_copy(update={"data": data["data"], "data_ref": None})
+
+    async def _claim_check(self, inp: ExecuteBlockInput, handle: str, value: HandleValue) -> HandleValue:
+        if value.type != "json":
+            return value
+        size = len(json.dumps(value.data, default=str))
+        if size <= inp.inline_output_limit_bytes:
+            return value
+        key = keys.output(inp.run.project_id, inp.run.run_id, inp.step_id, handle)
+        await self.store.put_json(key, {"data": value.data})
+        return value.model_copy(update={"data": None, "data_ref": key})
+
+
+@asynccontextmanager
+async def _heartbeats() -> Any:
+    """Heartbeat while the block runs, so cancellation and a dead worker are noticed quickly."""
+    if activity.info().is_local:
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+def elapsed_ms(start: float) -> int:
+    """Milliseconds since a `time.perf_counter()` reading."""
+    return int((time.perf_counter() - start) * 1000)

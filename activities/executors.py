@@ -1,0 +1,208 @@
+"""What each block type does, given resolved handle inputs. Pure logic lives in `docflow/`; this is I/O."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import jsonschema
+
+from activities.documents import UnsupportedDocumentError, extract_pages
+from activities.errors import BlockError, InputError
+from activities.http_call import ApiCaller
+from activities.produced import Produced
+from activities.provider import ExtractionRequest, ModelProvider, ProviderError
+from activities.storage import NotFound, ObjectStore
+from docflow import keys
+from docflow.blocks import (
+    ConditionalConfig,
+    ExtractConfig,
+    FunctionConfig,
+    MergeDictsConfig,
+    ParseConfig,
+    StartJsonConfig,
+    handles_of,
+    parse_config,
+)
+from docflow.conditions import evaluate_conditional
+from docflow.expressions import ExpressionError, run_function
+from docflow.merge import MergeError, merge_dicts
+from docflow.models import FileRef
+from docflow.runs import ExecuteBlockInput, HandleValue
+
+
+def _json(data: Any, document: FileRef | None = None) -> HandleValue:
+    return HandleValue(type="json", data=data, document=document)
+
+
+def _one_json(inputs: dict[str, HandleValue], handle: str = "input-json-0") -> HandleValue:
+    value = inputs.get(handle)
+    if value is None or value.type != "json":
+        raise InputError(f"input handle '{handle}' has no JSON value", code="missing_input", details={"handle": handle})
+    return value
+
+
+class Executors:
+    """Block executors, with the store, the model provider and the HTTP caller injected."""
+
+    def __init__(self, store: ObjectStore, provider: ModelProvider, api: ApiCaller) -> None:
+        self.store = store
+        self.provider = provider
+        self.api = api
+
+    async def _document_text(self, project_id: str, doc: FileRef) -> list[str]:
+        try:
+            content = await self.store.get_bytes(keys.file_content(project_id, doc.id))
+        except NotFound as exc:
+            raise BlockError(f"document '{doc.id}' is not stored", code="document_missing") from exc
+        try:
+            return await asyncio.to_thread(extract_pages, content, doc.mime_type, doc.filename)
+        except UnsupportedDocumentError as exc:
+            raise BlockError(str(exc), code="unsupported_document") from exc
+
+    async def start_document(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
+        """The document given for this start block."""
+        doc = inp.documents.get(inp.block.id)
+        if doc is None:
+            raise InputError(f"no document given for start block '{inp.block.id}'", code="missing_document")
+        return Produced(outputs={"output-file-0": HandleValue(type="file", document=doc)})
+
+    async def start_json(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
+        """The JSON given for this start block, checked against its schema."""
+        cfg = parse_config("start_json", inp.block.config)
+        assert isinstance(cfg, StartJsonConfig)
+        all_inputs: dict[str, Any] = {}
+        if inp.json_inputs_key:
+            all_inputs = (await self.store.get_json(inp.json_inputs_key)).data
+        if inp.block.id not in all_inputs:
+            raise InputError(f"no JSON input given for start block '{inp.block.id}'", code="missing_json_input")
+        data = all_inputs[inp.block.id]
+        if cfg.json_schema:
+            try:
+                jsonschema.validate(data, cfg.json_schema)
+            except jsonschema.ValidationError as exc:
+                raise InputError(
+                    f"JSON input does not match the schema: {exc.message}", code="schema_mismatch"
+                ) from exc
+        return Produced(outputs={"output-json-0": _json(data)})
+
+    async def parse(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
+        """Text per page of the input document."""
+        cfg = parse_config("parse", inp.block.config)
+        assert isinstance(cfg, ParseConfig)
+        doc = inputs.get("input-file-0")
+        if doc is None or doc.document is None:
+            raise InputError("input handle 'input-file-0' has no document", code="missing_input")
+        pages = await self._document_text(inp.run.project_id, doc.document)
+        output = {"pages": pages, "text": "\n\n".join(pages)}
+        artifact = {
+            "operation": "parse",
+            "file": doc.document.model_dump(),
+            "model": cfg.model or "docflow-text",
+            "table_parsing_format": cfg.table_parsing_format,
+            "image_resolution_dpi": cfg.image_resolution_dpi,
+            "output": output,
+            "status": "completed",
+        }
+        return Produced(
+            outputs={"output-json-0": _json(output, doc.document)}, artifact=artifact, model=artifact["model"]
+        )
+
+    async def extract(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
+        """Data matching the schema, from the document or text inputs, through the model provider."""
+        cfg = parse_config("extract", inp.block.config)
+        assert isinstance(cfg, ExtractConfig)
+        texts: list[str] = []
+        source: FileRef | None = None
+        for handle in handles_of("extract", cfg).inputs:
+            value = inputs.get(handle)
+            if value is None:
+                raise InputError(
+                    f"input handle '{handle}' has no value", code="missing_input", details={"handle": handle}
+                )
+            source = source or value.document
+            if value.type == "file" and value.document is not None:
+                texts.append("\n\n".join(await self._document_text(inp.run.project_id, value.document)))
+            elif isinstance(value.data, dict) and isinstance(value.data.get("text"), str):
+                texts.append(value.data["text"])
+            else:
+                texts.append(value.data if isinstance(value.data, str) else _dumps(value.data))
+        request = ExtractionRequest(
+            text="\n\n".join(texts),
+            json_schema=cfg.json_schema,
+            instructions=cfg.instructions,
+            model=cfg.model,
+            temperature=cfg.temperature,
+        )
+        try:
+            result = await self.provider.extract(request)
+        except ProviderError as exc:
+            raise BlockError(f"model call failed: {exc}", code="provider_error") from exc
+        file = source or FileRef(id="", filename="", mime_type="text/plain")
+        artifact = {
+            "operation": "extraction",
+            "file": file.model_dump(),
+            "model": result.model,
+            "json_schema": cfg.json_schema,
+            "n_consensus": cfg.n_consensus,
+            "instructions": cfg.instructions,
+            "output": result.data,
+            "status": "completed",
+            "usage": result.usage,
+        }
+        return Produced(outputs={"output-json-0": _json(result.data, source)}, artifact=artifact, model=result.model)
+
+    async def conditional(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
+        """The first matching branch; the input passes through on its handle."""
+        cfg = parse_config("conditional", inp.block.config)
+        assert isinstance(cfg, ConditionalConfig)
+        value = _one_json(inputs)
+        result = evaluate_conditional(cfg, value.data)
+        artifact = {
+            "operation": "conditional_evaluation",
+            "evaluations": result.evaluations,
+            "selected_handles": result.selected_handles,
+            "matched_branch_id": result.matched_branch_id,
+            "matched_condition_ids": result.matched_condition_ids,
+        }
+        outputs = {h: _json(value.data, value.document) for h in result.selected_handles}
+        return Produced(outputs=outputs, routing=list(result.selected_handles), artifact=artifact)
+
+    async def function(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
+        """The expression or mapping evaluated over the input."""
+        cfg = parse_config("function", inp.block.config)
+        assert isinstance(cfg, FunctionConfig)
+        value = _one_json(inputs)
+        start = time.perf_counter()
+        artifact: dict[str, Any] = {"operation": "function_invocation", "inputs": {"input-json-0": value.data}}
+        try:
+            output = run_function(cfg, value.data)
+        except ExpressionError as exc:
+            artifact.update(error={"message": str(exc), "block_id": inp.block.id}, output=None)
+            raise BlockError(
+                f"{exc.field}: {exc}", code="expression_error", details={"field": exc.field, "artifact": artifact}
+            ) from exc
+        artifact.update(output=output, duration_ms=int((time.perf_counter() - start) * 1000))
+        return Produced(outputs={"output-json-0": _json(output)}, artifact=artifact)
+
+    async def merge_dicts(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
+        """The merged inputs, in handle order."""
+        cfg = parse_config("merge_dicts", inp.block.config)
+        assert isinstance(cfg, MergeDictsConfig)
+        ordered = [inputs[h].data for h in handles_of("merge_dicts", cfg).inputs if h in inputs]
+        try:
+            merged = merge_dicts(ordered, cfg.strategy)
+        except MergeError as exc:
+            raise BlockError(str(exc), code="merge_error") from exc
+        return Produced(outputs={"output-json-0": _json(merged)})
+
+    async def api_call(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
+        """The HTTP request, retried on 5xx and timeouts, traced in the artifact."""
+        value = inputs.get("input-json-0")
+        return await self.api.call(inp.block.config, value.data if value else None)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, default=str)

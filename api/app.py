@@ -1,0 +1,63 @@
+"""The FastAPI application: one router per resource, all under `/v1`, all behind an API key."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import Depends, FastAPI, Request, Response
+
+from activities.storage import ObjectStore
+from api.deps import get_principal
+from api.errors import install_error_handlers
+from api.routes import artifacts, blocks, edges, files, runs, steps, workflows
+from docflow.config import Settings, get_settings
+from docflow.logging import configure_logging
+from docflow.temporal import connect
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API, wired to the settings' Temporal and S3."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = ObjectStore(settings)
+        await store.ensure_bucket()
+        app.state.store = store
+        app.state.temporal = await connect(settings)
+        yield
+
+    app = FastAPI(
+        title="docflow",
+        version="0.1.0",
+        description="Durable document-processing workflows on Temporal; wire-compatible with Retab's workflows API.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        try:
+            response = await call_next(request)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+        response.headers["x-request-id"] = rid
+        return response
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    secured = [Depends(get_principal)]
+    # Flat routes (/workflows/runs, /workflows/blocks…) are registered before /workflows/{workflow_id}.
+    for module in (runs, steps, artifacts, blocks, edges, workflows):
+        app.include_router(module.router, prefix="/v1/workflows", dependencies=secured)
+    app.include_router(files.router, prefix="/v1/files", dependencies=secured)
+    return app

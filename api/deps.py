@@ -1,0 +1,66 @@
+"""Dependencies of the routes, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from temporalio.client import Client
+
+from activities.storage import ObjectStore
+from api.auth import KeyRing, Principal
+from api.errors import UnauthorizedError
+from docflow.config import Settings
+
+
+def get_settings_dep(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> ObjectStore:
+    """The object store."""
+    store: ObjectStore = request.app.state.store
+    return store
+
+
+def get_temporal(request: Request) -> Client:
+    """The Temporal client."""
+    client: Client = request.app.state.temporal
+    return client
+
+
+def _keyring(request: Request) -> KeyRing:
+    settings: Settings = request.app.state.settings
+    path = settings.keys_file
+    mtime = path.stat().st_mtime if path.exists() else 0.0
+    # Reload when the key file changes, so `docflow keys create` needs no restart.
+    if getattr(request.app.state, "keys_mtime", None) != mtime:
+        request.app.state.keyring = KeyRing.load(path)
+        request.app.state.keys_mtime = mtime
+    ring: KeyRing = request.app.state.keyring
+    return ring
+
+
+def get_principal(
+    request: Request,
+    api_key: Annotated[str | None, Header(alias="Api-Key")] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Principal:
+    """The caller, from `Api-Key` or `Authorization: Bearer`; 401 otherwise."""
+    key = api_key
+    if key is None and authorization and authorization.lower().startswith("bearer "):
+        key = authorization[7:].strip()
+    if not key:
+        raise UnauthorizedError("missing API key: send it in the Api-Key header or as Authorization: Bearer")
+    principal = _keyring(request).authenticate(key)
+    if principal is None:
+        raise UnauthorizedError("invalid API key")
+    return principal
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+StoreDep = Annotated[ObjectStore, Depends(get_store)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,58 @@
+"""Artifacts: the records a step leaves (extraction, parse, conditional evaluation, API call trace…)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from activities.storage import NotFound
+from api.deps import PrincipalDep, StoreDep
+from api.errors import InvalidError, NotFoundError
+from api.routes.runs import runs_of
+from api.run_views import page
+from docflow import keys
+
+router = APIRouter(tags=["artifacts"])
+
+
+@router.get("/artifacts")
+async def list_artifacts(
+    request: Request,
+    principal: PrincipalDep,
+    store: StoreDep,
+    run_id: str | None = None,
+    step_id: str | None = None,
+    operation: str | None = None,
+    block_id: str | None = None,
+    before: str | None = None,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Artifacts of a run in step order; `step_id` (with `run_id`) returns the single attached one."""
+    if run_id is None:
+        raise InvalidError("run_id: required", field="run_id")
+    state = await runs_of(request).state(principal.project_id, run_id)
+    refs = [
+        s.artifact
+        for s in state.steps
+        if s.artifact is not None
+        and (step_id is None or s.step_id == step_id)
+        and (block_id is None or s.block_id == block_id)
+        and (operation is None or s.artifact.operation == operation)
+    ]
+    ids = [r.id for r in refs]
+    if after in ids:
+        refs = refs[ids.index(after) + 1 :]
+    items = [(await store.get_json(keys.artifact(principal.project_id, r.id))).data for r in refs[:limit]]
+    return page(items, "id", limit, len(refs) > limit)
+
+
+@router.get("/artifacts/{artifact_id}")
+async def get_artifact(artifact_id: str, principal: PrincipalDep, store: StoreDep) -> dict[str, Any]:
+    """One artifact by id, flattened with its `operation`."""
+    try:
+        data: dict[str, Any] = (await store.get_json(keys.artifact(principal.project_id, artifact_id))).data
+    except NotFound as exc:
+        raise NotFoundError(f"no artifact '{artifact_id}'", artifact_id=artifact_id) from exc
+    return data

@@ -1,0 +1,120 @@
+"""Runs: create, get, list, cancel, delete; and the run-scoped step paths of the get-run page's client."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from api.deps import PrincipalDep
+from api.errors import InvalidError, NotFoundError
+from api.run_inputs import CancelRunRequest, CreateRunRequest
+from api.run_views import page, public_run, public_step
+from api.runs_service import Runs
+
+router = APIRouter(tags=["runs"])
+
+
+def runs_of(request: Request) -> Runs:
+    """The run service bound to the app's clients."""
+    state = request.app.state
+    return Runs(state.store, state.temporal, state.settings)
+
+
+@router.post("/runs")
+async def create_run(
+    request: Request,
+    body: CreateRunRequest,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> dict[str, Any]:
+    """Start a run of a workflow version over documents and JSON inputs; returns at once (`pending`).
+
+    A retried request with the same `Idempotency-Key` returns the run the first one started.
+    """
+    state = await runs_of(request).start(principal.project_id, body, idempotency_key)
+    return public_run(state, state.inputs.json_data)
+
+
+@router.get("/runs")
+async def list_runs(
+    request: Request,
+    principal: PrincipalDep,
+    workflow_id: str | None = None,
+    status: str | None = None,
+    exclude_status: str | None = None,
+    trigger_type: str | None = None,
+    from_date: str | None = None,
+    to_date: str | None = None,
+    min_duration_ms: int | None = None,
+    max_duration_ms: int | None = None,
+    search: str | None = None,
+    before: str | None = None,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+    sort_by: str | None = None,
+) -> dict[str, Any]:
+    """Runs of the project, newest first, with the SDK's filters and keyset pagination (`after`)."""
+    if before is not None:
+        raise InvalidError("before: backwards paging is not supported; page with 'after'", field="before")
+    if order != "desc":
+        raise InvalidError("order: runs are listed newest first only ('desc')", field="order")
+    filters = {
+        "workflow_id": workflow_id,
+        "status": status,
+        "exclude_status": exclude_status,
+        "trigger_type": trigger_type,
+        "from_date": from_date,
+        "to_date": to_date,
+        "min_duration_ms": min_duration_ms,
+        "max_duration_ms": max_duration_ms,
+        "search": search,
+    }
+    states, more = await runs_of(request).list(principal.project_id, filters, after, limit)
+    return page([public_run(s) for s in states], "id", limit, more)
+
+
+@router.get("/runs/{run_id}")
+async def get_run(request: Request, run_id: str, principal: PrincipalDep) -> dict[str, Any]:
+    """A run: lifecycle (`status`, mirrored as `kind`), timing with durations and waiting time, inputs."""
+    runs = runs_of(request)
+    state = await runs.state(principal.project_id, run_id)
+    return public_run(state, await runs.json_inputs(principal.project_id, run_id))
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel_run(
+    request: Request, run_id: str, principal: PrincipalDep, body: CancelRunRequest | None = None
+) -> dict[str, Any]:
+    """Cancel a pending or running run; running blocks are cancelled and the run ends `cancelled`."""
+    state, status = await runs_of(request).cancel(principal.project_id, run_id)
+    return {"run": public_run(state), "cancellation_status": status, "redis_available": False}
+
+
+@router.delete("/runs/{run_id}", status_code=204)
+async def delete_run(request: Request, run_id: str, principal: PrincipalDep) -> Response:
+    """Delete a run, its step records and artifacts; a running run is stopped first."""
+    await runs_of(request).delete(principal.project_id, run_id)
+    return Response(status_code=204)
+
+
+@router.get("/runs/{run_id}/steps")
+async def list_run_steps(request: Request, run_id: str, principal: PrincipalDep) -> list[dict[str, Any]]:
+    """The run's steps as a plain list (the run-scoped path of the get-run page's client)."""
+    runs = runs_of(request)
+    state = await runs.state(principal.project_id, run_id)
+    return [
+        public_step(run_id, s, await runs.step_record(principal.project_id, run_id, s.step_id)) for s in state.steps
+    ]
+
+
+@router.get("/runs/{run_id}/steps/{block_id}")
+async def get_run_step(request: Request, run_id: str, block_id: str, principal: PrincipalDep) -> dict[str, Any]:
+    """One step of a run, by block id (or step id), with its handle inputs and outputs."""
+    runs = runs_of(request)
+    state = await runs.state(principal.project_id, run_id)
+    step = next((s for s in state.steps if block_id in (s.block_id, s.step_id)), None)
+    if step is None:
+        raise NotFoundError(f"run '{run_id}' has no step for block '{block_id}'", block_id=block_id)
+    return public_step(run_id, step, await runs.step_record(principal.project_id, run_id, step.step_id))

@@ -1,0 +1,76 @@
+"""Public shapes of runs and steps, built from the workflow's state and the records in S3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from docflow.runs import HandleValue, RunState, StepRecord, StepState
+
+
+def public_run(state: RunState, json_data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run as the SDK's `WorkflowRun`, plus the get-run page's nested `workflow` and timing extras."""
+    return {
+        "id": state.run_id,
+        "workflow_id": state.workflow_id,
+        "workflow_version_id": state.version_id,
+        "project_id": state.project_id,
+        "workflow": {
+            "workflow_id": state.workflow_id,
+            "version_id": state.version_id,
+            "name_at_run_time": state.workflow_name,
+            "requested_version": state.requested_version,
+        },
+        "trigger": {"type": state.trigger},
+        "lifecycle": state.lifecycle.model_dump(mode="json"),
+        "timing": state.timing.model_dump(mode="json"),
+        "inputs": {
+            "documents": {k: v.model_dump(mode="json") for k, v in state.inputs.documents.items()},
+            "json_data": json_data if json_data is not None else state.inputs.json_data,
+        },
+    }
+
+
+def _payload(value: HandleValue) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": value.type}
+    if value.document is not None:
+        out["document"] = value.document.model_dump(mode="json")
+    if value.type == "json":
+        out["data"] = value.data
+    return out
+
+
+def public_step(run_id: str, step: StepState, record: StepRecord | None) -> dict[str, Any]:
+    """A step as the SDK's `WorkflowRunStep`, with `routing_decisions` as an extra."""
+    return {
+        "run_id": run_id,
+        "block_id": step.block_id,
+        "step_id": step.step_id,
+        "block_type": step.block_type,
+        "block_label": step.block_label,
+        "lifecycle": step.lifecycle.model_dump(mode="json"),
+        "created_at": _iso(step.created_at),
+        "started_at": _iso(step.started_at),
+        "completed_at": _iso(step.completed_at),
+        "model": step.model,
+        "loop_containers": [],
+        "handle_inputs": {k: _payload(v) for k, v in (record.handle_inputs if record else {}).items()},
+        "handle_outputs": {k: _payload(v) for k, v in (record.handle_outputs if record else {}).items()},
+        "artifact": step.artifact.model_dump(mode="json") if step.artifact else None,
+        "routing_decisions": step.routing_decisions,
+        "retry_count": record.retry_count if record else step.retry_count,
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def page(items: list[dict[str, Any]], key: str, limit: int, has_more: bool) -> dict[str, Any]:
+    """The list envelope: `{data, list_metadata: {before, after}}`; `after` is set only when more follow."""
+    return {
+        "data": items,
+        "list_metadata": {
+            "before": items[0][key] if items else None,
+            "after": items[-1][key] if items and has_more else None,
+        },
+    }

@@ -1,0 +1,340 @@
+"""Runs: start (inputs checked before any workflow starts), read, list, cancel, delete.
+
+Execution state lives in Temporal (one `RunWorkflow` per run, its id is the run id); listing goes through
+Temporal visibility and our search attributes; closed runs are read from the summary the run persisted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jsonschema
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.storage import NotFound, ObjectStore
+from api.definitions import Definitions
+from api.errors import InvalidError, NotFoundError
+from api.files_service import decode_data_url, get_file, public_ref, store_document
+from api.run_inputs import CreateRunRequest, DocumentIn
+from docflow import keys
+from docflow.config import Settings
+from docflow.ids import RUN, derived_id, new_id
+from docflow.models import FileRef, VersionRecord
+from docflow.runs import Lifecycle, RunInputRefs, RunState, RunTiming, RunWorkflowInput, StepRecord
+from docflow.temporal import SA_PROJECT, SA_STATUS, SA_TRIGGER, SA_WORKFLOW_ID
+from workflows.run import RunWorkflow
+
+QUERY_TIMEOUT = timedelta(seconds=3)
+_CLOSED_STATUS = {
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.FAILED: "error",
+    WorkflowExecutionStatus.TIMED_OUT: "error",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+    WorkflowExecutionStatus.TERMINATED: "cancelled",
+}
+STATUS_ALIASES = {"failed": "error", "queued": "pending"}
+
+
+class Runs:
+    """The run operations of the API."""
+
+    def __init__(self, store: ObjectStore, temporal: Client, settings: Settings) -> None:
+        self.store = store
+        self.temporal = temporal
+        self.settings = settings
+        self.definitions = Definitions(store)
+
+    # -- start -----------------------------------------------------------------------------------
+
+    async def start(self, project_id: str, body: CreateRunRequest, idempotency_key: str | None) -> RunState:
+        """Check the inputs against the version's start blocks, store them, start the run."""
+        workflow = await self.definitions.get_workflow(project_id, body.workflow_id)
+        version = await self.definitions.resolve_version(project_id, body.workflow_id, body.version or "production")
+        doc_blocks, json_blocks = _start_blocks(version)
+        documents = body.documents or {}
+        json_inputs = body.json_inputs or {}
+        _check_input_keys(documents, doc_blocks, "documents", "start_document", version.id)
+        _check_input_keys(json_inputs, json_blocks, "json_inputs", "start_json", version.id)
+        for block_id, schema in json_blocks.items():
+            _check_json(block_id, schema, json_inputs[block_id])
+        refs = {k: await self._document(project_id, k, v) for k, v in documents.items()}
+        run_id = derived_id(RUN, project_id, idempotency_key, length=24) if idempotency_key else new_id(RUN)
+        inputs_key = keys.run_inputs(project_id, run_id) if json_inputs else None
+        if inputs_key:
+            await self.store.put_json(inputs_key, json_inputs)
+        now = datetime.now(UTC)
+        inp = RunWorkflowInput(
+            run_id=run_id,
+            project_id=project_id,
+            workflow_id=workflow.id,
+            version_id=version.id,
+            requested_version=body.version or "production",
+            workflow_name=workflow.name,
+            trigger="api",
+            created_at=now,
+            documents=refs,
+            json_inputs_key=inputs_key,
+            json_block_ids=sorted(json_blocks),
+            inline_output_limit_bytes=self.settings.inline_output_limit_bytes,
+            max_concurrent_blocks=self.settings.max_concurrent_blocks,
+        )
+        initial = _initial_state(inp, json_inputs)
+        try:
+            await self.temporal.start_workflow(
+                RunWorkflow.run,
+                inp,
+                id=run_id,
+                task_queue=self.settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(SA_PROJECT, project_id),
+                        SearchAttributePair(SA_WORKFLOW_ID, workflow.id),
+                        SearchAttributePair(SA_STATUS, "pending"),
+                        SearchAttributePair(SA_TRIGGER, "api"),
+                    ]
+                ),
+                memo={"run": initial.model_dump(mode="json", exclude={"inputs": {"json_data"}})},
+                static_summary=f"{workflow.name} · {version.id}",
+                static_details=f"workflow `{workflow.id}`, version `{version.id}` ({inp.requested_version})",
+            )
+        except WorkflowAlreadyStartedError:
+            return await self.state(project_id, run_id)  # a retried request: the run it started
+        return initial
+
+    async def _document(self, project_id: str, block_id: str, doc: DocumentIn) -> FileRef:
+        field = f"documents.{block_id}"
+        if doc.url is not None:
+            mime, content = decode_data_url(doc.url, f"{field}.url")
+            record = await store_document(
+                self.store, project_id, doc.filename or "document", mime, content, self.settings.max_upload_bytes, field
+            )
+            return public_ref(record)
+        if doc.id is None:
+            raise InvalidError(
+                f"{field}: give a data URL ('url') or a file id ('id')", code="invalid_document", field=field
+            )
+        record = await get_file(self.store, project_id, doc.id, field=f"{field}.id")
+        return public_ref(record)
+
+    # -- read ------------------------------------------------------------------------------------
+
+    async def _describe(self, project_id: str, run_id: str) -> WorkflowExecutionDescription:
+        if not run_id.startswith(RUN):
+            raise NotFoundError(f"no run '{run_id}'", run_id=run_id)
+        try:
+            desc = await self.temporal.get_workflow_handle(run_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise NotFoundError(f"no run '{run_id}'", run_id=run_id) from exc
+            raise
+        if desc.typed_search_attributes.get(SA_PROJECT) != project_id:
+            raise NotFoundError(f"no run '{run_id}'", run_id=run_id)
+        return desc
+
+    async def state(self, project_id: str, run_id: str) -> RunState:
+        """The run's state: live from the workflow while it runs, from its summary once closed."""
+        desc = await self._describe(project_id, run_id)
+        if desc.status == WorkflowExecutionStatus.RUNNING:
+            try:
+                live = await self.temporal.get_workflow_handle(run_id).query(
+                    RunWorkflow.run_state, rpc_timeout=QUERY_TIMEOUT
+                )
+            except RPCError:
+                live = None  # no worker has picked the run up yet
+            if live is not None:
+                return live
+            return await _from_memo(desc, desc.typed_search_attributes.get(SA_STATUS) or "pending")
+        try:
+            return await self.store.get_model(keys.run_summary(project_id, run_id), RunState)
+        except NotFound:
+            state = await _from_memo(desc, _CLOSED_STATUS.get(desc.status or WorkflowExecutionStatus.FAILED, "error"))
+            state.timing.completed_at = desc.close_time
+            return state
+
+    async def json_inputs(self, project_id: str, run_id: str) -> dict[str, Any]:
+        """The run's JSON inputs, as given."""
+        try:
+            data: dict[str, Any] = (await self.store.get_json(keys.run_inputs(project_id, run_id))).data
+        except NotFound:
+            return {}
+        return data
+
+    async def step_record(self, project_id: str, run_id: str, step_id: str) -> StepRecord | None:
+        """The step record an activity wrote, if any."""
+        try:
+            return await self.store.get_model(keys.step(project_id, run_id, step_id), StepRecord)
+        except NotFound:
+            return None
+
+    # -- list ------------------------------------------------------------------------------------
+
+    async def list(
+        self, project_id: str, filters: dict[str, Any], after: str | None, limit: int
+    ) -> tuple[list[RunState], bool]:
+        """Runs of the project, newest first, through visibility; keyset on start time."""
+        clauses = [f"{SA_PROJECT.name} = {_q(project_id)}"]
+        if filters.get("workflow_id"):
+            clauses.append(f"{SA_WORKFLOW_ID.name} = {_q(filters['workflow_id'])}")
+        if filters.get("status"):
+            clauses.append(f"{SA_STATUS.name} = {_q(STATUS_ALIASES.get(filters['status'], filters['status']))}")
+        if filters.get("exclude_status"):
+            ex = filters["exclude_status"]
+            clauses.append(f"{SA_STATUS.name} != {_q(STATUS_ALIASES.get(ex, ex))}")
+        if filters.get("trigger_type"):
+            clauses.append(f"{SA_TRIGGER.name} = {_q(filters['trigger_type'])}")
+        if filters.get("from_date"):
+            clauses.append(f"StartTime >= {_q(_day(filters['from_date'], 'from_date'))}")
+        if filters.get("to_date"):
+            end = datetime.fromisoformat(_day(filters["to_date"], "to_date")) + timedelta(days=1)
+            clauses.append(f"StartTime < {_q(end.isoformat())}")
+        if filters.get("search"):
+            clauses.append(f"WorkflowId STARTS_WITH {_q(filters['search'])}")
+        if after:
+            cursor = await self._describe(project_id, after)
+            clauses.append(f"StartTime < {_q(cursor.start_time.isoformat())}")
+        query = " AND ".join(clauses)
+        found: list[RunState] = []
+        async for execution in self.temporal.list_workflows(query, page_size=min(100, limit + 1)):
+            state = await _from_execution(execution)
+            if _duration_ok(state, filters):
+                found.append(state)
+            if len(found) > limit:
+                break
+        return found[:limit], len(found) > limit
+
+    # -- cancel, delete --------------------------------------------------------------------------
+
+    async def cancel(self, project_id: str, run_id: str) -> tuple[RunState, str]:
+        """Request cancellation; the status says whether it was requested, done already, or impossible."""
+        desc = await self._describe(project_id, run_id)
+        if desc.status == WorkflowExecutionStatus.RUNNING:
+            await self.temporal.get_workflow_handle(run_id).cancel()
+            return await self.state(project_id, run_id), "cancellation_requested"
+        state = await self.state(project_id, run_id)
+        return state, "cancelled" if state.lifecycle.status == "cancelled" else "cancellation_failed"
+
+    async def delete(self, project_id: str, run_id: str) -> None:
+        """Stop the run if it runs, delete its records and artifacts, then its Temporal execution."""
+        desc = await self._describe(project_id, run_id)
+        handle = self.temporal.get_workflow_handle(run_id)
+        if desc.status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate(reason="run deleted")
+        state = await self.state(project_id, run_id)
+        await asyncio.gather(
+            *(self.store.delete(keys.artifact(project_id, s.artifact.id)) for s in state.steps if s.artifact)
+        )
+        await self.store.delete_prefix(keys.run_prefix(project_id, run_id))
+        await _delete_execution(self.temporal, run_id)
+
+
+def _start_blocks(version: VersionRecord) -> tuple[set[str], dict[str, dict[str, Any] | None]]:
+    docs = {b.id for b in version.blocks if b.type == "start_document"}
+    jsons = {b.id: b.config.get("json_schema") for b in version.blocks if b.type == "start_json"}
+    return docs, jsons
+
+
+def _check_input_keys(given: dict[str, Any], expected: Any, field: str, kind: str, version_id: str) -> None:
+    for key in sorted(given):
+        if key not in expected:
+            raise InvalidError(
+                f"{field}.{key}: '{key}' is not a {kind} block of version {version_id}",
+                code="unknown_start_block",
+                field=f"{field}.{key}",
+                block_id=key,
+            )
+    for key in sorted(expected):
+        if key not in given:
+            raise InvalidError(
+                f"{field}.{key}: missing input for {kind} block '{key}'",
+                code="missing_start_input",
+                field=f"{field}.{key}",
+                block_id=key,
+            )
+
+
+def _check_json(block_id: str, schema: dict[str, Any] | None, value: Any) -> None:
+    if not schema:
+        return
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as exc:
+        path = ".".join(str(p) for p in exc.absolute_path)
+        field = f"json_inputs.{block_id}" + (f".{path}" if path else "")
+        raise InvalidError(f"{field}: {exc.message}", code="schema_mismatch", field=field, block_id=block_id) from exc
+    except jsonschema.SchemaError as exc:
+        raise InvalidError(
+            f"block '{block_id}' has an invalid json_schema", code="invalid_schema", block_id=block_id
+        ) from exc
+
+
+def _initial_state(inp: RunWorkflowInput, json_inputs: dict[str, Any]) -> RunState:
+    return RunState(
+        run_id=inp.run_id,
+        project_id=inp.project_id,
+        workflow_id=inp.workflow_id,
+        version_id=inp.version_id,
+        requested_version=inp.requested_version,
+        workflow_name=inp.workflow_name,
+        trigger=inp.trigger,
+        lifecycle=Lifecycle(status="pending"),
+        timing=RunTiming(created_at=inp.created_at),
+        inputs=RunInputRefs(documents=inp.documents, json_data=json_inputs),
+    )
+
+
+async def _from_memo(desc: WorkflowExecution, status: str) -> RunState:
+    memo = await desc.memo()
+    state = RunState.model_validate(memo["run"])
+    state.lifecycle = Lifecycle(status=status)
+    state.timing.started_at = state.timing.started_at or (desc.start_time if status != "pending" else None)
+    return state
+
+
+async def _from_execution(execution: WorkflowExecution) -> RunState:
+    status = execution.typed_search_attributes.get(SA_STATUS) or "pending"
+    state = await _from_memo(execution, status)
+    state.timing.started_at = execution.start_time
+    state.timing.completed_at = execution.close_time
+    return state
+
+
+def _duration_ok(state: RunState, filters: dict[str, Any]) -> bool:
+    low, high = filters.get("min_duration_ms"), filters.get("max_duration_ms")
+    if low is None and high is None:
+        return True
+    t = state.timing
+    if t.started_at is None or t.completed_at is None:
+        return False
+    ms = (t.completed_at - t.started_at).total_seconds() * 1000
+    return (low is None or ms >= low) and (high is None or ms <= high)
+
+
+def _q(value: str) -> str:
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _day(value: str, field: str) -> str:
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC).isoformat()
+    except ValueError as exc:
+        raise InvalidError(f"{field}: expected YYYY-MM-DD", code="invalid_date", field=field) from exc
+
+
+async def _delete_execution(client: Client, run_id: str) -> None:
+    from temporalio.api.common.v1 import WorkflowExecution as ProtoExecution
+    from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+
+    request = DeleteWorkflowExecutionRequest(
+        namespace=client.namespace, workflow_execution=ProtoExecution(workflow_id=run_id)
+    )
+    try:
+        await client.workflow_service.delete_workflow_execution(request)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise

@@ -1,0 +1,259 @@
+"""Block config models, one per block type, and the handles each block exposes.
+
+Config keys and handle ids are Retab's (NOTES.md §1): a handle id reads `input|output-<file|json>-<name>`.
+Decisions where Retab's notes are inference [I]:
+
+- `extract` reads `input-file-document` unless `config.inputs` names its inputs; an input
+  `{"name": "text", "type": "json"}` becomes the handle `input-json-text` (e.g. the output of a parse block).
+- `conditional` has one output handle per condition, `output-json-<condition id>`, plus
+  `output-json-else` when no condition matches; the first matching condition wins (if / elif / else).
+- `function` runs a safe expression language (`expression` or `mapping`), never user code; Retab's
+  `language: python` + `code` is refused with a clear error until an isolated executor exists.
+- `merge_dicts` reads `input-json-0 … input-json-<n-1>` where n = max(2, len(config.inputs)).
+- `for_each`, `while_loop`, `split`, `classifier`, `edit` are not built yet: their configs are refused on write.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class BlockConfig(BaseModel):
+    """Base of every block config: unknown keys are refused so typos surface on write."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartDocumentConfig(BlockConfig):
+    """A run's input document."""
+
+    accepted_mime_types: list[str] | None = None
+
+
+class StartJsonConfig(BlockConfig):
+    """A run's JSON input, validated against `json_schema` when given."""
+
+    json_schema: dict[str, Any] | None = None
+
+
+class NoteConfig(BlockConfig):
+    """A comment on the canvas; never executes."""
+
+    model_config = ConfigDict(extra="allow")
+    text: str = ""
+
+
+class ParseConfig(BlockConfig):
+    """Document → text per page."""
+
+    model: str | None = None
+    table_parsing_format: Literal["markdown", "yaml", "html", "json"] = "markdown"
+    image_resolution_dpi: int = Field(default=192, ge=72, le=600)
+
+
+class ExtractInput(BlockConfig):
+    """A named input of an extract block."""
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]+$")
+    type: Literal["file", "json"] = "file"
+    is_primary: bool = False
+
+
+class ExtractConfig(BlockConfig):
+    """Document or text + JSON schema → data."""
+
+    model: str | None = None
+    json_schema: dict[str, Any]
+    inputs: list[ExtractInput] | None = None
+    instructions: str | None = None
+    n_consensus: int = Field(default=1)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema_is_object(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("type", "object") != "object" or not isinstance(value.get("properties", {}), dict):
+            raise ValueError("json_schema must be an object schema with 'properties'")
+        return value
+
+    @field_validator("n_consensus")
+    @classmethod
+    def _consensus_not_built(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("n_consensus > 1 is not built yet; use 1")
+        return value
+
+
+Operator = Literal[
+    "equals",
+    "not_equals",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "contains",
+    "not_contains",
+    "starts_with",
+    "ends_with",
+    "matches_regex",
+    "exists",
+    "not_exists",
+    "is_empty",
+    "is_not_empty",
+    "is_true",
+    "is_false",
+    "in",
+    "not_in",
+]
+
+
+class SubCondition(BlockConfig):
+    """One comparison: the value at `path` against `expected`."""
+
+    id: str | None = None
+    path: str = Field(min_length=1)
+    operator: Operator
+    expected: Any = None
+
+
+class Condition(BlockConfig):
+    """A branch: its sub-conditions combined with `logical_operator`."""
+
+    id: str = Field(pattern=r"^[a-zA-Z0-9_-]+$")
+    name: str | None = None
+    sub_conditions: list[SubCondition] = Field(min_length=1)
+    logical_operator: Literal["and", "or"] = "and"
+
+
+class ConditionalConfig(BlockConfig):
+    """Conditions on JSON → the active branch handle."""
+
+    conditions: list[Condition] = Field(min_length=1)
+    else_branch: bool = True
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ConditionalConfig:
+        ids = [c.id for c in self.conditions]
+        if len(set(ids)) != len(ids) or "else" in ids:
+            raise ValueError("condition ids must be unique and not 'else'")
+        return self
+
+
+class FunctionConfig(BlockConfig):
+    """A safe expression (`expression`) or a field mapping (`mapping`) over the JSON input."""
+
+    expression: str | None = None
+    mapping: dict[str, str] | None = None
+    language: str | None = None
+    code: str | None = None
+    output_schema: dict[str, Any] | None = None
+    timeout_seconds: int = Field(default=60, ge=1, le=300)
+
+    @model_validator(mode="after")
+    def _one_body(self) -> FunctionConfig:
+        if self.code is not None or self.language is not None:
+            raise ValueError(
+                "language/code (user Python) is not supported yet: it needs an isolated executor; "
+                "use 'expression' or 'mapping'"
+            )
+        if (self.expression is None) == (self.mapping is None):
+            raise ValueError("give exactly one of 'expression' or 'mapping'")
+        return self
+
+
+class RetryPolicy(BlockConfig):
+    """How an api_call retries 5xx answers and timeouts."""
+
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    initial_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
+    backoff_multiplier: float = Field(default=2.0, ge=1, le=10)
+
+
+class ApiCallConfig(BlockConfig):
+    """An HTTP request templated from the JSON input (`{{ path }}` placeholders)."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    url: str = Field(pattern=r"^https?://")
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    output_schema: dict[str, Any] | None = None
+
+
+class MergeDictsConfig(BlockConfig):
+    """Merge several JSON inputs, later inputs winning."""
+
+    inputs: list[str] | None = None
+    strategy: Literal["deep", "shallow"] = "deep"
+
+
+CONFIG_MODELS: dict[str, type[BlockConfig]] = {
+    "start_document": StartDocumentConfig,
+    "start_json": StartJsonConfig,
+    "note": NoteConfig,
+    "parse": ParseConfig,
+    "extract": ExtractConfig,
+    "conditional": ConditionalConfig,
+    "function": FunctionConfig,
+    "api_call": ApiCallConfig,
+    "merge_dicts": MergeDictsConfig,
+}
+
+NOT_BUILT = {"edit", "split", "classifier", "for_each", "while_loop"}
+START_TYPES = {"start_document", "start_json"}
+# Pure, cheap blocks run as local activities.
+LOCAL_TYPES = {"start_document", "start_json", "conditional", "function", "merge_dicts"}
+ROUTING_TYPES = {"conditional"}
+
+
+@dataclass(frozen=True)
+class Handles:
+    """The input and output handle ids of a block."""
+
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+def handle_kind(handle_id: str) -> str:
+    """'file' or 'json', read from a handle id."""
+    match = re.match(r"^(?:input|output)-(file|json)-", handle_id)
+    return match.group(1) if match else "unknown"
+
+
+def parse_config(block_type: str, config: dict[str, Any]) -> BlockConfig:
+    """Validate a config for its block type (raises ValueError or pydantic's ValidationError)."""
+    if block_type in NOT_BUILT:
+        raise ValueError(f"block type '{block_type}' is not built yet")
+    model = CONFIG_MODELS.get(block_type)
+    if model is None:
+        raise ValueError(f"unknown block type '{block_type}'")
+    return model.model_validate(config)
+
+
+def handles_of(block_type: str, config: BlockConfig) -> Handles:
+    """The handles a block with this validated config exposes."""
+    if isinstance(config, StartDocumentConfig):
+        return Handles((), ("output-file-0",))
+    if isinstance(config, StartJsonConfig):
+        return Handles((), ("output-json-0",))
+    if isinstance(config, ParseConfig):
+        return Handles(("input-file-0",), ("output-json-0",))
+    if isinstance(config, ExtractConfig):
+        inputs = tuple(f"input-{i.type}-{i.name}" for i in config.inputs) if config.inputs else ("input-file-document",)
+        return Handles(inputs, ("output-json-0",))
+    if isinstance(config, ConditionalConfig):
+        outs = tuple(f"output-json-{c.id}" for c in config.conditions)
+        return Handles(("input-json-0",), outs + (("output-json-else",) if config.else_branch else ()))
+    if isinstance(config, FunctionConfig | ApiCallConfig):
+        return Handles(("input-json-0",), ("output-json-0",))
+    if isinstance(config, MergeDictsConfig):
+        n = max(2, len(config.inputs or []))
+        return Handles(tuple(f"input-json-{i}" for i in range(n)), ("output-json-0",))
+    return Handles((), ())

@@ -1,0 +1,143 @@
+"""The `docflow` command: `up` (the embedded stack), `demo`, `api`, `worker`, `keys create`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from docflow.config import Settings, get_settings
+
+app = typer.Typer(help="docflow: durable document-processing workflows on Temporal.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.")
+app.add_typer(keys_app, name="keys")
+
+
+def _dev_key(settings: Settings) -> tuple[str, str]:
+    """The development key: created (and printed) on first start; kept in <data_dir>/dev-api-key (0600)."""
+    from api.auth import KeyRing, create_key
+
+    path = settings.data_dir / "dev-api-key"
+    if path.exists():
+        key, project = path.read_text().split()
+        if KeyRing.load(settings.keys_file).authenticate(key) is not None:
+            return key, project
+    key, project = create_key(settings.keys_file, name="dev")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{key} {project}\n")
+    path.chmod(0o600)
+    print(f"created a development API key for project {project}: {key}")
+    return key, project
+
+
+@contextmanager
+def embedded_stack(settings: Settings) -> Iterator[tuple[str, str]]:
+    """Start Temporal, S3, the API and the worker; yield (dev key, project); stop them all on exit."""
+    from docflow.processes import start_api_process, start_worker
+    from docflow.stack import Server, start_s3, start_temporal
+
+    if settings.environment != "development":
+        raise typer.BadParameter("the embedded stack is for development; set DOCFLOW_ENVIRONMENT=development")
+    servers: list[Server] = []
+    logs = settings.data_dir / "logs"
+    try:
+        print("starting Temporal dev server…")
+        servers.append(start_temporal(settings))
+        print("starting S3 (SeaweedFS)…")
+        servers.append(start_s3(settings))
+        key, project = _dev_key(settings)
+        print("starting API and worker…")
+        servers.append(start_worker(settings, logs / "worker.log"))
+        servers.append(start_api_process(settings, logs / "api.log"))
+        yield key, project
+    finally:
+        for server in reversed(servers):
+            server.stop()
+        print("stack stopped")
+
+
+@app.command()
+def up() -> None:
+    """Start the embedded stack (Temporal, S3, API, worker) until Ctrl-C."""
+    settings = get_settings()
+    with embedded_stack(settings) as (key, project):
+        print(f"API:          {settings.api_url}  (key in {settings.data_dir / 'dev-api-key'}, project {project})")
+        print(f"OpenAPI docs: {settings.api_url}/docs")
+        print(f"Temporal UI:  {settings.temporal_ui_url}")
+        print(f"logs:         {settings.data_dir / 'logs'}   — Ctrl-C stops everything")
+        stop = False
+
+        def _stop(*_: object) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        while not stop:
+            time.sleep(0.2)
+    _exit(0)
+
+
+@app.command()
+def demo() -> None:
+    """Start the stack, run the invoice demo, stop the stack; exit 0 only on the expected result."""
+    from docflow.demo import DemoError, run_demo
+
+    settings = get_settings()
+    status = 1
+    with embedded_stack(settings) as (key, project):
+        try:
+            status = run_demo(settings.api_url, key, project, settings.temporal_ui_url)
+        except DemoError as exc:
+            print(f"demo failed: {exc}")
+    _exit(status)
+
+
+@app.command()
+def api() -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
+
+
+@app.command()
+def worker() -> None:
+    """Run a Temporal worker."""
+    import worker as worker_module
+
+    worker_module.main()
+
+
+@keys_app.command("create")
+def keys_create(project_id: str | None = None, name: str = "key") -> None:
+    """Create an API key (printed once; only its hash is stored)."""
+    from api.auth import create_key
+
+    settings = get_settings()
+    key, project = create_key(settings.keys_file, project_id, name)
+    print(f"project {project}\nkey     {key}")
+
+
+def _exit(status: int) -> None:
+    # The SDK's Rust core can abort at interpreter exit (temporalio/sdk-python#300): exit hard after a flush.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""S3 key layout: every record of a project under `projects/<project_id>/`, documents under `files/`.
+
+Listings the API needs are prefix scans: a workflow's versions, a run's steps.
+"""
+
+from __future__ import annotations
+
+
+def workflow(project: str, workflow_id: str) -> str:
+    """The workflow's metadata record."""
+    return f"projects/{project}/workflows/{workflow_id}/workflow.json"
+
+
+def workflows_prefix(project: str) -> str:
+    """Prefix of all workflows of a project."""
+    return f"projects/{project}/workflows/"
+
+
+def draft(project: str, workflow_id: str) -> str:
+    """The editable draft graph, written with If-Match."""
+    return f"projects/{project}/workflows/{workflow_id}/draft.json"
+
+
+def version(project: str, workflow_id: str, version_id: str) -> str:
+    """An immutable published version."""
+    return f"projects/{project}/workflows/{workflow_id}/versions/{version_id}.json"
+
+
+def versions_prefix(project: str, workflow_id: str) -> str:
+    """Prefix of a workflow's versions."""
+    return f"projects/{project}/workflows/{workflow_id}/versions/"
+
+
+def block_index(project: str, block_id: str) -> str:
+    """Claims a block id within a project (ids are unique per project)."""
+    return f"projects/{project}/index/blocks/{block_id}"
+
+
+def edge_index(project: str, edge_id: str) -> str:
+    """Maps an edge id to its workflow (edge routes carry no workflow id)."""
+    return f"projects/{project}/index/edges/{edge_id}"
+
+
+def file_meta(project: str, file_id: str) -> str:
+    """A document's metadata."""
+    return f"files/{project}/{file_id}/meta.json"
+
+
+def file_content(project: str, file_id: str) -> str:
+    """A document's bytes."""
+    return f"files/{project}/{file_id}/content"
+
+
+def run_prefix(project: str, run_id: str) -> str:
+    """Everything a run wrote."""
+    return f"projects/{project}/runs/{run_id}/"
+
+
+def run_inputs(project: str, run_id: str) -> str:
+    """The run's JSON inputs, stored by the API before the run starts."""
+    return f"projects/{project}/runs/{run_id}/inputs.json"
+
+
+def run_summary(project: str, run_id: str) -> str:
+    """The run's final state, persisted when it ends."""
+    return f"projects/{project}/runs/{run_id}/summary.json"
+
+
+def step(project: str, run_id: str, step_id: str) -> str:
+    """A step record with its handle payloads."""
+    return f"projects/{project}/runs/{run_id}/steps/{step_id}.json"
+
+
+def output(project: str, run_id: str, step_id: str, handle: str) -> str:
+    """A large handle output (claim check)."""
+    return f"projects/{project}/runs/{run_id}/outputs/{step_id}/{handle}.json"
+
+
+def artifact(project: str, artifact_id: str) -> str:
+    """An artifact record (artifact routes carry only its id)."""
+    return f"projects/{project}/artifacts/{artifact_id}.json"

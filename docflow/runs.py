@@ -1,0 +1,199 @@
+"""Models of runs and steps: the workflow's inputs, its live state, and what activities exchange.
+
+Lifecycles carry `status` (the SDK's discriminator) and mirror it as `kind` (what the get-run page reads).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, model_serializer
+
+from docflow.models import Block, FileRef, Model
+
+RunStatus = Literal["pending", "running", "awaiting_review", "completed", "error", "cancelled"]
+StepStatus = Literal["pending", "queued", "running", "completed", "awaiting_review", "error", "skipped", "cancelled"]
+TriggerType = Literal["manual", "api", "schedule", "webhook", "email", "custom", "restart"]
+
+
+class HandleValue(Model):
+    """A value on a handle. JSON over the inline limit lives in S3 and `data_ref` holds its key (claim check)."""
+
+    type: Literal["file", "json"]
+    document: FileRef | None = None
+    data: Any = None
+    data_ref: str | None = None
+
+
+class ArtifactRef(Model):
+    """A step's artifact: `(operation, id)`."""
+
+    operation: str
+    id: str
+
+
+class ErrorInfo(Model):
+    """Why a step or run failed, with the block that failed."""
+
+    message: str
+    stage: str = "execution"
+    category: Literal["transient", "permanent", "quota"] = "permanent"
+    block_id: str | None = None
+    block_name: str | None = None
+    error_code: str | None = None
+    context: dict[str, Any] | None = None
+
+
+class Lifecycle(Model):
+    """A tagged lifecycle; serialised with `status` and its mirror `kind`."""
+
+    status: str
+    reason: str | None = None
+    message: str | None = None
+    stage: str | None = None
+    category: str | None = None
+    details: dict[str, Any] | None = None
+    failing_step_id: str | None = None
+    waiting_for_block_ids: list[str] | None = None
+
+    @model_serializer(mode="wrap")
+    def _public(self, handler: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {k: v for k, v in handler(self).items() if v is not None}
+        data["kind"] = self.status
+        return data
+
+
+class StepState(Model):
+    """What the workflow knows of one step; the step record in S3 adds the handle payloads."""
+
+    step_id: str
+    block_id: str
+    block_type: str
+    block_label: str = ""
+    lifecycle: Lifecycle = Field(default_factory=lambda: Lifecycle(status="pending"))
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    model: str | None = None
+    artifact: ArtifactRef | None = None
+    routing_decisions: list[str] | None = None
+    retry_count: int = 0
+
+
+class RunTiming(Model):
+    """Run timing, with the get-run page's computed fields and their later names."""
+
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    human_waiting_started_at: datetime | None = None
+    accumulated_human_waiting_ms: int = 0
+
+    @model_serializer(mode="wrap")
+    def _public(self, handler: Any) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        duration = None
+        if self.started_at and self.completed_at:
+            duration = int((self.completed_at - self.started_at).total_seconds() * 1000)
+        data["duration_ms"] = duration
+        data["active_duration_ms"] = None if duration is None else max(0, duration - self.accumulated_human_waiting_ms)
+        data["review_waiting_started_at"] = data.get("human_waiting_started_at")
+        data["accumulated_review_waiting_ms"] = self.accumulated_human_waiting_ms
+        return data
+
+
+class RunInputRefs(Model):
+    """The run's inputs as given at creation: documents by start block, JSON by start block."""
+
+    documents: dict[str, FileRef] = Field(default_factory=dict)
+    json_data: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunWorkflowInput(Model):
+    """The one input of `RunWorkflow`; fields are only ever added, with defaults."""
+
+    run_id: str
+    project_id: str
+    workflow_id: str
+    version_id: str
+    requested_version: str = "production"
+    workflow_name: str = ""
+    trigger: TriggerType = "api"
+    created_at: datetime
+    documents: dict[str, FileRef] = Field(default_factory=dict)
+    json_inputs_key: str | None = None
+    json_block_ids: list[str] = Field(default_factory=list)
+    inline_output_limit_bytes: int = 128 * 1024
+    max_concurrent_blocks: int = 16
+
+
+class RunState(Model):
+    """The live state the run workflow answers queries with, and persists as its summary when it ends."""
+
+    run_id: str
+    project_id: str
+    workflow_id: str
+    version_id: str
+    requested_version: str = "production"
+    workflow_name: str = ""
+    trigger: TriggerType = "api"
+    lifecycle: Lifecycle = Field(default_factory=lambda: Lifecycle(status="pending"))
+    timing: RunTiming = Field(default_factory=RunTiming)
+    inputs: RunInputRefs = Field(default_factory=RunInputRefs)
+    steps: list[StepState] = Field(default_factory=list)
+
+
+class StepRecord(StepState):
+    """A step record in S3: the state plus handle payloads, written by the activity that ran the block."""
+
+    run_id: str
+    handle_inputs: dict[str, HandleValue] = Field(default_factory=dict)
+    handle_outputs: dict[str, HandleValue] = Field(default_factory=dict)
+    error: ErrorInfo | None = None
+
+
+class RunContext(Model):
+    """What an activity needs to know of the run it works for."""
+
+    run_id: str
+    project_id: str
+    workflow_id: str
+    version_id: str
+
+
+class ExecuteBlockInput(Model):
+    """Input of the block activity: one block, its step id and its handle inputs."""
+
+    run: RunContext
+    block: Block
+    step_id: str
+    inputs: dict[str, HandleValue] = Field(default_factory=dict)
+    documents: dict[str, FileRef] = Field(default_factory=dict)
+    json_inputs_key: str | None = None
+    inline_output_limit_bytes: int = 128 * 1024
+
+
+class BlockOutcome(Model):
+    """What the block activity returns: small references, never document bytes."""
+
+    outputs: dict[str, HandleValue] = Field(default_factory=dict)
+    routing_decisions: list[str] | None = None
+    artifact: ArtifactRef | None = None
+    model: str | None = None
+    started_at: datetime
+    completed_at: datetime
+
+
+class LoadGraphInput(Model):
+    """Input of the activity that loads a version's graph."""
+
+    project_id: str
+    workflow_id: str
+    version_id: str
+
+
+class PersistRunInput(Model):
+    """Input of the activity that persists a run summary when the run ends."""
+
+    state: RunState

@@ -1,0 +1,103 @@
+"""Session fixtures: a real Temporal dev server, a real S3 server (SeaweedFS), the API and a worker process.
+
+Everything listens on free loopback ports under a temporary data directory; each test gets clients.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from retab import Retab
+
+from api.auth import create_key
+from docflow.config import Settings
+from docflow.processes import ThreadedApi, start_worker
+from docflow.stack import Ports, Server, start_s3, start_temporal
+
+
+@dataclass
+class Stack:
+    """The running servers and what tests need to reach them."""
+
+    settings: Settings
+    api_url: str
+    api_key: str
+    project_id: str
+    other_api_key: str
+    worker: Server
+
+    def restart_worker(self, *, kill: bool) -> None:
+        """Stop the worker (SIGKILL if `kill`) and start a new one."""
+        if kill:
+            self.worker.proc.kill()
+            self.worker.proc.wait(10)
+        else:
+            self.worker.stop()
+        self.worker = start_worker(self.settings, self.settings.data_dir / "logs" / "worker.log")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data_dir = tmp_path_factory.mktemp("docflow-data")
+    ports = Ports()
+    settings = Settings(
+        data_dir=data_dir,
+        task_queue="docflow-tests",
+        log_format="json",
+        max_upload_bytes=2 * 1024 * 1024,
+        **ports.settings_overrides(),  # type: ignore[arg-type]
+    )
+    servers: list[Server] = []
+    api: ThreadedApi | None = None
+    worker: Server | None = None
+    try:
+        servers.append(start_temporal(settings))
+        servers.append(start_s3(settings))
+        key, project = create_key(settings.keys_file, name="tests")
+        other_key, _ = create_key(settings.keys_file, name="other-project")
+        api = ThreadedApi(settings).start()
+        worker = start_worker(settings, data_dir / "logs" / "worker.log")
+        stack = Stack(settings, api.url, key, project, other_key, worker)
+        yield stack
+        worker = stack.worker
+    finally:
+        if worker is not None:
+            worker.stop()
+        if api is not None:
+            api.stop()
+        for server in reversed(servers):
+            server.stop()
+        if os.environ.get("DOCFLOW_TEST_SHOW_LOGS"):
+            for log in sorted((data_dir / "logs").glob("*.log")):
+                sys.stderr.write(f"--- {log.name}\n{log.read_text()[-5000:]}\n")
+
+
+@pytest.fixture
+def client(stack: Stack) -> Retab:
+    """The official retab SDK, pointed at our API with the test project's key."""
+    return Retab(api_key=stack.api_key, base_url=stack.api_url, max_retries=0)
+
+
+@pytest.fixture
+def other_client(stack: Stack) -> Retab:
+    """The SDK with a key of another project."""
+    return Retab(api_key=stack.other_api_key, base_url=stack.api_url, max_retries=0)
+
+
+@pytest.fixture
+def http(stack: Stack) -> Iterator[httpx.Client]:
+    """A raw HTTP client with the test project's key, for status codes and error bodies."""
+    with httpx.Client(base_url=stack.api_url, headers={"Api-Key": stack.api_key}, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture
+def samples() -> Path:
+    """The bundled sample documents."""
+    return Path(__file__).resolve().parents[1] / "docflow" / "examples"

@@ -1,0 +1,91 @@
+"""The Temporal worker: registers the workflows and the activities, with their clients injected."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import httpx
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.blocks import BlockActivities
+from activities.executors import Executors
+from activities.http_call import ApiCaller
+from activities.provider import build_provider
+from activities.runs import RunActivities
+from activities.storage import ObjectStore
+from docflow.config import Settings, get_settings
+from docflow.logging import configure_logging
+from docflow.temporal import connect
+from workflows.run import RunWorkflow
+
+log = structlog.get_logger("docflow.worker")
+
+# Re-importing these per workflow run costs tens of milliseconds or more; they are deterministic.
+PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "docflow", "workflows")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox, with our shared models passed through."""
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
+
+
+def build_worker(client: Client, settings: Settings, store: ObjectStore, http: httpx.AsyncClient) -> Worker:
+    """A worker on the settings' task queue with every workflow and activity."""
+    executors = Executors(store, build_provider(settings, http), ApiCaller(http))
+    blocks = BlockActivities(store, executors)
+    runs = RunActivities(store)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[RunWorkflow],
+        activities=[*blocks.all(), runs.load_graph, runs.persist_summary],
+        workflow_runner=workflow_runner(),
+        max_concurrent_activities=64,
+    )
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run a worker until `stop` is set (or forever)."""
+    store = ObjectStore(settings)
+    await store.ensure_bucket()
+    client = await connect(settings)
+    async with httpx.AsyncClient(timeout=settings.model_timeout_seconds) as http:
+        worker = build_worker(client, settings, store, http)
+        log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+        async with worker:
+            await (stop or asyncio.Event()).wait()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: `python worker.py` or `docflow worker`."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    status = 0
+    try:
+        asyncio.run(run())
+    except Exception:
+        log.exception("worker failed")
+        status = 1
+    # The SDK's Rust core can abort at interpreter exit (temporalio/sdk-python#300): exit hard after a flush.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,16 @@
+"""Activity names, one per block type, so the Temporal UI reads as what each activity does."""
+
+from __future__ import annotations
+
+BLOCK_ACTIVITIES = {
+    "start_document": "ReadDocumentInput",
+    "start_json": "ReadJsonInput",
+    "parse": "ParseDocument",
+    "extract": "ExtractData",
+    "conditional": "EvaluateConditions",
+    "function": "RunFunction",
+    "merge_dicts": "MergeDicts",
+    "api_call": "CallApi",
+}
+LOAD_GRAPH = "LoadWorkflowVersion"
+PERSIST_RUN = "PersistRunSummary"

@@ -1,0 +1,43 @@
+"""Timeouts and retry policies of the activities the run workflow calls, named in one place."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+from docflow.models import Block
+
+# Error types an activity raises for what a retry cannot fix.
+NON_RETRYABLE = ["BlockError", "InputError", "UnsupportedDocumentError", "ProviderError", "NotFound"]
+
+LOCAL_TIMEOUT = timedelta(seconds=5)
+LOAD_GRAPH_TIMEOUT = timedelta(seconds=30)
+PERSIST_TIMEOUT = timedelta(seconds=30)
+HEARTBEAT_TIMEOUT = timedelta(seconds=5)
+
+BLOCK_TIMEOUTS = {
+    "parse": timedelta(minutes=10),
+    "extract": timedelta(minutes=15),
+}
+DEFAULT_BLOCK_TIMEOUT = timedelta(minutes=5)
+
+BLOCK_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+    non_retryable_error_types=NON_RETRYABLE,
+)
+LOCAL_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=NON_RETRYABLE)
+STORAGE_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(seconds=10))
+
+
+def block_timeout(block: Block) -> timedelta:
+    """Start-to-close timeout of a block's activity."""
+    if block.type == "api_call":
+        cfg = block.config
+        per_try = float(cfg.get("timeout_seconds", 30))
+        tries = int(cfg.get("retry", {}).get("max_attempts", 3))
+        return timedelta(seconds=per_try * tries + 60)
+    return BLOCK_TIMEOUTS.get(block.type, DEFAULT_BLOCK_TIMEOUT)
