@@ -13,7 +13,7 @@ from activities.documents import UnsupportedDocumentError, extract_pages
 from activities.errors import BlockError, InputError
 from activities.http_call import ApiCaller
 from activities.produced import Produced
-from activities.provider import ExtractionRequest, ModelProvider, ProviderError
+from activities.provider import ExtractionRequest, ModelProvider, ProviderError, ProviderTransientError
 from activities.storage import NotFound, ObjectStore
 from docflow import keys
 from docflow.blocks import (
@@ -97,17 +97,18 @@ class Executors:
             raise InputError("input handle 'input-file-0' has no document", code="missing_input")
         pages = await self._document_text(inp.run.project_id, doc.document)
         output = {"pages": pages, "text": "\n\n".join(pages)}
-        artifact = {
+        model = cfg.model or "docflow-text"
+        artifact: dict[str, Any] = {
             "operation": "parse",
             "file": doc.document.model_dump(),
-            "model": cfg.model or "docflow-text",
+            "model": model,
             "table_parsing_format": cfg.table_parsing_format,
             "image_resolution_dpi": cfg.image_resolution_dpi,
             "output": output,
             "status": "completed",
         }
         return Produced(
-            outputs={"output-json-0": _json(output, doc.document)}, artifact=artifact, model=artifact["model"]
+            outputs={"output-json-0": _json(output, doc.document)}, artifact=artifact, model=model
         )
 
     async def extract(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
@@ -138,6 +139,8 @@ class Executors:
         )
         try:
             result = await self.provider.extract(request)
+        except ProviderTransientError:
+            raise  # rate limits, 5xx, timeouts: Temporal retries the activity with backoff
         except ProviderError as exc:
             raise BlockError(f"model call failed: {exc}", code="provider_error") from exc
         file = source or FileRef(id="", filename="", mime_type="text/plain")

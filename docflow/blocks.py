@@ -120,6 +120,15 @@ class SubCondition(BlockConfig):
     operator: Operator
     expected: Any = None
 
+    @model_validator(mode="after")
+    def _regex_compiles(self) -> SubCondition:
+        if self.operator == "matches_regex":
+            try:
+                re.compile(str(self.expected))
+            except re.error as exc:
+                raise ValueError(f"expected: not a valid regular expression: {exc}") from exc
+        return self
+
 
 class Condition(BlockConfig):
     """A branch: its sub-conditions combined with `logical_operator`."""
@@ -163,6 +172,12 @@ class FunctionConfig(BlockConfig):
             )
         if (self.expression is None) == (self.mapping is None):
             raise ValueError("give exactly one of 'expression' or 'mapping'")
+        from docflow.expressions import ExpressionError, check_expressions  # expressions imports this module
+
+        try:
+            check_expressions(self)
+        except ExpressionError as exc:
+            raise ValueError(f"{exc.field}: {exc}") from exc
         return self
 
 

@@ -19,6 +19,9 @@ from api.auth import create_key
 from docflow.config import Settings
 from docflow.processes import ThreadedApi, start_worker
 from docflow.stack import Ports, Server, start_s3, start_temporal
+from tests.http_target import HttpTarget
+
+_STATUS = pytest.StashKey[int]()
 
 
 @dataclass
@@ -51,6 +54,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         task_queue="docflow-tests",
         log_format="json",
         max_upload_bytes=2 * 1024 * 1024,
+        # Small, so every test also exercises the claim check of large outputs.
+        inline_output_limit_bytes=2048,
         **ports.settings_overrides(),  # type: ignore[arg-type]
     )
     servers: list[Server] = []
@@ -95,6 +100,26 @@ def http(stack: Stack) -> Iterator[httpx.Client]:
     """A raw HTTP client with the test project's key, for status codes and error bodies."""
     with httpx.Client(base_url=stack.api_url, headers={"Api-Key": stack.api_key}, timeout=30) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def http_target() -> Iterator[HttpTarget]:
+    """A real HTTP server for api_call blocks."""
+    with HttpTarget() as target:
+        yield target
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The SDK's Rust core can abort the interpreter at exit after all work succeeded
+    # (temporalio/sdk-python#300): leave with the real status, hard.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(config.stash.get(_STATUS, 0))
 
 
 @pytest.fixture

@@ -197,7 +197,7 @@ class _Walker:
         )
         summary = f"{block.label or block.id} ({block.type})"
         if block.type in LOCAL_TYPES:
-            return await workflow.execute_local_activity(
+            outcome: BlockOutcome = await workflow.execute_local_activity(
                 name,
                 arg,
                 result_type=BlockOutcome,
@@ -205,7 +205,8 @@ class _Walker:
                 retry_policy=options.LOCAL_RETRY,
                 summary=summary,
             )
-        return await workflow.execute_activity(
+            return outcome
+        outcome = await workflow.execute_activity(
             name,
             arg,
             result_type=BlockOutcome,
@@ -214,6 +215,7 @@ class _Walker:
             retry_policy=options.BLOCK_RETRY,
             summary=summary,
         )
+        return outcome
 
     def _record(self, block_id: str, task: asyncio.Task[BlockOutcome]) -> bool:
         """Fold a finished block into the state; False if it failed."""

@@ -1,0 +1,37 @@
+# docflow: `make demo` runs the demo on a fresh clone; `make test` runs ruff, mypy and pytest.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: venv up demo lint test unit bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+up: venv
+	$(BIN)/docflow up
+
+demo: venv
+	$(BIN)/docflow demo
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+bench: venv
+	$(BIN)/python -m bench.overhead
+
+clean:
+	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,199 @@
+"""Runs end to end, through the official SDK, against real Temporal, real S3 and a worker process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from retab import Retab
+
+from tests.conftest import Stack
+from tests.http_target import HttpTarget
+from tests.integration.builders import build, build_invoice, chain, wait_for
+
+
+def test_invoice_pdf_run_completes_with_steps_and_artifacts(client: Retab, stack: Stack, samples: Path) -> None:
+    wf_id, ids = build_invoice(client, stack.project_id)
+    run = client.workflows.runs.create(
+        workflow_id=wf_id,
+        documents={ids["invoice"]: samples / "invoice.pdf"},
+        json_inputs={ids["customer"]: {"customer_id": "cust_123", "priority": "high"}},
+    )
+    assert run.lifecycle.status in {"pending", "running"}
+    done = wait_for(client, run.id)
+    assert done.lifecycle.status == "completed", done.lifecycle
+    assert done.inputs is not None and done.inputs.documents[ids["invoice"]].filename == "invoice.pdf"
+
+    steps = {s.block_id: s for s in client.workflows.steps.list(run_id=run.id)}
+    assert ids["readme"] not in steps  # notes never execute
+    assert steps[ids["auto_approve"]].lifecycle.status == "skipped"
+    assert "output-json-else" in steps[ids["auto_approve"]].lifecycle.reason  # type: ignore[union-attr]
+    merged = client.workflows.steps.get(ids["merge"], run_id=run.id)
+    data = merged.handle_outputs["output-json-0"].data  # type: ignore[index]
+    assert data["invoice_number"] == "INV-2026-0042"
+    assert data["total_amount"] == 1440.0
+    assert data["needs_approval"] is True
+    assert data["customer_id"] == "cust_123"
+
+    extract = steps[ids["extract"]]
+    assert extract.artifact is not None and extract.artifact.operation.value == "extraction"
+    artifact = client.workflows.artifacts.get(extract.artifact.id)
+    assert artifact.output["vendor_name"] == "Acme Supplies Ltd"  # type: ignore[union-attr]
+    operations = {a.operation.value for a in client.workflows.artifacts.list(run_id=run.id)}
+    assert {"parse", "extraction", "conditional_evaluation"} <= operations
+
+
+def test_get_run_page_fields_and_run_scoped_steps(client: Retab, http: httpx.Client, stack: Stack) -> None:
+    blocks, edges = chain([("in", "start_json", {}), ("double", "function", {"expression": "input['n'] * 2"})])
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"n": 21}}, version="draft")
+    wait_for(client, run.id)
+    body = http.get(f"/v1/workflows/runs/{run.id}").json()
+    assert body["lifecycle"] == {"status": "completed", "kind": "completed"}
+    timing = body["timing"]
+    assert timing["duration_ms"] >= 0 and timing["active_duration_ms"] == timing["duration_ms"]
+    assert timing["accumulated_human_waiting_ms"] == 0 and timing["accumulated_review_waiting_ms"] == 0
+    assert body["workflow"]["version_id"] == body["workflow_version_id"]
+    assert body["inputs"]["json_data"] == {ids["in"]: {"n": 21}}
+    listed = http.get(f"/v1/workflows/runs/{run.id}/steps").json()
+    assert [s["block_id"] for s in listed] == [ids["in"], ids["double"]]
+    step = http.get(f"/v1/workflows/runs/{run.id}/steps/{ids['double']}").json()
+    assert step["handle_outputs"]["output-json-0"]["data"] == 42
+
+
+def test_api_call_retries_and_traces(client: Retab, stack: Stack, http_target: HttpTarget) -> None:
+    config = {"method": "POST", "url": f"{http_target.url}/flaky/a?fail=2", "body": {"sku": "{{ sku }}", "qty": "{{ qty }}"},
+              "retry": {"max_attempts": 4, "initial_backoff_seconds": 0.05}}  # fmt: skip
+    blocks, edges = chain([("in", "start_json", {}), ("call", "api_call", config)])
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"sku": "W-1", "qty": 3}}, version="draft")
+    assert wait_for(client, run.id).lifecycle.status == "completed"
+    step = client.workflows.steps.get(ids["call"], run_id=run.id)
+    assert step.handle_outputs["output-json-0"].data["received"] == {"sku": "W-1", "qty": 3}  # type: ignore[index]
+    trace = client.workflows.artifacts.get(step.artifact.id)  # type: ignore[union-attr]
+    assert [a.response_status for a in trace.attempts] == [503, 503, 200]  # type: ignore[union-attr]
+
+
+def test_failing_block_fails_the_run_naming_the_block(client: Retab, stack: Stack, http_target: HttpTarget) -> None:
+    config = {"method": "POST", "url": f"{http_target.url}/missing", "retry": {"max_attempts": 1}}
+    blocks, edges = chain([("in", "start_json", {}), ("call", "api_call", config), ("after", "function", {"expression": "1"})])
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {}}, version="draft")
+    done = wait_for(client, run.id)
+    assert done.lifecycle.status == "error"
+    assert done.lifecycle.failing_step_id == ids["call"]  # type: ignore[union-attr]
+    assert "404" in done.lifecycle.message  # type: ignore[union-attr]
+    steps = {s.block_id: s.lifecycle.status for s in client.workflows.steps.list(run_id=run.id)}
+    assert steps == {ids["in"]: "completed", ids["call"]: "error", ids["after"]: "pending"}
+
+
+def test_large_output_is_claim_checked_out_of_history(client: Retab, stack: Stack) -> None:
+    blocks, edges = chain(
+        [("in", "start_json", {}), ("big", "function", {"expression": "'x' * 50000"}),
+         ("size", "function", {"expression": "len(input)"})]
+    )  # fmt: skip
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {}}, version="draft")
+    assert wait_for(client, run.id).lifecycle.status == "completed"
+    assert client.workflows.steps.get(ids["size"], run_id=run.id).handle_outputs["output-json-0"].data == 50000  # type: ignore[index]
+    assert len(client.workflows.steps.get(ids["big"], run_id=run.id).handle_outputs["output-json-0"].data) == 50000  # type: ignore[index, arg-type]
+    history = _history_sizes(stack, run.id)
+    assert max(history) < 20000, "a 50 kB output went through the workflow history"
+
+
+def _history_sizes(stack: Stack, run_id: str) -> list[int]:
+    import asyncio
+
+    from docflow.temporal import connect
+
+    async def sizes() -> list[int]:
+        client = await connect(stack.settings)
+        history = await client.get_workflow_handle(run_id).fetch_history()
+        return [e.ByteSize() for e in history.events]
+
+    return asyncio.run(sizes())
+
+
+def test_cancel_a_running_run(client: Retab, stack: Stack, http_target: HttpTarget) -> None:
+    config = {"method": "POST", "url": f"{http_target.url}/slow?seconds=20", "timeout_seconds": 60}
+    blocks, edges = chain([("in", "start_json", {}), ("wait", "api_call", config)])
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {}}, version="draft")
+    _wait_step(client, run.id, ids["wait"], "running")
+    answer = client.workflows.runs.cancel(run.id)
+    assert answer.cancellation_status is not None and answer.cancellation_status.value == "cancellation_requested"
+    done = wait_for(client, run.id, timeout=30)
+    assert done.lifecycle.status == "cancelled"
+    steps = {s.block_id: s.lifecycle.status for s in client.workflows.steps.list(run_id=run.id)}
+    assert steps[ids["wait"]] == "cancelled"
+
+
+def _wait_step(client: Retab, run_id: str, block_id: str, status: str, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        steps = {s.block_id: s.lifecycle.status for s in client.workflows.steps.list(run_id=run_id)}
+        if steps.get(block_id) == status:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"step {block_id} never reached {status}")
+
+
+def test_list_runs_filters_and_pages(client: Retab, stack: Stack) -> None:
+    blocks, edges = chain([("in", "start_json", {}), ("f", "function", {"expression": "input"})])
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run_ids = []
+    for i in range(3):
+        run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"i": i}}, version="draft")
+        wait_for(client, run.id)
+        run_ids.append(run.id)
+    listed = _eventually_listed(client, wf_id, 3)
+    assert [r.id for r in listed] == list(reversed(run_ids))  # newest first
+    first = client.workflows.runs.list(workflow_id=wf_id, limit=2)
+    assert [r.id for r in first.data] == list(reversed(run_ids))[:2] and first.has_more
+    second = client.workflows.runs.list(workflow_id=wf_id, limit=2, after=first.list_metadata.after)
+    assert [r.id for r in second.data] == [run_ids[0]] and not second.has_more
+    assert [r.id for r in client.workflows.runs.list(workflow_id=wf_id, status="error").data] == []
+    assert len(client.workflows.runs.list(workflow_id=wf_id, status="completed").data) == 3
+
+
+def _eventually_listed(client: Retab, wf_id: str, n: int) -> list:  # type: ignore[type-arg]
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:
+        runs = client.workflows.runs.list(workflow_id=wf_id, status="completed", limit=50).data
+        if len(runs) >= n or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.2)
+
+
+def test_idempotency_key_starts_one_run(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    blocks, edges = chain([("in", "start_json", {}), ("f", "function", {"expression": "input"})])
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    body = {"workflow_id": wf_id, "json_inputs": {ids["in"]: {}}, "version": "draft"}
+    first = http.post("/v1/workflows/runs", json=body, headers={"Idempotency-Key": f"k-{wf_id}"})
+    second = http.post("/v1/workflows/runs", json=body, headers={"Idempotency-Key": f"k-{wf_id}"})
+    assert first.status_code == second.status_code == 200
+    assert first.json()["id"] == second.json()["id"]
+
+
+def test_run_of_another_project_is_not_found(client: Retab, other_client: Retab, stack: Stack) -> None:
+    blocks, edges = chain([("in", "start_json", {}), ("f", "function", {"expression": "input"})])
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {}}, version="draft")
+    with pytest.raises(Exception) as err:
+        other_client.workflows.runs.get(run.id)
+    assert getattr(err.value, "status_code", None) == 404
+    assert all(r.id != run.id for r in other_client.workflows.runs.list().data)
+
+
+def test_delete_run(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    blocks, edges = chain([("in", "start_json", {}), ("f", "function", {"expression": "input"})])
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {}}, version="draft")
+    wait_for(client, run.id)
+    client.workflows.runs.delete(run.id)
+    assert http.get(f"/v1/workflows/runs/{run.id}").status_code == 404
