@@ -153,7 +153,8 @@ class Executors:
             "instructions": cfg.instructions,
             "output": result.data,
             "status": "completed",
-            "usage": result.usage,
+            # Retab's usage carries credits; a self-hosted model call costs none.
+            "usage": {"credits": 0.0, **result.usage},
         }
         return Produced(outputs={"output-json-0": _json(result.data, source)}, artifact=artifact, model=result.model)
 

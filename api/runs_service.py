@@ -133,9 +133,13 @@ class Runs:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise NotFoundError(f"no run '{run_id}'", run_id=run_id) from exc
             raise
-        if desc.typed_search_attributes.get(SA_PROJECT) != project_id:
+        if desc.typed_search_attributes.get(SA_PROJECT) != project_id or await self._deleted(project_id, run_id):
             raise NotFoundError(f"no run '{run_id}'", run_id=run_id)
         return desc
+
+    async def _deleted(self, project_id: str, run_id: str) -> bool:
+        # Temporal deletes executions in the background: the tombstone hides the run meanwhile.
+        return await self.store.exists(keys.deleted_run(project_id, run_id))
 
     async def state(self, project_id: str, run_id: str) -> RunState:
         """The run's state: live from the workflow while it runs, from its summary once closed."""
@@ -202,7 +206,7 @@ class Runs:
         found: list[RunState] = []
         async for execution in self.temporal.list_workflows(query, page_size=min(100, limit + 1)):
             state = await _from_execution(execution)
-            if _duration_ok(state, filters):
+            if _duration_ok(state, filters) and not await self._deleted(project_id, state.run_id):
                 found.append(state)
             if len(found) > limit:
                 break
@@ -226,6 +230,7 @@ class Runs:
         if desc.status == WorkflowExecutionStatus.RUNNING:
             await handle.terminate(reason="run deleted")
         state = await self.state(project_id, run_id)
+        await self.store.put_json(keys.deleted_run(project_id, run_id), {"deleted_at": datetime.now(UTC).isoformat()})
         await asyncio.gather(
             *(self.store.delete(keys.artifact(project_id, s.artifact.id)) for s in state.steps if s.artifact)
         )
@@ -327,6 +332,7 @@ def _day(value: str, field: str) -> str:
 
 
 async def _delete_execution(client: Client, run_id: str) -> None:
+    """Ask Temporal to delete the execution; it does so in the background."""
     from temporalio.api.common.v1 import WorkflowExecution as ProtoExecution
     from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 

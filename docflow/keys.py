@@ -79,3 +79,8 @@ def output(project: str, run_id: str, step_id: str, handle: str) -> str:
 def artifact(project: str, artifact_id: str) -> str:
     """An artifact record (artifact routes carry only its id)."""
     return f"projects/{project}/artifacts/{artifact_id}.json"
+
+
+def deleted_run(project: str, run_id: str) -> str:
+    """A deleted run's tombstone, kept while Temporal removes the execution."""
+    return f"projects/{project}/index/deleted-runs/{run_id}"

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from retab import Retab
+from retab.types.mime import FileRef
 
 from tests.conftest import Stack
 from tests.integration.builders import build, wait_for
@@ -118,8 +119,8 @@ def test_uploaded_file_runs_by_reference_and_is_stored_once(
     import hashlib
 
     assert first["sha256"] == hashlib.sha256(content).hexdigest()
-    ref = {"id": first["id"], "filename": "invoice.pdf", "mime_type": "application/pdf"}
-    run = client.workflows.runs.create(workflow_id=wf_id, documents={ids["doc"]: ref},  # type: ignore[dict-item]
+    ref = FileRef(id=first["id"], filename="invoice.pdf", mime_type="application/pdf")
+    run = client.workflows.runs.create(workflow_id=wf_id, documents={ids["doc"]: ref},
                                        json_inputs={ids["meta"]: {"customer_id": "c"}})  # fmt: skip
     assert wait_for(client, run.id).lifecycle.status == "completed"
     parsed = client.workflows.steps.get(ids["parse"], run_id=run.id).handle_outputs["output-json-0"].data  # type: ignore[index]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 from pathlib import Path
 
 import httpx
 import pytest
 from retab import Retab
 
+from docflow.temporal import connect
 from tests.conftest import Stack
 from tests.http_target import HttpTarget
 from tests.integration.builders import build, build_invoice, chain, wait_for
@@ -37,11 +41,33 @@ def test_invoice_pdf_run_completes_with_steps_and_artifacts(client: Retab, stack
     assert data["customer_id"] == "cust_123"
 
     extract = steps[ids["extract"]]
-    assert extract.artifact is not None and extract.artifact.operation.value == "extraction"
+    assert extract.artifact is not None and extract.artifact.operation == "extraction"
     artifact = client.workflows.artifacts.get(extract.artifact.id)
     assert artifact.output["vendor_name"] == "Acme Supplies Ltd"  # type: ignore[union-attr]
-    operations = {a.operation.value for a in client.workflows.artifacts.list(run_id=run.id)}
+    operations = {a.operation for a in client.workflows.artifacts.list(run_id=run.id)}
     assert {"parse", "extraction", "conditional_evaluation"} <= operations
+    if os.environ.get("DOCFLOW_RECORD_HISTORIES"):
+        _record_history(stack, run.id, "invoice_run")
+
+
+def _record_history(stack: Stack, run_id: str, name: str) -> None:
+    async def fetch() -> str:
+        client = await connect(stack.settings)
+        return (await client.get_workflow_handle(run_id).fetch_history()).to_json()
+
+    (Path(__file__).resolve().parents[1] / "histories" / f"{name}.json").write_text(asyncio.run(fetch()))
+
+
+def test_block_log_lines_carry_run_block_and_step_ids(client: Retab, stack: Stack) -> None:
+    blocks, edges = chain([("in", "start_json", {}), ("f", "function", {"expression": "input"})])
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {}}, version="draft")
+    assert wait_for(client, run.id).lifecycle.status == "completed"
+    lines = [json.loads(line) for line in (stack.settings.data_dir / "logs" / "worker.log").read_text().splitlines()
+             if line.startswith("{")]  # fmt: skip
+    mine = [line for line in lines if line.get("run_id") == run.id]
+    assert {line["event"] for line in mine} >= {"block started", "block completed"}
+    assert {(line["block_id"], line["step_id"]) for line in mine} == {(ids["in"], ids["in"]), (ids["f"], ids["f"])}
 
 
 def test_get_run_page_fields_and_run_scoped_steps(client: Retab, http: httpx.Client, stack: Stack) -> None:
@@ -103,10 +129,6 @@ def test_large_output_is_claim_checked_out_of_history(client: Retab, stack: Stac
 
 
 def _history_sizes(stack: Stack, run_id: str) -> list[int]:
-    import asyncio
-
-    from docflow.temporal import connect
-
     async def sizes() -> list[int]:
         client = await connect(stack.settings)
         history = await client.get_workflow_handle(run_id).fetch_history()

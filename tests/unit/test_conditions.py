@@ -77,7 +77,6 @@ def test_no_match_takes_the_else_branch_or_nothing() -> None:
         ("vendor", "ends_with", "Ltd", True),
         ("vendor", "ends_with", "Inc", False),
         ("invoice.number", "matches_regex", r"^INV-\d{4}-\d+$", True),
-        ("invoice.number", "matches_regex", "(unclosed", False),
         ("vendor", "exists", None, True),
         ("maybe", "exists", None, False),
         ("nowhere.deep", "exists", None, False),
@@ -184,3 +183,8 @@ def test_compare_never_raises_on_odd_types() -> None:
         for actual in odd_values:
             for expected in odd_values:
                 assert isinstance(compare(operator, actual, expected), bool)
+
+
+def test_an_invalid_regex_is_refused_when_the_config_is_written() -> None:
+    with pytest.raises(ValueError, match="regular expression"):
+        config(cond("c", "invoice.number", "matches_regex", "(unclosed"))
