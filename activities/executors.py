@@ -107,9 +107,7 @@ class Executors:
             "output": output,
             "status": "completed",
         }
-        return Produced(
-            outputs={"output-json-0": _json(output, doc.document)}, artifact=artifact, model=model
-        )
+        return Produced(outputs={"output-json-0": _json(output, doc.document)}, artifact=artifact, model=model)
 
     async def extract(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
         """Data matching the schema, from the document or text inputs, through the model provider."""

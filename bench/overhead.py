@@ -38,12 +38,16 @@ def make_chain(api: httpx.Client, project: str, n: int) -> tuple[str, str]:
     suffix = uuid.uuid4().hex[:6]
     wf = api.post("/v1/workflows", json={"name": f"bench chain {n}", "project_id": project}).json()
     start = f"in-{suffix}"
-    api.post("/v1/workflows/blocks", json={"workflow_id": wf["id"], "id": start, "type": "start_json"}).raise_for_status()
+    api.post(
+        "/v1/workflows/blocks", json={"workflow_id": wf["id"], "id": start, "type": "start_json"}
+    ).raise_for_status()
     previous = start
     for i in range(n):
         block = f"f{i}-{suffix}"
         config = {"mapping": {"n": "input['n'] + 1"}}
-        api.post("/v1/workflows/blocks", json={"workflow_id": wf["id"], "id": block, "type": "function", "config": config}).raise_for_status()
+        api.post(
+            "/v1/workflows/blocks", json={"workflow_id": wf["id"], "id": block, "type": "function", "config": config}
+        ).raise_for_status()
         edge = {"workflow_id": wf["id"], "source_block": previous, "target_block": block,
                 "source_handle": "output-json-0", "target_handle": "input-json-0"}  # fmt: skip
         api.post("/v1/workflows/edges", json=edge).raise_for_status()

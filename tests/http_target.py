@@ -39,10 +39,9 @@ class HttpTarget:
                 target.counts[url.path] += 1
                 target.bodies.append(body)
                 query = parse_qs(url.query)
-                if url.path.startswith("/flaky"):
-                    if target.counts[url.path] <= int(query.get("fail", ["1"])[0]):
-                        self._answer(503, {"error": "try again"})
-                        return
+                if url.path.startswith("/flaky") and target.counts[url.path] <= int(query.get("fail", ["1"])[0]):
+                    self._answer(503, {"error": "try again"})
+                    return
                 if url.path.startswith("/slow"):
                     time.sleep(float(query.get("seconds", ["5"])[0]))
                 if url.path.startswith("/missing"):

@@ -148,11 +148,23 @@ class _Walker:
                 for block_id in self._schedule(len(running)):
                     running[asyncio.create_task(self._execute(self.blocks[block_id]))] = block_id
             if not running:
+                if failed:
+                    self._skip_rest()
                 return
             done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
             for task in sorted(done, key=lambda t: running[t]):
                 block_id = running.pop(task)
                 failed = not self._record(block_id, task) or failed
+
+    def _skip_rest(self) -> None:
+        """After a failure, blocks that never started are skipped, naming the block that failed."""
+        failing = self.state.lifecycle.failing_step_id
+        for block_id, status in self.status.items():
+            if status == "pending":
+                self.status[block_id] = "skipped"
+                self.steps[block_id].lifecycle = Lifecycle(
+                    status="skipped", reason=f"the run failed at block '{failing}'"
+                )
 
     def _schedule(self, in_flight: int) -> list[str]:
         """Skip what can no longer run, then return the ready blocks within the concurrency bound."""

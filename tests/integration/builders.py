@@ -15,14 +15,20 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "docflow" / "examples"
 TERMINAL = {"completed", "error", "cancelled"}
 
 
-def build(client: Retab, project_id: str, blocks: list[dict[str, Any]], edges: list[dict[str, Any]]) -> tuple[str, dict[str, str]]:
+def build(
+    client: Retab, project_id: str, blocks: list[dict[str, Any]], edges: list[dict[str, Any]]
+) -> tuple[str, dict[str, str]]:
     """Create a workflow with these blocks (ids made unique) and edges; returns (workflow id, id map)."""
     suffix = uuid.uuid4().hex[:6]
     wf = client.workflows.create(project_id=project_id, name=f"test {suffix}")
     ids = {b["id"]: f"{b['id']}-{suffix}" for b in blocks}
     for b in blocks:
         client.workflows.blocks.create(
-            workflow_id=wf.id, id=ids[b["id"]], type=b["type"], label=b.get("label", b["id"]), config=b.get("config", {})
+            workflow_id=wf.id,
+            id=ids[b["id"]],
+            type=b["type"],
+            label=b.get("label", b["id"]),
+            config=b.get("config", {}),
         )
     for e in edges:
         client.workflows.edges.create(

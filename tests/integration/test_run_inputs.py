@@ -19,7 +19,9 @@ PDF_BLOCKS = [
      "properties": {"customer_id": {"type": "string"}}}}},
     {"id": "parse", "type": "parse"},
 ]  # fmt: skip
-PDF_EDGES = [{"source_block": "doc", "target_block": "parse", "source_handle": "output-file-0", "target_handle": "input-file-0"}]
+PDF_EDGES = [
+    {"source_block": "doc", "target_block": "parse", "source_handle": "output-file-0", "target_handle": "input-file-0"}
+]
 
 
 @pytest.fixture
@@ -41,7 +43,9 @@ def _post(http: httpx.Client, body: dict) -> httpx.Response:  # type: ignore[typ
     return http.post("/v1/workflows/runs", json=body)
 
 
-def test_missing_start_input_is_422_naming_the_block(http: httpx.Client, pdf_workflow: tuple[str, dict[str, str]], samples: Path) -> None:
+def test_missing_start_input_is_422_naming_the_block(
+    http: httpx.Client, pdf_workflow: tuple[str, dict[str, str]], samples: Path
+) -> None:
     wf_id, ids = pdf_workflow
     doc = {"filename": "i.pdf", "url": _data_url((samples / "invoice.pdf").read_bytes())}
     answer = _post(http, {"workflow_id": wf_id, "documents": {ids["doc"]: doc}})
@@ -50,10 +54,14 @@ def test_missing_start_input_is_422_naming_the_block(http: httpx.Client, pdf_wor
     assert _runs_of(http, wf_id) == []
 
 
-def test_json_input_against_schema_is_422(http: httpx.Client, pdf_workflow: tuple[str, dict[str, str]], samples: Path) -> None:
+def test_json_input_against_schema_is_422(
+    http: httpx.Client, pdf_workflow: tuple[str, dict[str, str]], samples: Path
+) -> None:
     wf_id, ids = pdf_workflow
     doc = {"filename": "i.pdf", "url": _data_url((samples / "invoice.pdf").read_bytes())}
-    answer = _post(http, {"workflow_id": wf_id, "documents": {ids["doc"]: doc}, "json_inputs": {ids["meta"]: {"customer_id": 7}}})
+    answer = _post(
+        http, {"workflow_id": wf_id, "documents": {ids["doc"]: doc}, "json_inputs": {ids["meta"]: {"customer_id": 7}}}
+    )
     assert answer.status_code == 422
     assert answer.json()["detail"]["details"]["field"] == f"json_inputs.{ids['meta']}.customer_id"
 
@@ -88,16 +96,22 @@ def test_document_for_a_block_that_is_not_start_document_is_422(
 def test_data_url_that_is_not_base64_is_422(http: httpx.Client, pdf_workflow: tuple[str, dict[str, str]]) -> None:
     wf_id, ids = pdf_workflow
     doc = {"filename": "i.pdf", "url": "data:application/pdf;base64,@@not-base64@@"}
-    answer = _post(http, {"workflow_id": wf_id, "documents": {ids["doc"]: doc}, "json_inputs": {ids["meta"]: {"customer_id": "c"}}})
+    answer = _post(
+        http, {"workflow_id": wf_id, "documents": {ids["doc"]: doc}, "json_inputs": {ids["meta"]: {"customer_id": "c"}}}
+    )
     assert answer.status_code == 422
     assert answer.json()["detail"]["details"]["field"] == f"documents.{ids['doc']}.url"
 
 
-def test_document_over_the_size_limit_is_413(http: httpx.Client, pdf_workflow: tuple[str, dict[str, str]], stack: Stack) -> None:
+def test_document_over_the_size_limit_is_413(
+    http: httpx.Client, pdf_workflow: tuple[str, dict[str, str]], stack: Stack
+) -> None:
     wf_id, ids = pdf_workflow
     big = b"%PDF-1.4\n" + b"0" * (stack.settings.max_upload_bytes + 1)
     doc = {"filename": "big.pdf", "url": _data_url(big)}
-    answer = _post(http, {"workflow_id": wf_id, "documents": {ids["doc"]: doc}, "json_inputs": {ids["meta"]: {"customer_id": "c"}}})
+    answer = _post(
+        http, {"workflow_id": wf_id, "documents": {ids["doc"]: doc}, "json_inputs": {ids["meta"]: {"customer_id": "c"}}}
+    )
     assert answer.status_code == 413
     assert answer.json()["detail"]["details"]["field"] == f"documents.{ids['doc']}"
     upload = http.post("/v1/files/upload", files={"file": ("big.pdf", big, "application/pdf")})
@@ -130,7 +144,9 @@ def test_uploaded_file_runs_by_reference_and_is_stored_once(
 def test_unknown_file_reference_is_422(http: httpx.Client, pdf_workflow: tuple[str, dict[str, str]]) -> None:
     wf_id, ids = pdf_workflow
     ref = {"id": "file_0000", "filename": "x.pdf", "mime_type": "application/pdf"}
-    answer = _post(http, {"workflow_id": wf_id, "documents": {ids["doc"]: ref}, "json_inputs": {ids["meta"]: {"customer_id": "c"}}})
+    answer = _post(
+        http, {"workflow_id": wf_id, "documents": {ids["doc"]: ref}, "json_inputs": {ids["meta"]: {"customer_id": "c"}}}
+    )
     assert answer.status_code == 422
     assert answer.json()["detail"]["details"]["field"] == f"documents.{ids['doc']}.id"
 

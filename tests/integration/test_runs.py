@@ -89,11 +89,17 @@ def test_get_run_page_fields_and_run_scoped_steps(client: Retab, http: httpx.Cli
 
 
 def test_api_call_retries_and_traces(client: Retab, stack: Stack, http_target: HttpTarget) -> None:
-    config = {"method": "POST", "url": f"{http_target.url}/flaky/a?fail=2", "body": {"sku": "{{ sku }}", "qty": "{{ qty }}"},
-              "retry": {"max_attempts": 4, "initial_backoff_seconds": 0.05}}  # fmt: skip
+    config = {
+        "method": "POST",
+        "url": f"{http_target.url}/flaky/a?fail=2",
+        "body": {"sku": "{{ sku }}", "qty": "{{ qty }}"},
+        "retry": {"max_attempts": 4, "initial_backoff_seconds": 0.05},
+    }
     blocks, edges = chain([("in", "start_json", {}), ("call", "api_call", config)])
     wf_id, ids = build(client, stack.project_id, blocks, edges)
-    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"sku": "W-1", "qty": 3}}, version="draft")
+    run = client.workflows.runs.create(
+        workflow_id=wf_id, json_inputs={ids["in"]: {"sku": "W-1", "qty": 3}}, version="draft"
+    )
     assert wait_for(client, run.id).lifecycle.status == "completed"
     step = client.workflows.steps.get(ids["call"], run_id=run.id)
     assert step.handle_outputs["output-json-0"].data["received"] == {"sku": "W-1", "qty": 3}  # type: ignore[index]
@@ -103,15 +109,22 @@ def test_api_call_retries_and_traces(client: Retab, stack: Stack, http_target: H
 
 def test_failing_block_fails_the_run_naming_the_block(client: Retab, stack: Stack, http_target: HttpTarget) -> None:
     config = {"method": "POST", "url": f"{http_target.url}/missing", "retry": {"max_attempts": 1}}
-    blocks, edges = chain([("in", "start_json", {}), ("call", "api_call", config), ("after", "function", {"expression": "1"})])
+    blocks, edges = chain(
+        [("in", "start_json", {}), ("call", "api_call", config), ("after", "function", {"expression": "1"})]
+    )
     wf_id, ids = build(client, stack.project_id, blocks, edges)
     run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {}}, version="draft")
     done = wait_for(client, run.id)
     assert done.lifecycle.status == "error"
     assert done.lifecycle.failing_step_id == ids["call"]  # type: ignore[union-attr]
     assert "404" in done.lifecycle.message  # type: ignore[union-attr]
-    steps = {s.block_id: s.lifecycle.status for s in client.workflows.steps.list(run_id=run.id)}
-    assert steps == {ids["in"]: "completed", ids["call"]: "error", ids["after"]: "pending"}
+    steps = {s.block_id: s.lifecycle for s in client.workflows.steps.list(run_id=run.id)}
+    assert {k: v.status for k, v in steps.items()} == {
+        ids["in"]: "completed",
+        ids["call"]: "error",
+        ids["after"]: "skipped",
+    }
+    assert ids["call"] in steps[ids["after"]].reason
 
 
 def test_large_output_is_claim_checked_out_of_history(client: Retab, stack: Stack) -> None:
