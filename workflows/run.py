@@ -207,7 +207,8 @@ class _Walker:
             json_inputs_key=self.inp.json_inputs_key if block.type == "start_json" else None,
             inline_output_limit_bytes=self.inp.inline_output_limit_bytes,
         )
-        summary = f"{block.label or block.id} ({block.type})"
+        named = f"{block.label} [{block.id}]" if block.label and block.label != block.id else block.id
+        summary = f"{named} · {block.type}"
         if block.type in LOCAL_TYPES:
             outcome: BlockOutcome = await workflow.execute_local_activity(
                 name,
