@@ -46,11 +46,12 @@ def test_run_is_findable_in_the_ui_with_search_attributes_and_block_summaries(
     assert attrs.get(SA_TRIGGER) == "api"
     assert desc.workflow_type == "RunWorkflow"
 
-    summaries = []
-    for event in history.events:
-        if event.event_type in (EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, EventType.EVENT_TYPE_MARKER_RECORDED):
-            if event.user_metadata.HasField("summary"):
-                summaries.append(event.user_metadata.summary.data.decode())
+    kinds = (EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, EventType.EVENT_TYPE_MARKER_RECORDED)
+    summaries = [
+        e.user_metadata.summary.data.decode()
+        for e in history.events
+        if e.event_type in kinds and e.user_metadata.HasField("summary")
+    ]
     joined = " ".join(summaries)
     for block in ("fn", "call"):
         assert ids[block] in joined, f"no activity summary names block {ids[block]}: {summaries}"
