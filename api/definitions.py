@@ -1,0 +1,253 @@
+"""Workflow definitions in S3, with no database: metadata, one draft graph, immutable versions.
+
+Per workflow, under the caller's project (`docflow.keys`): the metadata record (`keys.workflow()`, with the
+production pointer `published{version_id, published_at, description}`), the draft (`keys.draft()`, edited
+through `api.drafts`), and version records (`keys.version()`): a `VersionRecord` plus a boolean `published`.
+A version id is the hash of its graph (`docflow.graph.version_id`), so publishing an unchanged graph yields
+the same id and writes nothing new. Running the draft snapshots it as a version with `published: false`:
+runs can pin it, version listings leave it out.
+
+Anything of another project is simply absent here (404): every key is under the caller's project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from activities.storage import NotFound, ObjectStore, PreconditionFailed
+from api.draft_edits import GraphEditor
+from api.drafts import MAX_ATTEMPTS, graph_error, safe_id
+from api.errors import ConflictError, InvalidError, NotFoundError
+from docflow import keys
+from docflow.graph import validate_graph, version_id
+from docflow.ids import VERSION, WORKFLOW, new_id
+from docflow.models import Graph, Published, VersionRecord, WorkflowRecord
+
+
+class WorkflowCreate(BaseModel):
+    """A new workflow (the SDK's `CreateWorkflowRequest`); it starts with an empty draft."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: str | None = "Untitled Workflow"
+    description: str | None = ""
+    project_id: str = Field(description="The project of the API key")
+
+
+class WorkflowUpdate(BaseModel):
+    """Changes to a workflow's name or description."""
+
+    model_config = ConfigDict(extra="ignore")
+    name: str | None = None
+    description: str | None = None
+
+
+class PublishRequest(BaseModel):
+    """A release note for the published version."""
+
+    model_config = ConfigDict(extra="ignore")
+    description: str | None = ""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _workflow_prefix(project_id: str, workflow_id: str) -> str:
+    return f"{keys.workflows_prefix(project_id)}{workflow_id}/"
+
+
+class Definitions:
+    """Workflows, their drafts and versions, for one object store."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+        self.editor = GraphEditor(store)
+        self.drafts = self.editor.drafts
+
+    # -- workflows ---------------------------------------------------------------------------------------
+
+    async def create_workflow(self, project_id: str, body: WorkflowCreate) -> WorkflowRecord:
+        """A new workflow with an empty draft; 404 if `project_id` is not the caller's project."""
+        if body.project_id != project_id:
+            raise NotFoundError(f"no project '{body.project_id}'", code="project_not_found", field="project_id")
+        now = _now()
+        record = WorkflowRecord(
+            id=new_id(WORKFLOW),
+            project_id=project_id,
+            name=body.name if body.name is not None else "Untitled Workflow",
+            description=body.description or "",
+            created_at=now,
+            updated_at=now,
+        )
+        await self.drafts.create(project_id, record.id)
+        await self._store.put_json(keys.workflow(project_id, record.id), record, if_none_match=True)
+        return record
+
+    async def get_workflow(self, project_id: str, workflow_id: str) -> WorkflowRecord:
+        """A workflow's record; NotFoundError if absent (or of another project)."""
+        if not safe_id(workflow_id):
+            raise NotFoundError(f"no workflow '{workflow_id}'", workflow_id=workflow_id)
+        try:
+            return await self._store.get_model(keys.workflow(project_id, workflow_id), WorkflowRecord)
+        except NotFound as exc:
+            raise NotFoundError(f"no workflow '{workflow_id}'", workflow_id=workflow_id) from exc
+
+    async def list_workflows(self, project_id: str) -> list[WorkflowRecord]:
+        """Every workflow of the project, unordered."""
+        prefix = keys.workflows_prefix(project_id)
+        found = [k for k in await self._store.list_keys(prefix) if k.endswith("/workflow.json")]
+        depth = prefix.count("/") + 1
+        records = await asyncio.gather(*(self._read_record(k) for k in found if k.count("/") == depth))
+        return [r for r in records if r is not None]
+
+    async def update_workflow(self, project_id: str, workflow_id: str, body: WorkflowUpdate) -> WorkflowRecord:
+        """Change the name or description."""
+        changes: dict[str, Any] = body.model_dump(exclude_none=True)
+        return await self._change_record(project_id, workflow_id, changes)
+
+    async def delete_workflow(self, project_id: str, workflow_id: str) -> None:
+        """Delete the workflow, its draft, versions and the index entries of its blocks and edges."""
+        await self.get_workflow(project_id, workflow_id)
+        try:
+            draft = await self.drafts.read(project_id, workflow_id)
+        except NotFoundError:
+            draft = None
+        await self._store.delete(keys.workflow(project_id, workflow_id))  # its id claims are stale from here
+        if draft is not None:
+            await self.drafts.release_graph(project_id, workflow_id, draft.graph)
+        await self._store.delete_prefix(_workflow_prefix(project_id, workflow_id))
+
+    # -- versions ----------------------------------------------------------------------------------------
+
+    async def publish(self, project_id: str, workflow_id: str, description: str) -> WorkflowRecord:
+        """Validate the draft, store it as a version and point production at it."""
+        await self.get_workflow(project_id, workflow_id)
+        draft = await self.drafts.read(project_id, workflow_id)
+        if issues := validate_graph(draft.graph):
+            raise graph_error(issues)
+        version = await self._store_version(project_id, workflow_id, draft.graph, description, published=True)
+        pointer = Published(version_id=version.id, published_at=_now(), description=description)
+        return await self._change_record(project_id, workflow_id, {"published": pointer})
+
+    async def list_versions(self, project_id: str, workflow_id: str) -> list[VersionRecord]:
+        """The published versions of a workflow, unordered (draft-run snapshots are left out)."""
+        await self.get_workflow(project_id, workflow_id)
+        found = await self._store.list_keys(keys.versions_prefix(project_id, workflow_id))
+        stored = await asyncio.gather(*(self._read_version(k) for k in found))
+        return [VersionRecord.model_validate(data) for data in stored if data and data.get("published")]
+
+    async def get_version(self, project_id: str, workflow_id: str, version: str) -> VersionRecord:
+        """One version of a workflow (published, or a draft-run snapshot); 404 if absent."""
+        await self.get_workflow(project_id, workflow_id)
+        data = await self._read_version(keys.version(project_id, workflow_id, version)) if safe_id(version) else None
+        if data is None:
+            raise NotFoundError(f"workflow '{workflow_id}' has no version '{version}'", version_id=version)
+        return VersionRecord.model_validate(data)
+
+    async def discard_draft(
+        self, project_id: str, workflow_id: str, if_match: str | None
+    ) -> tuple[WorkflowRecord, str]:
+        """Reset the draft to the production version; 409 if nothing was ever published."""
+        record = await self.get_workflow(project_id, workflow_id)
+        if record.published is None or record.published.version_id is None:
+            raise ConflictError(
+                f"workflow '{workflow_id}' has never been published: there is no version to reset the draft to",
+                code="no_published_version",
+                workflow_id=workflow_id,
+            )
+        return await self.restore(project_id, workflow_id, record.published.version_id, if_match)
+
+    async def restore(
+        self, project_id: str, workflow_id: str, version: str, if_match: str | None
+    ) -> tuple[WorkflowRecord, str]:
+        """Copy a version's graph into the draft; returns the workflow and the draft's new ETag."""
+        graph = (await self.get_version(project_id, workflow_id, version)).graph()
+        draft = await self.drafts.replace(project_id, workflow_id, graph, if_match)
+        return await self._change_record(project_id, workflow_id, {}), draft.etag
+
+    async def resolve_version(self, project_id: str, workflow_id: str, requested: str) -> VersionRecord:
+        """The version a run pins: "production", "draft" (validated and snapshotted) or a `ver_…` id."""
+        record = await self.get_workflow(project_id, workflow_id)
+        if requested == "production":
+            if record.published is None or record.published.version_id is None:
+                raise InvalidError(
+                    f"workflow '{workflow_id}' has no published version: publish it or run version 'draft'",
+                    code="no_published_version",
+                    field="version",
+                )
+            return await self.get_version(project_id, workflow_id, record.published.version_id)
+        if requested == "draft":
+            draft = await self.drafts.read(project_id, workflow_id)
+            if issues := validate_graph(draft.graph):
+                raise graph_error(issues)
+            return await self._store_version(project_id, workflow_id, draft.graph, "", published=False)
+        if requested.startswith(VERSION):
+            try:
+                return await self.get_version(project_id, workflow_id, requested)
+            except NotFoundError as exc:
+                message = f"workflow '{workflow_id}' has no version '{requested}'"
+                raise InvalidError(message, code="unknown_version", field="version") from exc
+        message = f"version '{requested}' is not valid: use 'production', 'draft' or a 'ver_…' id"
+        raise InvalidError(message, code="invalid_version", field="version")
+
+    # -- storage -----------------------------------------------------------------------------------------
+
+    async def _store_version(
+        self, project_id: str, workflow_id: str, graph: Graph, description: str, *, published: bool
+    ) -> VersionRecord:
+        """Write a version once (content-addressed); publishing marks an existing snapshot published."""
+        version = VersionRecord(
+            id=version_id(graph),
+            workflow_id=workflow_id,
+            blocks=graph.blocks,
+            edges=graph.edges,
+            created_at=_now(),
+            description=description,
+        )
+        key = keys.version(project_id, workflow_id, version.id)
+        try:
+            await self._store.put_json(
+                key, {**version.model_dump(mode="json"), "published": published}, if_none_match=True
+            )
+            return version
+        except PreconditionFailed:
+            pass  # the same graph is stored already
+        found = await self._store.get_json(key)
+        if published and not found.data.get("published"):
+            marked = {**found.data, "published": True, "description": found.data.get("description") or description}
+            with contextlib.suppress(PreconditionFailed):  # else a concurrent publish marked it
+                await self._store.put_json(key, marked, if_match=found.etag)
+        return VersionRecord.model_validate(found.data)
+
+    async def _change_record(self, project_id: str, workflow_id: str, changes: dict[str, Any]) -> WorkflowRecord:
+        """Apply changes (and a new `updated_at`) to the workflow record with If-Match, retrying lost races."""
+        key = keys.workflow(project_id, workflow_id)
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                found = await self._store.get_json(key)
+            except NotFound as exc:
+                raise NotFoundError(f"no workflow '{workflow_id}'", workflow_id=workflow_id) from exc
+            record = WorkflowRecord.model_validate(found.data).model_copy(update={**changes, "updated_at": _now()})
+            try:
+                await self._store.put_json(key, record, if_match=found.etag)
+            except PreconditionFailed:
+                continue
+            return record
+        raise ConflictError(f"workflow '{workflow_id}' kept changing; retry", code="workflow_busy")
+
+    async def _read_record(self, key: str) -> WorkflowRecord | None:
+        try:
+            return await self._store.get_model(key, WorkflowRecord)
+        except NotFound:
+            return None
+
+    async def _read_version(self, key: str) -> dict[str, Any] | None:
+        try:
+            return (await self._store.get_json(key)).data
+        except NotFound:
+            return None
