@@ -28,7 +28,7 @@ from workflows.run import RunWorkflow
 log = structlog.get_logger("docflow.worker")
 
 # Re-importing these per workflow run costs tens of milliseconds or more; they are deterministic.
-PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "docflow", "workflows")
+PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "docflow")
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:

@@ -38,7 +38,7 @@ def _dev_key(settings: Settings) -> tuple[str, str]:
 @contextmanager
 def embedded_stack(settings: Settings) -> Iterator[tuple[str, str]]:
     """Start Temporal, S3, the API and the worker; yield (dev key, project); stop them all on exit."""
-    from docflow.processes import start_api_process, start_worker
+    from docflow.processes import start_api_process, start_worker, wait_for_worker
     from docflow.stack import Server, start_s3, start_temporal
 
     if settings.environment != "development":
@@ -54,6 +54,7 @@ def embedded_stack(settings: Settings) -> Iterator[tuple[str, str]]:
         print("starting API and worker…")
         servers.append(start_worker(settings, logs / "worker.log"))
         servers.append(start_api_process(settings, logs / "api.log"))
+        wait_for_worker(settings, proc=servers[-2].proc)
         yield key, project
     finally:
         for server in reversed(servers):

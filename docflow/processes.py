@@ -36,6 +36,35 @@ def start_worker(settings: Settings, log_path: Path) -> Server:
     return Server("worker", proc, log_path)
 
 
+def wait_for_worker(settings: Settings, timeout: float = 60, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until a worker polls the settings' task queue."""
+    import asyncio
+
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    from docflow.temporal import connect
+
+    async def polled() -> None:
+        client = await connect(settings)
+        request = DescribeTaskQueueRequest(
+            namespace=settings.temporal_namespace,
+            task_queue=TaskQueue(name=settings.task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise StackError(f"worker exited with {proc.returncode}; see its log")
+            if (await client.workflow_service.describe_task_queue(request)).pollers:
+                return
+            await asyncio.sleep(0.1)
+        raise StackError(f"no worker polled task queue '{settings.task_queue}' within {timeout}s")
+
+    asyncio.run(polled())
+
+
 def start_api_process(settings: Settings, log_path: Path) -> Server:
     """Start the API (uvicorn) as a child process and wait until it answers."""
     env = {**os.environ, **settings_env(settings)}

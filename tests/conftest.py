@@ -17,7 +17,7 @@ from retab import Retab
 
 from api.auth import create_key
 from docflow.config import Settings
-from docflow.processes import ThreadedApi, start_worker
+from docflow.processes import ThreadedApi, start_worker, wait_for_worker
 from docflow.stack import Ports, Server, start_s3, start_temporal
 from tests.http_target import HttpTarget
 
@@ -68,6 +68,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         other_key, _ = create_key(settings.keys_file, name="other-project")
         api = ThreadedApi(settings).start()
         worker = start_worker(settings, data_dir / "logs" / "worker.log")
+        wait_for_worker(settings, proc=worker.proc)
         stack = Stack(settings, api.url, key, project, other_key, worker)
         yield stack
         worker = stack.worker
