@@ -17,6 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.blocks import BlockActivities
 from activities.executors import Executors
 from activities.http_call import ApiCaller
+from activities.payloads import external_storage
 from activities.provider import build_provider
 from activities.runs import RunActivities
 from activities.storage import ObjectStore
@@ -55,7 +56,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run a worker until `stop` is set (or forever)."""
     store = ObjectStore(settings)
     await store.ensure_bucket()
-    client = await connect(settings)
+    client = await connect(settings, external_storage(store, settings.payload_offload_bytes))
     async with httpx.AsyncClient(timeout=settings.model_timeout_seconds) as http:
         worker = build_worker(client, settings, store, http)
         log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address)

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import Depends, FastAPI, Request, Response
 
+from activities.payloads import external_storage
 from activities.storage import ObjectStore
 from api.deps import get_principal
 from api.errors import install_error_handlers
@@ -28,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = ObjectStore(settings)
         await store.ensure_bucket()
         app.state.store = store
-        app.state.temporal = await connect(settings)
+        app.state.temporal = await connect(settings, external_storage(store, settings.payload_offload_bytes))
         yield
 
     app = FastAPI(

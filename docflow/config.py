@@ -54,6 +54,9 @@ class Settings(BaseSettings):
 
     # Engine
     inline_output_limit_bytes: int = 128 * 1024
+    payload_offload_bytes: int = Field(
+        default=256 * 1024, description="Temporal payloads over this go to S3 (the SDK's ExternalStorage)"
+    )
     max_concurrent_blocks: int = 16
 
     # Model provider: "offline" needs no key and no network.

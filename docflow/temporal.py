@@ -5,10 +5,12 @@ Both sides build the client here, so the converter and the search attributes can
 
 from __future__ import annotations
 
+import dataclasses
+
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, ExternalStorage
 
 from docflow.config import Settings
 
@@ -22,13 +24,17 @@ RUN_WORKFLOW = "RunWorkflow"
 RUN_STATE_QUERY = "run_state"
 
 
-def data_converter() -> DataConverter:
-    """The one converter: pydantic models in and out of payloads."""
-    return pydantic_data_converter
+def data_converter(external_storage: ExternalStorage | None = None) -> DataConverter:
+    """The one converter: pydantic models in and out of payloads, large payloads claim-checked when given."""
+    if external_storage is None:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, external_storage=external_storage)
 
 
-async def connect(settings: Settings) -> Client:
-    """A Temporal client with our converter."""
+async def connect(settings: Settings, external_storage: ExternalStorage | None = None) -> Client:
+    """A Temporal client with our converter; the API and the worker pass the same external storage."""
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=data_converter()
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter(external_storage),
     )

@@ -6,6 +6,7 @@ Everything listens on free loopback ports under a temporary data directory; each
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import truststore
 from retab import Retab
 
+from activities.storage import ObjectStore
 from api.auth import create_key
 from docflow.config import Settings
 from docflow.processes import ThreadedApi, start_worker, wait_for_worker
@@ -56,6 +59,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         max_upload_bytes=2 * 1024 * 1024,
         # Small, so every test also exercises the claim check of large outputs.
         inline_output_limit_bytes=2048,
+        # Small, so the SDK's claim check (ExternalStorage to S3) is exercised by real runs too.
+        payload_offload_bytes=4096,
         **ports.settings_overrides(),  # type: ignore[arg-type]
     )
     servers: list[Server] = []
@@ -101,6 +106,20 @@ def http(stack: Stack) -> Iterator[httpx.Client]:
     """A raw HTTP client with the test project's key, for status codes and error bodies."""
     with httpx.Client(base_url=stack.api_url, headers={"Api-Key": stack.api_key}, timeout=30) as c:
         yield c
+
+
+@pytest.fixture
+def store(stack: Stack) -> ObjectStore:
+    """The test stack's object store, for tests that look at what was stored."""
+    # The SDK injects truststore into `ssl` when a client is built, and botocore then recurses building its
+    # SSL context: build the store with the standard SSLContext.
+    injected = ssl.SSLContext is truststore.SSLContext
+    truststore.extract_from_ssl()
+    try:
+        return ObjectStore(stack.settings)
+    finally:
+        if injected:
+            truststore.inject_into_ssl()
 
 
 @pytest.fixture(scope="session")

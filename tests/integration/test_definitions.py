@@ -6,14 +6,12 @@ exercise the store's If-Match, not a mock.
 
 from __future__ import annotations
 
-import ssl
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
-import truststore
 from retab import Retab
 from retab.exceptions import ConflictError, NotFoundError, ValidationError
 
@@ -27,17 +25,9 @@ SCHEMA = {"type": "object", "properties": {"total": {"type": "number"}}}
 
 
 @pytest.fixture
-def definitions(stack: Stack) -> Definitions:
+def definitions(store: ObjectStore) -> Definitions:
     """The service itself on the test S3 (the runs API calls it in-process)."""
-    # The SDK injects truststore into `ssl` when a client is built, and botocore then recurses building its
-    # SSL context: build the store with the standard SSLContext.
-    injected = ssl.SSLContext is truststore.SSLContext
-    truststore.extract_from_ssl()
-    try:
-        return Definitions(ObjectStore(stack.settings))
-    finally:
-        if injected:
-            truststore.inject_into_ssl()
+    return Definitions(store)
 
 
 def _uid() -> str:

@@ -11,13 +11,16 @@ import httpx
 import pytest
 from retab import Retab
 
+from activities.storage import ObjectStore
 from docflow.temporal import connect
 from tests.conftest import Stack
 from tests.http_target import HttpTarget
 from tests.integration.builders import build, build_invoice, chain, wait_for
 
 
-def test_invoice_pdf_run_completes_with_steps_and_artifacts(client: Retab, stack: Stack, samples: Path) -> None:
+def test_invoice_pdf_run_completes_with_steps_and_artifacts(
+    client: Retab, stack: Stack, samples: Path, store: ObjectStore
+) -> None:
     wf_id, ids = build_invoice(client, stack.project_id)
     run = client.workflows.runs.create(
         workflow_id=wf_id,
@@ -46,6 +49,8 @@ def test_invoice_pdf_run_completes_with_steps_and_artifacts(client: Retab, stack
     assert artifact.output["vendor_name"] == "Acme Supplies Ltd"  # type: ignore[union-attr]
     operations = {a.operation for a in client.workflows.artifacts.list(run_id=run.id)}
     assert {"parse", "extraction", "conditional_evaluation"} <= operations
+    offloaded = asyncio.run(store.list_keys("temporal-payloads/"))
+    assert any(run.id in key for key in offloaded), "no payload of this run went through Temporal's claim check"
     if os.environ.get("DOCFLOW_RECORD_HISTORIES"):
         _record_history(stack, run.id, "invoice_run")
 
