@@ -25,7 +25,7 @@ from docflow import keys
 from docflow.config import Settings
 from docflow.ids import RUN, derived_id, new_id
 from docflow.models import FileRef, VersionRecord
-from docflow.runs import Lifecycle, RunInputRefs, RunState, RunTiming, RunWorkflowInput, StepRecord
+from docflow.runs import Lifecycle, RunState, RunWorkflowInput, StepRecord
 from docflow.temporal import SA_PROJECT, SA_STATUS, SA_TRIGGER, SA_WORKFLOW_ID
 from workflows.run import RunWorkflow
 
@@ -83,7 +83,7 @@ class Runs:
             inline_output_limit_bytes=self.settings.inline_output_limit_bytes,
             max_concurrent_blocks=self.settings.max_concurrent_blocks,
         )
-        initial = _initial_state(inp, json_inputs)
+        initial = RunState.initial(inp, json_inputs)
         try:
             await self.temporal.start_workflow(
                 RunWorkflow.run,
@@ -276,21 +276,6 @@ def _check_json(block_id: str, schema: dict[str, Any] | None, value: Any) -> Non
         raise InvalidError(
             f"block '{block_id}' has an invalid json_schema", code="invalid_schema", block_id=block_id
         ) from exc
-
-
-def _initial_state(inp: RunWorkflowInput, json_inputs: dict[str, Any]) -> RunState:
-    return RunState(
-        run_id=inp.run_id,
-        project_id=inp.project_id,
-        workflow_id=inp.workflow_id,
-        version_id=inp.version_id,
-        requested_version=inp.requested_version,
-        workflow_name=inp.workflow_name,
-        trigger=inp.trigger,
-        lifecycle=Lifecycle(status="pending"),
-        timing=RunTiming(created_at=inp.created_at),
-        inputs=RunInputRefs(documents=inp.documents, json_data=json_inputs),
-    )
 
 
 async def _from_memo(desc: WorkflowExecution, status: str) -> RunState:

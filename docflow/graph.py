@@ -1,7 +1,7 @@
-"""Pure functions over a workflow graph: validation, handle resolution, version ids, ordering, readiness.
+"""Pure functions over a workflow graph: validation, handle resolution, version ids, ordering.
 
 Nothing here does I/O or reads the clock, so the API (validation on write, version ids on publish) and the
-run workflow (ordering, readiness) share one definition. Decisions [I]:
+run workflow (ordering; readiness is in `docflow.readiness`) share one definition. Decisions [I]:
 
 - Validation reports every issue it finds, in a fixed order: block issues by block id, then edge issues by
   edge id, then cycles. An edge to a missing block, a note or into a start block gets that one issue only;
@@ -10,8 +10,6 @@ run workflow (ordering, readiness) share one definition. Decisions [I]:
 - Edges between a loop container and its own body (`parent_id`) are internal to the container: they do not
   order execution and do not count as cycles. Containers are not built yet, so such graphs do not validate.
   Edges into start blocks (refused) are ignored by ordering, so they are not also reported as cycles.
-- `next_actions` cascades skips within one call: a block skipped now counts as skipped for the blocks after
-  it in topological order, so a dead branch is skipped in one pass.
 - `version_id` hashes the graph as stored (handles not resolved), so an unchanged draft keeps its id.
 """
 
@@ -19,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -29,11 +27,9 @@ from docflow.blocks import CONFIG_MODELS, NOT_BUILT, START_TYPES, Handles, handl
 from docflow.ids import VERSION, fingerprint
 from docflow.models import Block, Edge, Graph, Model
 
-EdgeState = Literal["waiting", "active", "dead"]
 Side = Literal["source", "target"]
 
 CONTAINER_TYPES = frozenset({"for_each", "while_loop"})
-_DEAD_SOURCE = {"skipped": "was skipped", "error": "failed", "cancelled": "was cancelled"}
 
 
 class GraphIssue(Model):
@@ -57,7 +53,7 @@ def validate_block(block_type: str, config: dict[str, Any]) -> list[GraphIssue]:
 
 def validate_graph(graph: Graph) -> list[GraphIssue]:
     """Every issue of a graph, in a deterministic order; an empty list means the graph can run."""
-    blocks = _first_by_id(graph.blocks)
+    blocks = blocks_by_id(graph.blocks)
     return _block_issues(graph, blocks) + _edge_issues(graph, blocks) + _cycle_issues(graph, blocks)
 
 
@@ -259,7 +255,7 @@ def _reach(start: str, links: dict[str, set[str]], within: set[str]) -> set[str]
 
 def resolve_edge_handles(graph: Graph) -> Graph:
     """A copy of the graph with each `None` edge handle set when its block has exactly one handle there."""
-    handles = _parsed_handles(_first_by_id(graph.blocks))
+    handles = _parsed_handles(blocks_by_id(graph.blocks))
     edges: list[Edge] = []
     for edge in graph.edges:
         update: dict[str, str] = {}
@@ -300,7 +296,7 @@ def version_id(graph: Graph) -> str:
 
 def topological_order(graph: Graph) -> list[str]:
     """Block ids in dependency order, ties broken by id, notes left out; raises ValueError on a cycle."""
-    successors = _successors(graph, _first_by_id(graph.blocks))
+    successors = _successors(graph, blocks_by_id(graph.blocks))
     order = _kahn(successors)
     if len(order) < len(successors):
         stuck = ", ".join(sorted(set(successors) - set(order)))
@@ -308,7 +304,7 @@ def topological_order(graph: Graph) -> list[str]:
     return order
 
 
-def _first_by_id(blocks: Iterable[Block]) -> dict[str, Block]:
+def blocks_by_id(blocks: Iterable[Block]) -> dict[str, Block]:
     found: dict[str, Block] = {}
     for block in blocks:
         found.setdefault(block.id, block)
@@ -356,66 +352,3 @@ def _kahn(successors: dict[str, set[str]]) -> list[str]:
             if indegree[target] == 0:
                 heapq.heappush(ready, target)
     return order
-
-
-# --- readiness --------------------------------------------------------------------------------------------
-
-
-def edge_state(edge: Edge, block_status: Mapping[str, str], routing: Mapping[str, list[str] | None]) -> EdgeState:
-    """Whether an edge (handles resolved) carries a value, never will, or may still."""
-    status = block_status.get(edge.source_block, "pending")
-    if status == "completed":
-        routed = routing.get(edge.source_block)
-        return "active" if routed is None or edge.source_handle in routed else "dead"
-    return "dead" if status in _DEAD_SOURCE else "waiting"
-
-
-def next_actions(
-    graph: Graph, block_status: Mapping[str, str], routing: Mapping[str, list[str] | None]
-) -> tuple[list[str], dict[str, str]]:
-    """Among pending blocks: those ready to run, and those to skip with the reason, in topological order.
-
-    A block missing from `block_status` counts as pending. `graph` should have its handles resolved
-    (`resolve_edge_handles`) so routed handles match, and be valid: a cycle raises ValueError.
-    """
-    blocks = _first_by_id(graph.blocks)
-    incoming: dict[str, list[Edge]] = {}
-    for edge in sorted(graph.edges, key=lambda e: (e.target_handle or "", e.id)):
-        incoming.setdefault(edge.target_block, []).append(edge)
-    status = dict(block_status)
-    ready: list[str] = []
-    skip: dict[str, str] = {}
-    for block_id in topological_order(graph):
-        if status.get(block_id, "pending") != "pending":
-            continue
-        verdict, reason = _decide(blocks[block_id], incoming.get(block_id, []), status, routing)
-        if verdict == "ready":
-            ready.append(block_id)
-        elif verdict == "skip":
-            skip[block_id] = reason
-            status[block_id] = "skipped"
-    return ready, skip
-
-
-def _decide(
-    block: Block, edges: list[Edge], status: Mapping[str, str], routing: Mapping[str, list[str] | None]
-) -> tuple[Literal["ready", "skip", "wait"], str]:
-    if block.type in START_TYPES:
-        return "ready", ""
-    if not edges:
-        return "skip", "no input connected"
-    states = [edge_state(e, status, routing) for e in edges]
-    if "waiting" in states:
-        return "wait", ""
-    if all(s == "active" for s in states) or (block.type == "merge_dicts" and "active" in states):
-        return "ready", ""
-    dead = next(e for e, s in zip(edges, states, strict=True) if s == "dead")
-    return "skip", _inactive_reason(dead, status)
-
-
-def _inactive_reason(edge: Edge, status: Mapping[str, str]) -> str:
-    where = f"input '{edge.target_handle}'" if edge.target_handle else f"input from block '{edge.source_block}'"
-    source_status = status.get(edge.source_block, "pending")
-    if source_status == "completed":
-        return f"{where} inactive: branch '{edge.source_handle}' of block '{edge.source_block}' was not taken"
-    return f"{where} inactive: upstream block '{edge.source_block}' {_DEAD_SOURCE[source_status]}"

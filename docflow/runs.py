@@ -110,8 +110,8 @@ class RunInputRefs(Model):
     json_data: dict[str, Any] = Field(default_factory=dict)
 
 
-class RunWorkflowInput(Model):
-    """The one input of `RunWorkflow`; fields are only ever added, with defaults."""
+class RunIdentity(Model):
+    """What names a run: its id, project, workflow and pinned version, and what started it."""
 
     run_id: str
     project_id: str
@@ -120,6 +120,11 @@ class RunWorkflowInput(Model):
     requested_version: str = "production"
     workflow_name: str = ""
     trigger: TriggerType = "api"
+
+
+class RunWorkflowInput(RunIdentity):
+    """The one input of `RunWorkflow`; fields are only ever added, with defaults."""
+
     created_at: datetime
     documents: dict[str, FileRef] = Field(default_factory=dict)
     json_inputs_key: str | None = None
@@ -128,20 +133,22 @@ class RunWorkflowInput(Model):
     max_concurrent_blocks: int = 16
 
 
-class RunState(Model):
+class RunState(RunIdentity):
     """The live state the run workflow answers queries with, and persists as its summary when it ends."""
 
-    run_id: str
-    project_id: str
-    workflow_id: str
-    version_id: str
-    requested_version: str = "production"
-    workflow_name: str = ""
-    trigger: TriggerType = "api"
     lifecycle: Lifecycle = Field(default_factory=lambda: Lifecycle(status="pending"))
     timing: RunTiming = Field(default_factory=RunTiming)
     inputs: RunInputRefs = Field(default_factory=RunInputRefs)
     steps: list[StepState] = Field(default_factory=list)
+
+    @classmethod
+    def initial(cls, inp: RunWorkflowInput, json_data: dict[str, Any] | None = None) -> RunState:
+        """The state of a run that has not started yet."""
+        return cls(
+            **inp.model_dump(include=set(RunIdentity.model_fields)),
+            timing=RunTiming(created_at=inp.created_at),
+            inputs=RunInputRefs(documents=inp.documents, json_data=json_data or {}),
+        )
 
 
 class StepRecord(StepState):

@@ -14,8 +14,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from docflow.blocks import LOCAL_TYPES, ROUTING_TYPES
-    from docflow.graph import next_actions
     from docflow.models import Block, Graph
+    from docflow.readiness import next_actions
     from docflow.runs import (
         BlockOutcome,
         ErrorInfo,
@@ -25,7 +25,6 @@ with workflow.unsafe.imports_passed_through():
         LoadGraphInput,
         PersistRunInput,
         RunContext,
-        RunInputRefs,
         RunState,
         RunWorkflowInput,
         StepState,
@@ -50,17 +49,7 @@ class RunWorkflow:
     @workflow.run
     async def run(self, inp: RunWorkflowInput) -> RunState:
         """Load the graph, walk it, persist the summary."""
-        state = RunState(
-            run_id=inp.run_id,
-            project_id=inp.project_id,
-            workflow_id=inp.workflow_id,
-            version_id=inp.version_id,
-            requested_version=inp.requested_version,
-            workflow_name=inp.workflow_name,
-            trigger=inp.trigger,
-            inputs=RunInputRefs(documents=inp.documents),
-        )
-        state.timing.created_at = inp.created_at
+        state = RunState.initial(inp)
         state.timing.started_at = workflow.now()
         self._state = state
         self._set_status("running")

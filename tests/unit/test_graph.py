@@ -10,8 +10,6 @@ import pytest
 
 from docflow.graph import (
     GraphIssue,
-    edge_state,
-    next_actions,
     resolve_edge_handles,
     topological_order,
     validate_block,
@@ -19,6 +17,7 @@ from docflow.graph import (
     version_id,
 )
 from docflow.models import Block, Edge, Graph
+from docflow.readiness import edge_state, next_actions
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T1 = datetime(2026, 6, 1, tzinfo=UTC)
