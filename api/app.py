@@ -13,6 +13,7 @@ from activities.payloads import external_storage
 from activities.storage import ObjectStore
 from api.deps import get_principal
 from api.errors import install_error_handlers
+from api.openapi import install_openapi
 from api.routes import artifacts, blocks, edges, files, runs, steps, workflows
 from docflow.config import Settings, get_settings
 from docflow.logging import configure_logging
@@ -61,4 +62,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (runs, steps, artifacts, blocks, edges, workflows):
         app.include_router(module.router, prefix="/v1/workflows", dependencies=secured)
     app.include_router(files.router, prefix="/v1/files", dependencies=secured)
+    install_openapi(app)
     return app
