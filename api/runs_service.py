@@ -200,7 +200,12 @@ class Runs:
         if filters.get("search"):
             clauses.append(f"WorkflowId STARTS_WITH {_q(filters['search'])}")
         if after:
-            cursor = await self._describe(project_id, after)
+            try:
+                cursor = await self._describe(project_id, after)
+            except NotFoundError as exc:
+                raise InvalidError(
+                    f"after: no run '{after}' to page after", code="invalid_cursor", field="after"
+                ) from exc
             clauses.append(f"StartTime < {_q(cursor.start_time.isoformat())}")
         query = " AND ".join(clauses)
         found: list[RunState] = []

@@ -34,10 +34,24 @@ class StartDocumentConfig(BlockConfig):
     accepted_mime_types: list[str] | None = None
 
 
+def _check_json_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Refuse a JSON schema that is not itself valid (so runs never meet a broken schema)."""
+    if value is not None:
+        import jsonschema  # pure; kept local so workflow code importing this module stays light
+
+        try:
+            jsonschema.validators.validator_for(value).check_schema(value)
+        except jsonschema.SchemaError as exc:
+            raise ValueError(f"not a valid JSON schema: {exc.message}") from exc
+    return value
+
+
 class StartJsonConfig(BlockConfig):
     """A run's JSON input, validated against `json_schema` when given."""
 
     json_schema: dict[str, Any] | None = None
+
+    _valid_schema = field_validator("json_schema")(_check_json_schema)
 
 
 class NoteConfig(BlockConfig):
@@ -79,6 +93,7 @@ class ExtractConfig(BlockConfig):
     def _schema_is_object(cls, value: dict[str, Any]) -> dict[str, Any]:
         if value.get("type", "object") != "object" or not isinstance(value.get("properties", {}), dict):
             raise ValueError("json_schema must be an object schema with 'properties'")
+        _check_json_schema(value)
         return value
 
     @field_validator("n_consensus")

@@ -160,3 +160,13 @@ def test_missing_or_wrong_key_is_401(stack: Stack, headers: dict[str, str]) -> N
 def test_bearer_key_is_accepted(stack: Stack) -> None:
     answer = httpx.get(f"{stack.api_url}/v1/workflows/runs", headers={"Authorization": f"Bearer {stack.api_key}"})
     assert answer.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"after": "run_doesnotexist"}, "after"), ({"from_date": "yesterday"}, "from_date"), ({"limit": 0}, "limit")],
+)
+def test_bad_list_parameters_are_422(http: httpx.Client, params: dict, field: str) -> None:
+    answer = http.get("/v1/workflows/runs", params=params)
+    assert answer.status_code == 422
+    assert answer.json()["detail"]["details"]["field"] == field
