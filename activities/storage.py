@@ -53,9 +53,16 @@ class ObjectStore:
 
     def __init__(self, settings: Settings) -> None:
         self.bucket = settings.s3_bucket
-        self._client = boto3.client(
+        self._client = self._new_client(settings, settings.s3_endpoint)
+        # Presigned URLs are signed for the host clients reach, which may differ from the internal one.
+        public = settings.s3_public_endpoint
+        self._presigner = self._client if not public else self._new_client(settings, public)
+
+    @staticmethod
+    def _new_client(settings: Settings, endpoint: str) -> Any:
+        return boto3.client(
             "s3",
-            endpoint_url=settings.s3_endpoint,
+            endpoint_url=endpoint,
             region_name=settings.s3_region,
             aws_access_key_id=settings.s3_access_key,
             aws_secret_access_key=settings.s3_secret_key,
@@ -76,7 +83,7 @@ class ObjectStore:
                 Key=key,
                 Body=body,
                 ContentType=content_type,
-                **conditions,  # type: ignore[arg-type]
+                **conditions,
             )
         except ClientError as exc:
             if _code(exc) in {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}:
@@ -205,13 +212,20 @@ class ObjectStore:
         """Delete everything under a prefix; returns how many objects went."""
         return await asyncio.to_thread(self._delete_prefix, prefix)
 
-    def presigned_put(self, key: str, expires: int = 900) -> str:
-        """A presigned URL a client can PUT bytes to."""
-        return str(
-            self._client.generate_presigned_url(
-                "put_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires
-            )
-        )
+    def presigned_put(self, key: str, content_type: str, expires: int = 900) -> str:
+        """A presigned URL a client can PUT bytes to (with this Content-Type header)."""
+        params = {"Bucket": self.bucket, "Key": key, "ContentType": content_type}
+        return str(self._presigner.generate_presigned_url("put_object", Params=params, ExpiresIn=expires))
+
+    async def size_of(self, key: str) -> int:
+        """Size in bytes of a stored object (NotFound if absent)."""
+        try:
+            head = await asyncio.to_thread(self._client.head_object, Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                raise NotFound(key) from exc
+            raise
+        return int(head["ContentLength"])
 
 
 def _code(exc: ClientError) -> str:

@@ -21,6 +21,7 @@ from api.definitions import Definitions
 from api.errors import InvalidError, NotFoundError
 from api.files_service import decode_data_url, get_file, public_ref, store_document
 from api.run_inputs import CreateRunRequest, DocumentIn
+from api.uploads import file_id_from_url
 from docflow import keys
 from docflow.config import Settings
 from docflow.ids import RUN, derived_id, new_id
@@ -109,6 +110,9 @@ class Runs:
 
     async def _document(self, project_id: str, block_id: str, doc: DocumentIn) -> FileRef:
         field = f"documents.{block_id}"
+        stored_id = file_id_from_url(doc.url) if doc.url else None
+        if stored_id is not None:
+            return public_ref(await get_file(self.store, project_id, stored_id, field=f"{field}.url"))
         if doc.url is not None:
             mime, content = decode_data_url(doc.url, f"{field}.url")
             record = await store_document(

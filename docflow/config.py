@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     s3_access_key: str = "docflow"
     s3_secret_key: str = _PLACEHOLDER
     s3_bucket: str = "docflow"
+    s3_public_endpoint: str | None = Field(
+        default=None, description="The S3 URL clients reach, for presigned uploads; default: s3_endpoint"
+    )
+    upload_url_ttl_seconds: int = 900
     s3_master_port: int = 9333
     s3_volume_port: int = 8080
     s3_filer_port: int = 8888

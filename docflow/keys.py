@@ -51,6 +51,11 @@ def file_content(project: str, file_id: str) -> str:
     return f"files/{project}/{file_id}/content"
 
 
+def upload_session(project: str, file_id: str) -> str:
+    """A presigned upload in progress: what the client promised to PUT."""
+    return f"files/{project}/{file_id}/upload.json"
+
+
 def run_prefix(project: str, run_id: str) -> str:
     """Everything a run wrote."""
     return f"projects/{project}/runs/{run_id}/"
