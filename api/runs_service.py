@@ -21,6 +21,7 @@ from api.definitions import Definitions
 from api.errors import InvalidError, NotFoundError
 from api.files_service import decode_data_url, get_file, public_ref, store_document
 from api.run_inputs import CreateRunRequest, DocumentIn
+from api.run_queries import duration_ok, visibility_query
 from api.uploads import file_id_from_url
 from docflow import keys
 from docflow.config import Settings
@@ -38,7 +39,6 @@ _CLOSED_STATUS = {
     WorkflowExecutionStatus.CANCELED: "cancelled",
     WorkflowExecutionStatus.TERMINATED: "cancelled",
 }
-STATUS_ALIASES = {"failed": "error", "queued": "pending"}
 
 
 class Runs:
@@ -186,36 +186,19 @@ class Runs:
         self, project_id: str, filters: dict[str, Any], after: str | None, limit: int
     ) -> tuple[list[RunState], bool]:
         """Runs of the project, newest first, through visibility; keyset on start time."""
-        clauses = [f"{SA_PROJECT.name} = {_q(project_id)}"]
-        if filters.get("workflow_id"):
-            clauses.append(f"{SA_WORKFLOW_ID.name} = {_q(filters['workflow_id'])}")
-        if filters.get("status"):
-            clauses.append(f"{SA_STATUS.name} = {_q(STATUS_ALIASES.get(filters['status'], filters['status']))}")
-        if filters.get("exclude_status"):
-            ex = filters["exclude_status"]
-            clauses.append(f"{SA_STATUS.name} != {_q(STATUS_ALIASES.get(ex, ex))}")
-        if filters.get("trigger_type"):
-            clauses.append(f"{SA_TRIGGER.name} = {_q(filters['trigger_type'])}")
-        if filters.get("from_date"):
-            clauses.append(f"StartTime >= {_q(_day(filters['from_date'], 'from_date'))}")
-        if filters.get("to_date"):
-            end = datetime.fromisoformat(_day(filters["to_date"], "to_date")) + timedelta(days=1)
-            clauses.append(f"StartTime < {_q(end.isoformat())}")
-        if filters.get("search"):
-            clauses.append(f"WorkflowId STARTS_WITH {_q(filters['search'])}")
+        started_before = None
         if after:
             try:
-                cursor = await self._describe(project_id, after)
+                started_before = (await self._describe(project_id, after)).start_time
             except NotFoundError as exc:
                 raise InvalidError(
                     f"after: no run '{after}' to page after", code="invalid_cursor", field="after"
                 ) from exc
-            clauses.append(f"StartTime < {_q(cursor.start_time.isoformat())}")
-        query = " AND ".join(clauses)
+        query = visibility_query(project_id, filters, started_before)
         found: list[RunState] = []
         async for execution in self.temporal.list_workflows(query, page_size=min(100, limit + 1)):
             state = await _from_execution(execution)
-            if _duration_ok(state, filters) and not await self._deleted(project_id, state.run_id):
+            if duration_ok(state, filters) and not await self._deleted(project_id, state.run_id):
                 found.append(state)
             if len(found) > limit:
                 break
@@ -301,28 +284,6 @@ async def _from_execution(execution: WorkflowExecution) -> RunState:
     state.timing.started_at = execution.start_time
     state.timing.completed_at = execution.close_time
     return state
-
-
-def _duration_ok(state: RunState, filters: dict[str, Any]) -> bool:
-    low, high = filters.get("min_duration_ms"), filters.get("max_duration_ms")
-    if low is None and high is None:
-        return True
-    t = state.timing
-    if t.started_at is None or t.completed_at is None:
-        return False
-    ms = (t.completed_at - t.started_at).total_seconds() * 1000
-    return (low is None or ms >= low) and (high is None or ms <= high)
-
-
-def _q(value: str) -> str:
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _day(value: str, field: str) -> str:
-    try:
-        return datetime.fromisoformat(value).replace(tzinfo=UTC).isoformat()
-    except ValueError as exc:
-        raise InvalidError(f"{field}: expected YYYY-MM-DD", code="invalid_date", field=field) from exc
 
 
 async def _delete_execution(client: Client, run_id: str) -> None:

@@ -81,6 +81,25 @@ class Server:
             self.proc.wait(5)
 
 
+def _wait_listening(server: Server, host: str, port: int, timeout: float) -> None:
+    try:
+        wait_for_port(host, port, timeout, server.proc)
+    except StackError as exc:
+        server.stop()
+        tail = server.log_path.read_text(errors="replace")[-2000:] if server.log_path.exists() else ""
+        raise StackError(f"{server.name}: {exc}; last log lines:\n{tail}") from exc
+
+
+def start_servers(settings: Settings) -> list[Server]:
+    """Start Temporal and S3; if the second fails, stop the first."""
+    temporal = start_temporal(settings)
+    try:
+        return [temporal, start_s3(settings)]
+    except BaseException:
+        temporal.stop()
+        raise
+
+
 def _spawn(name: str, args: list[str], log_path: Path) -> Server:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
@@ -102,7 +121,7 @@ def start_temporal(settings: Settings) -> Server:
     for name, kind in SEARCH_ATTRIBUTES.items():
         args += ["--search-attribute", f"{name}={kind}"]
     server = _spawn("temporal", args, settings.data_dir / "logs" / "temporal.log")
-    wait_for_port(host, int(port), 30, server.proc)
+    _wait_listening(server, host, int(port), 30)
     _set_retention(settings)
     return server
 
@@ -156,7 +175,7 @@ def start_s3(settings: Settings) -> Server:
         f"-admin.port={settings.s3_admin_port}", f"-s3.config={identities}",
     ]  # fmt: skip
     server = _spawn("s3", args, settings.data_dir / "logs" / "s3.log")
-    wait_for_port("127.0.0.1", s3_port, 60, server.proc)
+    _wait_listening(server, "127.0.0.1", s3_port, 60)
     return server
 
 

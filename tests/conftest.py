@@ -21,7 +21,7 @@ from activities.storage import ObjectStore
 from api.auth import create_key
 from docflow.config import Settings
 from docflow.processes import ThreadedApi, start_worker, wait_for_worker
-from docflow.stack import Ports, Server, start_s3, start_temporal
+from docflow.stack import Ports, Server, StackError, start_servers
 from tests.http_target import HttpTarget
 
 _STATUS = pytest.StashKey[int]()
@@ -48,27 +48,37 @@ class Stack:
         self.worker = start_worker(self.settings, self.settings.data_dir / "logs" / "worker.log")
 
 
+def _start_servers(data_dir: Path, attempts: int = 3) -> tuple[Settings, list[Server]]:
+    """Temporal and S3 on free ports; a port taken between picking and binding gets a second try."""
+    for attempt in range(attempts):
+        ports = Ports()
+        settings = Settings(
+            data_dir=data_dir,
+            task_queue="docflow-tests",
+            log_format="json",
+            max_upload_bytes=2 * 1024 * 1024,
+            # Small, so every test also exercises the claim check of large outputs.
+            inline_output_limit_bytes=2048,
+            # Small, so the SDK's claim check (ExternalStorage to S3) is exercised by real runs too.
+            payload_offload_bytes=4096,
+            **ports.settings_overrides(),  # type: ignore[arg-type]
+        )
+        try:
+            return settings, start_servers(settings)
+        except StackError as exc:
+            if attempt == attempts - 1:
+                raise
+            sys.stderr.write(f"stack start failed, retrying on other ports: {exc}\n")
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("docflow-data")
-    ports = Ports()
-    settings = Settings(
-        data_dir=data_dir,
-        task_queue="docflow-tests",
-        log_format="json",
-        max_upload_bytes=2 * 1024 * 1024,
-        # Small, so every test also exercises the claim check of large outputs.
-        inline_output_limit_bytes=2048,
-        # Small, so the SDK's claim check (ExternalStorage to S3) is exercised by real runs too.
-        payload_offload_bytes=4096,
-        **ports.settings_overrides(),  # type: ignore[arg-type]
-    )
-    servers: list[Server] = []
+    settings, servers = _start_servers(data_dir)
     api: ThreadedApi | None = None
     worker: Server | None = None
     try:
-        servers.append(start_temporal(settings))
-        servers.append(start_s3(settings))
         key, project = create_key(settings.keys_file, name="tests")
         other_key, _ = create_key(settings.keys_file, name="other-project")
         api = ThreadedApi(settings).start()

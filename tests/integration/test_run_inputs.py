@@ -170,3 +170,9 @@ def test_bad_list_parameters_are_422(http: httpx.Client, params: dict, field: st
     answer = http.get("/v1/workflows/runs", params=params)
     assert answer.status_code == 422
     assert answer.json()["detail"]["details"]["field"] == field
+
+
+def test_a_quote_in_a_filter_value_cannot_widen_the_query(http: httpx.Client, stack: Stack) -> None:
+    answer = http.get("/v1/workflows/runs", params={"workflow_id": "x' OR DocflowProject != 'none"})
+    assert answer.status_code == 200
+    assert answer.json()["data"] == []
