@@ -48,7 +48,7 @@ def build_worker(client: Client, settings: Settings, store: ObjectStore, http: h
         workflows=[RunWorkflow],
         activities=[*blocks.all(), runs.load_graph, runs.persist_summary],
         workflow_runner=workflow_runner(),
-        max_concurrent_activities=64,
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
     )
 
 

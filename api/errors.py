@@ -101,6 +101,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _precondition(request: Request, exc: PreconditionFailed) -> JSONResponse:
         return _body(409, "conflict", "the resource changed concurrently; read it again and retry", {})
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input: log it whole, answer without internals, with the id to find the log line.
+        request_id = request.headers.get("x-request-id")
+        log.exception("unhandled error", path=request.url.path, method=request.method)
+        return _body(
+            500, "internal_error", "internal error; the server log has the details", {"request_id": request_id}
+        )
+
     @app.exception_handler(RPCError)
     async def _rpc(request: Request, exc: RPCError) -> JSONResponse:
         if exc.status == RPCStatusCode.NOT_FOUND:

@@ -25,7 +25,7 @@ from temporalio.worker import Worker  # noqa: E402
 
 from activities.storage import ObjectStore  # noqa: E402
 from api.auth import create_key  # noqa: E402
-from bench.raw_workflow import ChainWorkflow, noop  # noqa: E402
+from bench.raw_workflow import ChainWorkflow, LocalChainWorkflow, noop  # noqa: E402
 from docflow.config import Settings  # noqa: E402
 from docflow.processes import ThreadedApi  # noqa: E402
 from docflow.stack import Ports, start_s3, start_temporal  # noqa: E402
@@ -65,11 +65,12 @@ async def time_docflow(api: httpx.AsyncClient, settings: Settings, wf_id: str, s
     return time.perf_counter() - began
 
 
-async def time_raw(settings: Settings, queue: str, n: int) -> float:
-    """Seconds from start to result of the bare chain workflow."""
+async def time_raw(settings: Settings, queue: str, n: int, local: bool = False) -> float:
+    """Seconds from start to result of the bare chain workflow (of activities, or of local activities)."""
     client = await connect(settings)
     began = time.perf_counter()
-    await client.execute_workflow(ChainWorkflow.run, n, id=f"bench-{uuid.uuid4().hex}", task_queue=queue)
+    run = LocalChainWorkflow.run if local else ChainWorkflow.run
+    await client.execute_workflow(run, n, id=f"bench-{uuid.uuid4().hex}", task_queue=queue)
     return time.perf_counter() - began
 
 
@@ -83,18 +84,21 @@ async def measure(settings: Settings, api_url: str, key: str, project: str, n: i
         httpx.AsyncClient(base_url=api_url, headers={"Api-Key": key}, timeout=60) as api,
         httpx.AsyncClient() as http,
         build_worker(client, settings, store, http),
-        Worker(client, task_queue=raw_queue, workflows=[ChainWorkflow], activities=[noop]),
+        Worker(client, task_queue=raw_queue, workflows=[ChainWorkflow, LocalChainWorkflow], activities=[noop]),
     ):
         await time_docflow(api, settings, wf_id, start)  # warm-up: imports, connections, sandbox
         await time_raw(settings, raw_queue, n)
-        ours, raw = [], []
+        ours, raw, local = [], [], []
         for _ in range(repeat):
             ours.append(await time_docflow(api, settings, wf_id, start))
             raw.append(await time_raw(settings, raw_queue, n))
-    ours_s, raw_s = statistics.median(ours), statistics.median(raw)
-    print(f"docflow run, chain of {n} function blocks:       median {ours_s * 1000:7.1f} ms over {repeat} runs")
-    print(f"raw Temporal, {n} no-op activities in sequence: median {raw_s * 1000:7.1f} ms over {repeat} runs")
-    print(f"ratio docflow / raw: {ours_s / raw_s:.2f}  (goal <= 1.5)")
+            local.append(await time_raw(settings, raw_queue, n, local=True))
+    ours_s, raw_s, local_s = statistics.median(ours), statistics.median(raw), statistics.median(local)
+    print(f"docflow run, chain of {n} function blocks:             median {ours_s * 1000:7.1f} ms over {repeat} runs")
+    print(f"raw Temporal, {n} no-op activities in sequence:       median {raw_s * 1000:7.1f} ms over {repeat} runs")
+    print(f"raw Temporal, {n} no-op local activities in sequence: median {local_s * 1000:7.1f} ms over {repeat} runs")
+    print(f"ratio docflow / raw activities: {ours_s / raw_s:.2f}  (goal <= 1.5)")
+    print(f"ratio docflow / raw local activities: {ours_s / local_s:.2f}  (function blocks run as local activities)")
 
 
 def main() -> None:

@@ -23,3 +23,15 @@ class ChainWorkflow:
         for i in range(n):
             total += await workflow.execute_activity(noop, i, start_to_close_timeout=timedelta(seconds=10))
         return total
+
+
+@workflow.defn(name="BenchLocalChain")
+class LocalChainWorkflow:
+    """N no-op local activities, one after the other (what docflow uses for cheap pure blocks)."""
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += await workflow.execute_local_activity(noop, i, start_to_close_timeout=timedelta(seconds=10))
+        return total

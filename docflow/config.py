@@ -62,6 +62,7 @@ class Settings(BaseSettings):
         default=256 * 1024, description="Temporal payloads over this go to S3 (the SDK's ExternalStorage)"
     )
     max_concurrent_blocks: int = 16
+    worker_max_concurrent_activities: int = 64
 
     # Model provider: "offline" needs no key and no network.
     model_provider: Literal["offline", "openai"] = "offline"
