@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.middleware("http")
     async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = rid
         structlog.contextvars.bind_contextvars(request_id=rid)
         try:
             response = await call_next(request)
