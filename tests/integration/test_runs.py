@@ -237,3 +237,18 @@ def test_delete_run(client: Retab, stack: Stack, http: httpx.Client) -> None:
     wait_for(client, run.id)
     client.workflows.runs.delete(run.id)
     assert http.get(f"/v1/workflows/runs/{run.id}").status_code == 404
+
+
+def test_a_long_chain_runs_and_its_steps_page(client: Retab, stack: Stack) -> None:
+    specs = [("in", "start_json", {})] + [
+        (f"f{i}", "function", {"mapping": {"n": "input['n'] + 1"}}) for i in range(25)
+    ]
+    blocks, edges = chain(specs)
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"n": 0}}, version="draft")
+    assert wait_for(client, run.id).lifecycle.status == "completed"
+    first = client.workflows.steps.list(run_id=run.id)
+    assert len(first.data) == 20 and first.has_more
+    steps = list(client.workflows.steps.list(run_id=run.id))  # the SDK follows `after` cursors
+    assert [s.block_id for s in steps] == [ids[b[0]] for b in specs]
+    assert steps[-1].handle_outputs["output-json-0"].data == {"n": 25}
