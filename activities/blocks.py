@@ -106,6 +106,7 @@ class BlockActivities:
         started = datetime.now(UTC)
         record = StepRecord(
             run_id=run.run_id,
+            project_id=run.project_id,
             step_id=inp.step_id,
             block_id=block.id,
             block_type=block.type,
@@ -173,6 +174,7 @@ class BlockActivities:
             **artifact,
             "id": artifact_id,
             "run_id": inp.run.run_id,
+            "project_id": inp.run.project_id,
             "step_id": inp.step_id,
             "block_id": inp.block.id,
             "created_at": datetime.now(UTC).isoformat(),

@@ -156,6 +156,7 @@ class GraphEditor:
                 **body.model_dump(exclude={"workflow_id", "id", "config"}, exclude_none=True),
                 "id": block_id,
                 "workflow_id": body.workflow_id,
+                "project_id": project_id,
                 "config": config,
                 "updated_at": _now(),
             }
@@ -221,7 +222,9 @@ class GraphEditor:
     async def create_edge(self, project_id: str, body: EdgeCreate, if_match: str | None) -> tuple[Edge, str]:
         """Connect two blocks; 422 naming the block, handle or field the edge gets wrong."""
         edge_id = _new_id(body.id, EDGE)
-        edge = Edge.model_validate({**body.model_dump(exclude={"id"}), "id": edge_id, "updated_at": _now()})
+        edge = Edge.model_validate(
+            {**body.model_dump(exclude={"id"}), "id": edge_id, "project_id": project_id, "updated_at": _now()}
+        )
         await self.drafts.read(project_id, body.workflow_id)
         await self.drafts.claim(project_id, "edge", edge_id, body.workflow_id)
         try:

@@ -56,6 +56,7 @@ class Block(Model):
 
     id: str
     workflow_id: str
+    project_id: str | None = None
     type: BlockType
     label: str = ""
     position_x: float = 0
@@ -72,6 +73,7 @@ class Edge(Model):
 
     id: str
     workflow_id: str
+    project_id: str | None = None
     source_block: str
     target_block: str
     source_handle: str | None = None

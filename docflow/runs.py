@@ -155,6 +155,7 @@ class StepRecord(StepState):
     """A step record in S3: the state plus handle payloads, written by the activity that ran the block."""
 
     run_id: str
+    project_id: str | None = None
     handle_inputs: dict[str, HandleValue] = Field(default_factory=dict)
     handle_outputs: dict[str, HandleValue] = Field(default_factory=dict)
     error: ErrorInfo | None = None

@@ -240,7 +240,7 @@ def test_delete_run(client: Retab, stack: Stack, http: httpx.Client) -> None:
 
 
 def test_a_long_chain_runs_and_its_steps_page(client: Retab, stack: Stack) -> None:
-    specs = [("in", "start_json", {})] + [
+    specs: list[tuple[str, str, dict]] = [("in", "start_json", {})] + [
         (f"f{i}", "function", {"mapping": {"n": "input['n'] + 1"}}) for i in range(25)
     ]
     blocks, edges = chain(specs)
