@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi_offline import FastAPIOffline
 
 from activities.payloads import external_storage
 from activities.storage import ObjectStore
@@ -33,7 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.temporal = await connect(settings, external_storage(store, settings.payload_offload_bytes))
         yield
 
-    app = FastAPI(
+    # Docs assets are served by the API itself: a self-hosted, possibly offline, deployment has no CDN.
+    app = FastAPIOffline(
         title="docflow",
         version="0.1.0",
         description="Durable document-processing workflows on Temporal; wire-compatible with Retab's workflows API.",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from activities.storage import ObjectStore
@@ -43,15 +44,18 @@ def _keyring(request: Request) -> KeyRing:
     return ring
 
 
+# Declared as security schemes so the OpenAPI docs offer "Authorize"; errors are ours (auto_error off).
+_api_key_header = APIKeyHeader(name="Api-Key", auto_error=False, description="An API key of your project")
+_bearer = HTTPBearer(auto_error=False, description="The same API key, as a bearer token")
+
+
 def get_principal(
     request: Request,
-    api_key: Annotated[str | None, Header(alias="Api-Key")] = None,
-    authorization: Annotated[str | None, Header()] = None,
+    api_key: Annotated[str | None, Security(_api_key_header)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
 ) -> Principal:
     """The caller, from `Api-Key` or `Authorization: Bearer`; 401 otherwise."""
-    key = api_key
-    if key is None and authorization and authorization.lower().startswith("bearer "):
-        key = authorization[7:].strip()
+    key = api_key or (bearer.credentials if bearer is not None else None)
     if not key:
         raise UnauthorizedError("missing API key: send it in the Api-Key header or as Authorization: Bearer")
     principal = _keyring(request).authenticate(key)
