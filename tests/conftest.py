@@ -11,17 +11,20 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import truststore
 from retab import Retab
 
+from activities.labelled_text import extract_fields
 from activities.storage import ObjectStore
 from api.auth import create_key
 from docflow.config import Settings
 from docflow.processes import ThreadedApi, start_worker, wait_for_worker
 from docflow.stack import Ports, Server, StackError, start_servers
+from tests.chat_server import ChatCompletionsServer
 from tests.http_target import HttpTarget
 
 _STATUS = pytest.StashKey[int]()
@@ -48,7 +51,14 @@ class Stack:
         self.worker = start_worker(self.settings, self.settings.data_dir / "logs" / "worker.log")
 
 
-def _start_servers(data_dir: Path, attempts: int = 3) -> tuple[Settings, list[Server]]:
+def _model_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """The test model: reads labelled fields off the document text, for the schema the request carries."""
+    schema = body["response_format"]["json_schema"]["schema"]
+    text = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    return extract_fields(schema, text)
+
+
+def _start_servers(data_dir: Path, model_url: str, attempts: int = 3) -> tuple[Settings, list[Server]]:
     """Temporal and S3 on free ports; a port taken between picking and binding gets a second try."""
     for attempt in range(attempts):
         ports = Ports()
@@ -61,6 +71,11 @@ def _start_servers(data_dir: Path, attempts: int = 3) -> tuple[Settings, list[Se
             inline_output_limit_bytes=2048,
             # Small, so the SDK's claim check (ExternalStorage to S3) is exercised by real runs too.
             payload_offload_bytes=4096,
+            # Model calls go through the real OpenAI-compatible client to a real local HTTP server.
+            model_provider="openai",
+            model_base_url=model_url,
+            model_api_key="sk-test",
+            model_name="test-model",
             **ports.settings_overrides(),  # type: ignore[arg-type]
         )
         try:
@@ -73,9 +88,17 @@ def _start_servers(data_dir: Path, attempts: int = 3) -> tuple[Settings, list[Se
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def model_server() -> Iterator[ChatCompletionsServer]:
+    """A real HTTP server speaking the chat-completions protocol, the worker's model provider."""
+    with ChatCompletionsServer() as server:
+        server.answer(_model_answer, model="test-model")
+        yield server
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, model_server: ChatCompletionsServer) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("docflow-data")
-    settings, servers = _start_servers(data_dir)
+    settings, servers = _start_servers(data_dir, model_server.url)
     api: ThreadedApi | None = None
     worker: Server | None = None
     try:

@@ -13,13 +13,14 @@ from retab import Retab
 
 from activities.storage import ObjectStore
 from docflow.temporal import connect
+from tests.chat_server import ChatCompletionsServer
 from tests.conftest import Stack
 from tests.http_target import HttpTarget
 from tests.integration.builders import build, build_invoice, chain, wait_for
 
 
 def test_invoice_pdf_run_completes_with_steps_and_artifacts(
-    client: Retab, stack: Stack, samples: Path, store: ObjectStore
+    client: Retab, stack: Stack, samples: Path, store: ObjectStore, model_server: ChatCompletionsServer
 ) -> None:
     wf_id, ids = build_invoice(client, stack.project_id)
     run = client.workflows.runs.create(
@@ -47,6 +48,10 @@ def test_invoice_pdf_run_completes_with_steps_and_artifacts(
     assert extract.artifact is not None and extract.artifact.operation == "extraction"
     artifact = client.workflows.artifacts.get(extract.artifact.id)
     assert artifact.output["vendor_name"] == "Acme Supplies Ltd"  # type: ignore[union-attr]
+    assert artifact.model == "test-model"
+    calls = [r for r in model_server.requests if "INV-2026-0042" in json.dumps(r.body)]
+    assert len(calls) == 1 and calls[0].header("Authorization") == "Bearer sk-test"
+    assert calls[0].body["response_format"]["json_schema"]["schema"]["properties"]["vendor_name"]
     operations = {a.operation for a in client.workflows.artifacts.list(run_id=run.id)}
     assert {"parse", "extraction", "conditional_evaluation"} <= operations
     offloaded = asyncio.run(store.list_keys("temporal-payloads/"))
@@ -252,3 +257,47 @@ def test_a_long_chain_runs_and_its_steps_page(client: Retab, stack: Stack) -> No
     steps = list(client.workflows.steps.list(run_id=run.id))  # the SDK follows `after` cursors
     assert [s.block_id for s in steps] == [ids[b[0]] for b in specs]
     assert steps[-1].handle_outputs["output-json-0"].data == {"n": 25}
+
+
+EXTRACT_TEXT = {
+    "json_schema": {"type": "object", "properties": {"total": {"type": "number", "description": "Total"}}},
+    "inputs": [{"name": "text", "type": "json"}],
+}
+
+
+def _extract_chain(client: Retab, stack: Stack) -> tuple[str, dict[str, str]]:
+    blocks = [{"id": "in", "type": "start_json"}, {"id": "ex", "type": "extract", "config": EXTRACT_TEXT}]
+    edges = [
+        {
+            "source_block": "in",
+            "target_block": "ex",
+            "source_handle": "output-json-0",
+            "target_handle": "input-json-text",
+        }
+    ]
+    return build(client, stack.project_id, blocks, edges)
+
+
+def test_a_model_server_error_is_retried(client: Retab, stack: Stack, model_server: ChatCompletionsServer) -> None:
+    wf_id, ids = _extract_chain(client, stack)
+    model_server.fail_next(503, times=1)
+    run = client.workflows.runs.create(
+        workflow_id=wf_id, json_inputs={ids["in"]: {"text": "Total: 12.50"}}, version="draft"
+    )
+    assert wait_for(client, run.id).lifecycle.status == "completed"
+    step = client.workflows.steps.get(ids["ex"], run_id=run.id)
+    assert step.handle_outputs["output-json-0"].data == {"total": 12.5}
+    assert step.retry_count == 1
+
+
+def test_a_model_refusal_fails_the_run_at_its_block(
+    client: Retab, stack: Stack, model_server: ChatCompletionsServer
+) -> None:
+    wf_id, ids = _extract_chain(client, stack)
+    model_server.fail_next(400, times=1)
+    run = client.workflows.runs.create(
+        workflow_id=wf_id, json_inputs={ids["in"]: {"text": "Total: 1"}}, version="draft"
+    )
+    done = wait_for(client, run.id)
+    assert done.lifecycle.status == "error" and done.lifecycle.failing_step_id == ids["ex"]
+    assert "400" in done.lifecycle.message
