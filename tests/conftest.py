@@ -6,7 +6,6 @@ Everything listens on free loopback ports under a temporary data directory; each
 from __future__ import annotations
 
 import os
-import ssl
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,11 @@ from tests.chat_server import ChatCompletionsServer
 from tests.http_target import HttpTarget
 
 _STATUS = pytest.StashKey[int]()
+
+# The retab SDK injects truststore into `ssl` whenever a client is built; botocore then recurses forever
+# building its SSL context in this process (the API in a thread, stores in tests). Our servers speak plain
+# HTTP on loopback, so the tests keep the standard SSLContext.
+truststore.inject_into_ssl = lambda: None
 
 
 @dataclass
@@ -144,15 +148,7 @@ def http(stack: Stack) -> Iterator[httpx.Client]:
 @pytest.fixture
 def store(stack: Stack) -> ObjectStore:
     """The test stack's object store, for tests that look at what was stored."""
-    # The SDK injects truststore into `ssl` when a client is built, and botocore then recurses building its
-    # SSL context: build the store with the standard SSLContext.
-    injected = ssl.SSLContext is truststore.SSLContext
-    truststore.extract_from_ssl()
-    try:
-        return ObjectStore(stack.settings)
-    finally:
-        if injected:
-            truststore.inject_into_ssl()
+    return ObjectStore(stack.settings)
 
 
 @pytest.fixture(scope="session")
