@@ -11,6 +11,7 @@ import asyncio
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from docflow.blocks import LOCAL_TYPES, ROUTING_TYPES
@@ -140,7 +141,11 @@ class _Walker:
                 if failed:
                     self._skip_rest()
                 return
-            done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+            try:
+                done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                await _cancel_all(running)
+                raise
             for task in sorted(done, key=lambda t: running[t]):
                 block_id = running.pop(task)
                 failed = not self._record(block_id, task) or failed
@@ -215,6 +220,8 @@ class _Walker:
             start_to_close_timeout=options.block_timeout(block),
             heartbeat_timeout=options.HEARTBEAT_TIMEOUT,
             retry_policy=options.BLOCK_RETRY,
+            # A cancelled run ends only once its activities have stopped, so nothing completes after it.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=summary,
         )
         return outcome
@@ -261,3 +268,11 @@ class _Walker:
                 details=details,
                 failing_step_id=block_id,
             )
+
+
+async def _cancel_all(running: dict[asyncio.Task[BlockOutcome], str]) -> None:
+    """Cancel the blocks in flight and wait until each has stopped."""
+    for task in running:
+        task.cancel()
+    if running:
+        await workflow.wait(list(running), return_when=asyncio.ALL_COMPLETED)

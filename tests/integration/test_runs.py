@@ -6,10 +6,12 @@ import asyncio
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from retab import Retab
+from temporalio.api.enums.v1 import EventType
 
 from activities.storage import ObjectStore
 from docflow.temporal import connect
@@ -151,13 +153,16 @@ def test_large_output_is_claim_checked_out_of_history(client: Retab, stack: Stac
     assert max(history) < 20000, "a 50 kB output went through the workflow history"
 
 
-def _history_sizes(stack: Stack, run_id: str) -> list[int]:
-    async def sizes() -> list[int]:
+def _history(stack: Stack, run_id: str) -> list[Any]:
+    async def fetch() -> list[Any]:
         client = await connect(stack.settings)
-        history = await client.get_workflow_handle(run_id).fetch_history()
-        return [e.ByteSize() for e in history.events]
+        return list((await client.get_workflow_handle(run_id).fetch_history()).events)
 
-    return asyncio.run(sizes())
+    return asyncio.run(fetch())
+
+
+def _history_sizes(stack: Stack, run_id: str) -> list[int]:
+    return [e.ByteSize() for e in _history(stack, run_id)]
 
 
 def test_cancel_a_running_run(client: Retab, stack: Stack, http_target: HttpTarget) -> None:
@@ -172,6 +177,9 @@ def test_cancel_a_running_run(client: Retab, stack: Stack, http_target: HttpTarg
     assert done.lifecycle.status == "cancelled"
     steps = {s.block_id: s.lifecycle.status for s in client.workflows.steps.list(run_id=run.id)}
     assert steps[ids["wait"]] == "cancelled"
+    events = {e.event_type for e in _history(stack, run.id)}
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED in events  # the call in flight was stopped, not abandoned
+    assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED in events
 
 
 def _wait_step(client: Retab, run_id: str, block_id: str, status: str, timeout: float = 30) -> None:
