@@ -27,6 +27,8 @@ from tests.chat_server import ChatCompletionsServer
 from tests.http_target import HttpTarget
 
 _STATUS = pytest.StashKey[int]()
+# Set to write histories of real runs into tests/histories/ for the replay test.
+RECORDING = bool(os.environ.get("DOCFLOW_RECORD_HISTORIES"))
 
 # The retab SDK injects truststore into `ssl` whenever a client is built; botocore then recurses forever
 # building its SSL context in this process (the API in a thread, stores in tests). Our servers speak plain
@@ -73,8 +75,9 @@ def _start_servers(data_dir: Path, model_url: str, attempts: int = 3) -> tuple[S
             max_upload_bytes=2 * 1024 * 1024,
             # Small, so every test also exercises the claim check of large outputs.
             inline_output_limit_bytes=2048,
-            # Small, so the SDK's claim check (ExternalStorage to S3) is exercised by real runs too.
-            payload_offload_bytes=4096,
+            # Small, so the SDK's claim check (ExternalStorage to S3) is exercised by real runs too; recorded
+            # histories keep their payloads inline, so the replay test needs no S3.
+            payload_offload_bytes=256 * 1024 if RECORDING else 4096,
             # Model calls go through the real OpenAI-compatible client to a real local HTTP server.
             model_provider="openai",
             model_base_url=model_url,
