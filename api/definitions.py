@@ -25,7 +25,7 @@ from api.drafts import MAX_ATTEMPTS, graph_error, safe_id
 from api.errors import ConflictError, InvalidError, NotFoundError
 from docflow import keys
 from docflow.graph import validate_graph, version_id
-from docflow.ids import VERSION, WORKFLOW, new_id
+from docflow.ids import VERSION, WORKFLOW, derived_id, new_id
 from docflow.models import Graph, Published, VersionRecord, WorkflowRecord
 
 
@@ -71,21 +71,32 @@ class Definitions:
 
     # -- workflows ---------------------------------------------------------------------------------------
 
-    async def create_workflow(self, project_id: str, body: WorkflowCreate) -> WorkflowRecord:
-        """A new workflow with an empty draft; 404 if `project_id` is not the caller's project."""
+    async def create_workflow(
+        self, project_id: str, body: WorkflowCreate, idempotency_key: str | None = None
+    ) -> WorkflowRecord:
+        """A new workflow with an empty draft; 404 if `project_id` is not the caller's project.
+
+        With an idempotency key the id derives from it, so a retried request returns the workflow the first made.
+        """
         if body.project_id != project_id:
             raise NotFoundError(f"no project '{body.project_id}'", code="project_not_found", field="project_id")
         now = _now()
+        workflow_id = derived_id(WORKFLOW, project_id, idempotency_key, length=24) if idempotency_key else None
         record = WorkflowRecord(
-            id=new_id(WORKFLOW),
+            id=workflow_id or new_id(WORKFLOW),
             project_id=project_id,
             name=body.name if body.name is not None else "Untitled Workflow",
             description=body.description or "",
             created_at=now,
             updated_at=now,
         )
-        await self.drafts.create(project_id, record.id)
-        await self._store.put_json(keys.workflow(project_id, record.id), record, if_none_match=True)
+        try:
+            await self.drafts.create(project_id, record.id)
+            await self._store.put_json(keys.workflow(project_id, record.id), record, if_none_match=True)
+        except PreconditionFailed:
+            if workflow_id is None:
+                raise
+            return await self.get_workflow(project_id, workflow_id)  # a retry: what the first request made
         return record
 
     async def get_workflow(self, project_id: str, workflow_id: str) -> WorkflowRecord:

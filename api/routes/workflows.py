@@ -92,9 +92,17 @@ async def list_workflows(
 
 
 @router.post("", response_model=WorkflowRecord, status_code=201)
-async def create_workflow(body: WorkflowCreate, principal: PrincipalDep, definitions: DefinitionsDep) -> WorkflowRecord:
-    """Create a workflow with an empty, unpublished draft; `project_id` must be the API key's project."""
-    return await definitions.create_workflow(principal.project_id, body)
+async def create_workflow(
+    body: WorkflowCreate,
+    principal: PrincipalDep,
+    definitions: DefinitionsDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> WorkflowRecord:
+    """Create a workflow with an empty, unpublished draft; `project_id` must be the API key's project.
+
+    A retried request with the same `Idempotency-Key` returns the workflow the first one created.
+    """
+    return await definitions.create_workflow(principal.project_id, body, idempotency_key)
 
 
 @router.get("/versions", response_model=Page[WorkflowVersion])

@@ -543,3 +543,14 @@ async def test_resolve_version_refuses_an_invalid_draft_naming_the_block(
     assert (raised.value.details["block_id"], raised.value.details["field"]) == (start, "source_handle")
     with pytest.raises(NotFoundError_):
         await definitions.resolve_version(stack.project_id, "wf_missing", "draft")
+
+
+def test_idempotency_key_creates_one_workflow(http: httpx.Client, stack: Stack) -> None:
+    body = {"name": "once", "project_id": stack.project_id}
+    key = {"Idempotency-Key": f"wf-{uuid.uuid4().hex}"}
+    first = http.post("/v1/workflows", json=body, headers=key)
+    second = http.post("/v1/workflows", json=body, headers=key)
+    assert first.status_code == second.status_code == 201
+    assert first.json()["id"] == second.json()["id"]
+    other = http.post("/v1/workflows", json=body, headers={"Idempotency-Key": f"wf-{uuid.uuid4().hex}"})
+    assert other.json()["id"] != first.json()["id"]
