@@ -8,6 +8,7 @@ a draft may be incomplete while it is edited; publishing requires it whole.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -161,16 +162,10 @@ class GraphEditor:
                 "updated_at": _now(),
             }
         )
-        await self.drafts.read(project_id, body.workflow_id)
-        await self.drafts.claim(project_id, "block", block_id, body.workflow_id)
-        try:
-            _, draft = await self.drafts.change(
-                project_id, body.workflow_id, lambda g: _put_block(g, block, new=True), if_match
-            )
-        except Exception:
-            await self.drafts.release(project_id, "block", block_id, body.workflow_id)
-            raise
-        return block, draft.etag
+        etag = await self._add(
+            project_id, "block", block_id, body.workflow_id, lambda g: _put_block(g, block, new=True), if_match
+        )
+        return block, etag
 
     async def update_block(
         self, project_id: str, block_id: str, workflow_id: str | None, body: BlockUpdate, if_match: str | None
@@ -225,16 +220,29 @@ class GraphEditor:
         edge = Edge.model_validate(
             {**body.model_dump(exclude={"id"}), "id": edge_id, "project_id": project_id, "updated_at": _now()}
         )
-        await self.drafts.read(project_id, body.workflow_id)
-        await self.drafts.claim(project_id, "edge", edge_id, body.workflow_id)
+        etag = await self._add(
+            project_id, "edge", edge_id, body.workflow_id, lambda g: _put_edge(g, edge, new=True), if_match
+        )
+        return edge, etag
+
+    async def _add(
+        self,
+        project_id: str,
+        kind: Kind,
+        item_id: str,
+        workflow_id: str,
+        put: Callable[[Graph], Any],
+        if_match: str | None,
+    ) -> str:
+        """Claim a new id, then write the item into the draft; the claim is released if the write fails."""
+        await self.drafts.read(project_id, workflow_id)
+        await self.drafts.claim(project_id, kind, item_id, workflow_id)
         try:
-            _, draft = await self.drafts.change(
-                project_id, body.workflow_id, lambda g: _put_edge(g, edge, new=True), if_match
-            )
+            _, draft = await self.drafts.change(project_id, workflow_id, put, if_match)
         except Exception:
-            await self.drafts.release(project_id, "edge", edge_id, body.workflow_id)
+            await self.drafts.release(project_id, kind, item_id, workflow_id)
             raise
-        return edge, draft.etag
+        return draft.etag
 
     async def update_edge(
         self, project_id: str, edge_id: str, body: EdgeUpdate, if_match: str | None
