@@ -55,14 +55,9 @@ class RunWorkflow:
         self._state = state
         self._set_status("running")
         try:
-            graph = await workflow.execute_activity(
-                LOAD_GRAPH,
-                LoadGraphInput(project_id=inp.project_id, workflow_id=inp.workflow_id, version_id=inp.version_id),
-                result_type=Graph,
-                start_to_close_timeout=options.LOAD_GRAPH_TIMEOUT,
-                retry_policy=options.STORAGE_RETRY,
-                summary=f"load {inp.version_id}",
-            )
+            graph = await self._load_graph(inp)
+            if graph is None:
+                return await self._fail()
             state.steps = [
                 StepState(
                     step_id=b.id, block_id=b.id, block_type=b.type, block_label=b.label, created_at=workflow.now()
@@ -75,14 +70,41 @@ class RunWorkflow:
             self._finish_cancelled()
             await self._persist()
             raise
-        state.timing.completed_at = workflow.now()
         if state.lifecycle.status == "error":
-            self._set_status("error")
-            await self._persist()
-            raise ApplicationError(state.lifecycle.message or "run failed", type="RunFailed", non_retryable=True)
+            return await self._fail()
+        state.timing.completed_at = workflow.now()
         self._set_status("completed")
         await self._persist()
         return state
+
+    async def _load_graph(self, inp: RunWorkflowInput) -> Graph | None:
+        """The pinned version's graph; None (and the run's error set) if it cannot be read."""
+        assert self._state is not None
+        try:
+            graph: Graph = await workflow.execute_activity(
+                LOAD_GRAPH,
+                LoadGraphInput(project_id=inp.project_id, workflow_id=inp.workflow_id, version_id=inp.version_id),
+                result_type=Graph,
+                start_to_close_timeout=options.LOAD_GRAPH_TIMEOUT,
+                retry_policy=options.STORAGE_RETRY,
+                summary=f"load {inp.version_id}",
+            )
+        except ActivityError as exc:
+            message = str(exc.cause or exc)
+            self._state.lifecycle = Lifecycle(
+                status="error", message=message, stage="registry_lookup", category="permanent"
+            )
+            return None
+        return graph
+
+    async def _fail(self) -> RunState:
+        """End the run in error: persist the summary, then fail the Temporal workflow so the UI shows it."""
+        assert self._state is not None
+        self._state.timing.completed_at = workflow.now()
+        self._set_status("error")
+        await self._persist()
+        message = self._state.lifecycle.message or "run failed"
+        raise ApplicationError(message, type="RunFailed", non_retryable=True)
 
     def _set_status(self, status: str) -> None:
         """Mirror the status in the search attribute and the UI's current details."""
@@ -90,8 +112,7 @@ class RunWorkflow:
         if status in {"running", "completed"}:
             self._state.lifecycle = Lifecycle(status=status)
         workflow.upsert_search_attributes([SA_STATUS.value_set(status)])
-        done = sum(1 for s in self._state.steps if s.lifecycle.status == "completed")
-        workflow.set_current_details(f"**{status}** · {done}/{len(self._state.steps)} blocks completed")
+        show_progress(self._state)
 
     def _finish_cancelled(self) -> None:
         assert self._state is not None
@@ -149,6 +170,7 @@ class _Walker:
             for task in sorted(done, key=lambda t: running[t]):
                 block_id = running.pop(task)
                 failed = not self._record(block_id, task) or failed
+            show_progress(self.state)
 
     def _skip_rest(self) -> None:
         """After a failure, blocks that never started are skipped, naming the block that failed."""
@@ -276,3 +298,12 @@ async def _cancel_all(running: dict[asyncio.Task[BlockOutcome], str]) -> None:
         task.cancel()
     if running:
         await workflow.wait(list(running), return_when=asyncio.ALL_COMPLETED)
+
+
+def show_progress(state: RunState) -> None:
+    """The run's status and block counts, as the Temporal UI's current details."""
+    counts: dict[str, int] = {}
+    for step in state.steps:
+        counts[step.lifecycle.status] = counts.get(step.lifecycle.status, 0) + 1
+    tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    workflow.set_current_details(f"**{state.lifecycle.status}** · {len(state.steps)} blocks: {tally}")

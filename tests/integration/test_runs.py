@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -313,3 +314,39 @@ def test_a_model_refusal_fails_the_run_at_its_block(
     done = wait_for(client, run.id)
     assert done.lifecycle.status == "error" and done.lifecycle.failing_step_id == ids["ex"]
     assert "400" in done.lifecycle.message
+
+
+def test_a_version_that_cannot_be_loaded_ends_the_run_in_error(client: Retab, stack: Stack) -> None:
+    from datetime import UTC, datetime
+
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+    from docflow.runs import RunState, RunWorkflowInput
+    from docflow.temporal import SA_PROJECT, SA_STATUS
+    from workflows.run import RunWorkflow
+
+    inp = RunWorkflowInput(
+        run_id=f"run_missingversion{uuid.uuid4().hex[:12]}",
+        project_id=stack.project_id,
+        workflow_id="wf_gone",
+        version_id="ver_gone",
+        created_at=datetime.now(UTC),
+    )
+
+    async def start() -> None:
+        temporal = await connect(stack.settings)
+        attrs = [SearchAttributePair(SA_PROJECT, stack.project_id), SearchAttributePair(SA_STATUS, "pending")]
+        await temporal.start_workflow(
+            RunWorkflow.run,
+            inp,
+            id=inp.run_id,
+            task_queue=stack.settings.task_queue,
+            search_attributes=TypedSearchAttributes(attrs),
+            memo={"run": RunState.initial(inp).model_dump(mode="json")},
+        )
+
+    asyncio.run(start())
+    done = wait_for(client, inp.run_id)
+    assert done.lifecycle.status == "error"
+    assert done.lifecycle.stage == "registry_lookup"
+    assert "ver_gone" in done.lifecycle.message
