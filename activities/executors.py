@@ -44,6 +44,10 @@ def _one_json(inputs: dict[str, HandleValue], handle: str = "input-json-0") -> H
     return value
 
 
+# Pure blocks run as local activities (5 s start-to-close): their evaluation gets less than that.
+LOCAL_EVALUATION_LIMIT_SECONDS = 4.0
+
+
 class Executors:
     """Block executors, with the store, the model provider and the HTTP caller injected."""
 
@@ -161,7 +165,12 @@ class Executors:
         cfg = parse_config("conditional", inp.block.config)
         assert isinstance(cfg, ConditionalConfig)
         value = _one_json(inputs)
-        result = evaluate_conditional(cfg, value.data)
+        try:
+            result = await asyncio.wait_for(
+                asyncio.to_thread(evaluate_conditional, cfg, value.data), LOCAL_EVALUATION_LIMIT_SECONDS
+            )
+        except TimeoutError as exc:
+            raise BlockError("conditions did not finish evaluating in time (a costly regex?)", code="timeout") from exc
         artifact = {
             "operation": "conditional_evaluation",
             "evaluations": result.evaluations,
@@ -179,8 +188,16 @@ class Executors:
         value = _one_json(inputs)
         start = time.perf_counter()
         artifact: dict[str, Any] = {"operation": "function_invocation", "inputs": {"input-json-0": value.data}}
+        # Off the event loop, under a time limit: function blocks run as local activities, which must stay short.
+        limit = min(cfg.timeout_seconds, LOCAL_EVALUATION_LIMIT_SECONDS)
         try:
-            output = run_function(cfg, value.data)
+            output = await asyncio.wait_for(asyncio.to_thread(run_function, cfg, value.data), limit)
+        except TimeoutError as exc:
+            raise BlockError(
+                f"expression: did not finish within {limit} s",
+                code="expression_timeout",
+                details={"field": "expression"},
+            ) from exc
         except ExpressionError as exc:
             artifact.update(error={"message": str(exc), "block_id": inp.block.id}, output=None)
             raise BlockError(

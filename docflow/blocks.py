@@ -176,7 +176,9 @@ class FunctionConfig(BlockConfig):
     language: str | None = None
     code: str | None = None
     output_schema: dict[str, Any] | None = None
-    timeout_seconds: int = Field(default=60, ge=1, le=300)
+    timeout_seconds: int = Field(
+        default=60, ge=1, le=300, description="Time limit; expressions run as local activities, capped at 4 s"
+    )
 
     @model_validator(mode="after")
     def _one_body(self) -> FunctionConfig:
