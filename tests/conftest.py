@@ -178,3 +178,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def samples() -> Path:
     """The bundled sample documents."""
     return Path(__file__).resolve().parents[1] / "docflow" / "examples"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that used the stack shows the tail of the servers' logs, so CI failures can be read."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    stack = getattr(item, "funcargs", {}).get("stack")
+    if report.failed and isinstance(stack, Stack):
+        for log in sorted((stack.settings.data_dir / "logs").glob("*.log")):
+            report.sections.append((f"{log.name} (tail)", log.read_text(errors="replace")[-4000:]))
