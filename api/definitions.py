@@ -24,7 +24,7 @@ from api.draft_edits import GraphEditor
 from api.drafts import MAX_ATTEMPTS, graph_error, safe_id
 from api.errors import ConflictError, InvalidError, NotFoundError
 from docflow import keys
-from docflow.graph import validate_graph, version_id
+from docflow.graph import publish_issues, version_id
 from docflow.ids import VERSION, WORKFLOW, derived_id, new_id
 from docflow.models import Graph, Published, VersionRecord, WorkflowRecord
 
@@ -139,7 +139,7 @@ class Definitions:
         """Validate the draft, store it as a version and point production at it."""
         await self.get_workflow(project_id, workflow_id)
         draft = await self.drafts.read(project_id, workflow_id)
-        if issues := validate_graph(draft.graph):
+        if issues := publish_issues(draft.graph):
             raise graph_error(issues)
         version = await self._store_version(project_id, workflow_id, draft.graph, description, published=True)
         pointer = Published(version_id=version.id, published_at=_now(), description=description)
@@ -194,7 +194,7 @@ class Definitions:
             return await self.get_version(project_id, workflow_id, record.published.version_id)
         if requested == "draft":
             draft = await self.drafts.read(project_id, workflow_id)
-            if issues := validate_graph(draft.graph):
+            if issues := publish_issues(draft.graph):
                 raise graph_error(issues)
             return await self._store_version(project_id, workflow_id, draft.graph, "", published=False)
         if requested.startswith(VERSION):

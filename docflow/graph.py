@@ -57,6 +57,41 @@ def validate_graph(graph: Graph) -> list[GraphIssue]:
     return _block_issues(graph, blocks) + _edge_issues(graph, blocks) + _cycle_issues(graph, blocks)
 
 
+def publish_issues(graph: Graph) -> list[GraphIssue]:
+    """The issues that stop a graph from being published or run: `validate_graph`'s, then partial wiring.
+
+    A block with some inputs connected but not all cannot run as drawn (merge_dicts needs only one). A
+    block with no input connected at all is allowed: it is parked on the canvas and is skipped at run time.
+    Edits are not held to this, so a graph can be wired one edge at a time.
+    """
+    return validate_graph(graph) or _unconnected_inputs(resolve_edge_handles(graph))
+
+
+def _unconnected_inputs(graph: Graph) -> list[GraphIssue]:
+    blocks = blocks_by_id(graph.blocks)
+    connected: dict[str, set[str]] = {}
+    for edge in graph.edges:
+        if edge.target_handle is not None:
+            connected.setdefault(edge.target_block, set()).add(edge.target_handle)
+    issues: list[GraphIssue] = []
+    for block_id, handles in sorted(_parsed_handles(blocks).items()):
+        wired = connected.get(block_id, set())
+        if not wired or blocks[block_id].type == "merge_dicts":
+            continue
+        issues += [
+            GraphIssue(
+                code="input_not_connected",
+                message=f"Block '{block_id}' has input '{handle}' with no edge: connect it, or change the block's "
+                "config so it does not expect it.",
+                block_id=block_id,
+                handle=handle,
+            )
+            for handle in handles.inputs
+            if handle not in wired
+        ]
+    return issues
+
+
 def _config_issues(block_type: str, config: dict[str, Any], block_id: str | None) -> list[GraphIssue]:
     where = f"Block '{block_id}'" if block_id else "The block"
     if block_type in NOT_BUILT:

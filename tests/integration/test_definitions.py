@@ -554,3 +554,22 @@ def test_idempotency_key_creates_one_workflow(http: httpx.Client, stack: Stack) 
     assert first.json()["id"] == second.json()["id"]
     other = http.post("/v1/workflows", json=body, headers={"Idempotency-Key": f"wf-{uuid.uuid4().hex}"})
     assert other.json()["id"] != first.json()["id"]
+
+
+def test_publish_refuses_a_partly_wired_block_naming_its_input(client: Retab, http: httpx.Client, stack: Stack) -> None:
+    wf_id = _workflow(client, stack)
+    start, extract = f"in-{_uid()}", f"ex-{_uid()}"
+    config = {"json_schema": SCHEMA, "inputs": [{"name": "text", "type": "json"}, {"name": "notes", "type": "json"}]}
+    client.workflows.blocks.create(workflow_id=wf_id, id=start, type="start_json")
+    client.workflows.blocks.create(workflow_id=wf_id, id=extract, type="extract", config=config)
+    client.workflows.edges.create(
+        workflow_id=wf_id,
+        source_block=start,
+        target_block=extract,
+        source_handle="output-json-0",
+        target_handle="input-json-text",
+    )
+    answer = http.post(f"/v1/workflows/{wf_id}/publish", json={})
+    assert answer.status_code == 422
+    details = answer.json()["detail"]["details"]
+    assert (details["block_id"], details["handle"]) == (extract, "input-json-notes")

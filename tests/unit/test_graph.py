@@ -707,3 +707,19 @@ def test_duplicate_input_is_caught_on_the_raw_handle_of_an_invalid_block() -> No
         ("invalid_config", "fn", None),
         ("duplicate_input_edge", "fn", "e3"),
     ]
+
+
+def test_publish_refuses_a_block_with_some_inputs_unconnected() -> None:
+    from docflow.graph import publish_issues
+
+    extract_cfg = {
+        "json_schema": {"type": "object", "properties": {}},
+        "inputs": [{"name": "text", "type": "json"}, {"name": "notes", "type": "json"}],
+    }
+    graph = Graph(
+        blocks=[blk("in", "start_json"), blk("ex", "extract", extract_cfg), blk("parked", "function")],
+        edges=[edge("e1", "in", "ex", "output-json-0", "input-json-text")],
+    )
+    assert validate_graph(graph) == []  # fine while editing
+    issues = publish_issues(graph)
+    assert [(i.code, i.block_id, i.handle) for i in issues] == [("input_not_connected", "ex", "input-json-notes")]
