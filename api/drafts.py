@@ -16,13 +16,14 @@ import asyncio
 import random
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, TypeVar
 
 from activities.storage import NotFound, ObjectStore, PreconditionFailed
 from api.errors import ApiError, ConflictError, InvalidError, NotFoundError
 from docflow import keys
 from docflow.graph import GraphIssue, validate_block, validate_graph
-from docflow.models import Graph
+from docflow.models import Graph, WorkflowRecord
 
 R = TypeVar("R")
 Kind = Literal["block", "edge"]
@@ -126,12 +127,31 @@ class DraftStore:
                 _check_if_match(if_match, None)
                 await asyncio.sleep(random.uniform(0, min(_BACKOFF_CAP_SECONDS, _BACKOFF_SECONDS * 2**attempt)))
                 continue
+            await self.touch(project_id, workflow_id)
             return result, Draft(graph, etag)
         raise ConflictError(
             f"the draft of workflow '{workflow_id}' kept changing under this edit; retry it",
             code="draft_busy",
             workflow_id=workflow_id,
         )
+
+    async def touch(self, project_id: str, workflow_id: str, attempts: int = 3) -> None:
+        """Move the workflow's `updated_at` to now; best effort, since the edit itself already landed.
+
+        With If-Match, so a concurrent publish or rename is never overwritten; a lost race leaves the
+        timestamp of whichever write won, which is as recent.
+        """
+        key = keys.workflow(project_id, workflow_id)
+        for _ in range(attempts):
+            try:
+                found = await self._store.get_json(key)
+                record = WorkflowRecord.model_validate(found.data).model_copy(update={"updated_at": datetime.now(UTC)})
+                await self._store.put_json(key, record, if_match=found.etag)
+                return
+            except PreconditionFailed:
+                continue
+            except NotFound:
+                return
 
     async def replace(self, project_id: str, workflow_id: str, graph: Graph, if_match: str | None) -> Draft:
         """Make `graph` the draft (discard, restore): claims its ids and releases those it drops."""

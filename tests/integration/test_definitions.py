@@ -573,3 +573,10 @@ def test_publish_refuses_a_partly_wired_block_naming_its_input(client: Retab, ht
     assert answer.status_code == 422
     details = answer.json()["detail"]["details"]
     assert (details["block_id"], details["handle"]) == (extract, "input-json-notes")
+
+
+def test_editing_the_draft_moves_the_workflows_updated_at(client: Retab, stack: Stack) -> None:
+    wf_id = _workflow(client, stack)
+    before = client.workflows.get(wf_id).updated_at
+    client.workflows.blocks.create(workflow_id=wf_id, id=f"in-{_uid()}", type="start_json")
+    assert client.workflows.get(wf_id).updated_at > before
