@@ -129,20 +129,26 @@ class BlockActivities:
 
     async def _complete(self, inp: ExecuteBlockInput, record: StepRecord, produced: Produced) -> BlockOutcome:
         run = inp.run
-        artifact_ref = await self._write_artifact(inp, produced.artifact)
+        artifact = self._artifact(inp, produced.artifact)
         record.handle_outputs = produced.outputs
         record.routing_decisions = produced.routing
-        record.artifact = artifact_ref
+        record.artifact = artifact[0] if artifact else None
         record.model = produced.model
         record.completed_at = datetime.now(UTC)
         record.lifecycle = Lifecycle(status="completed")
-        await self.store.put_json(keys.step(run.project_id, run.run_id, inp.step_id), record)
-        outputs = {handle: await self._claim_check(inp, handle, value) for handle, value in produced.outputs.items()}
-        log.info("block completed", routing=produced.routing, artifact=artifact_ref and artifact_ref.id)
+        # The writes are independent (ids are derived, a retry rewrites the same keys): do them at once.
+        handles = list(produced.outputs)
+        written = await asyncio.gather(
+            *(self._claim_check(inp, handle, produced.outputs[handle]) for handle in handles),
+            self.store.put_json(keys.step(run.project_id, run.run_id, inp.step_id), record),
+            *([self.store.put_json(artifact[1], artifact[2])] if artifact else []),
+        )
+        outputs = dict(zip(handles, written[: len(handles)], strict=True))
+        log.info("block completed", routing=produced.routing, artifact=record.artifact and record.artifact.id)
         return BlockOutcome(
             outputs=outputs,
             routing_decisions=produced.routing,
-            artifact=artifact_ref,
+            artifact=record.artifact,
             model=produced.model,
             started_at=record.started_at or record.completed_at,
             completed_at=record.completed_at,
@@ -165,6 +171,17 @@ class BlockActivities:
         await self.store.put_json(keys.step(run.project_id, run.run_id, inp.step_id), record)
 
     async def _write_artifact(self, inp: ExecuteBlockInput, artifact: dict[str, Any] | None) -> ArtifactRef | None:
+        made = self._artifact(inp, artifact)
+        if made is None:
+            return None
+        ref, key, record = made
+        await self.store.put_json(key, record)
+        return ref
+
+    def _artifact(
+        self, inp: ExecuteBlockInput, artifact: dict[str, Any] | None
+    ) -> tuple[ArtifactRef, str, dict[str, Any]] | None:
+        """The artifact's reference, key and record."""
         if artifact is None:
             return None
         operation = str(artifact["operation"])
@@ -179,8 +196,7 @@ class BlockActivities:
             "block_id": inp.block.id,
             "created_at": datetime.now(UTC).isoformat(),
         }
-        await self.store.put_json(keys.artifact(inp.run.project_id, artifact_id), record)
-        return ArtifactRef(operation=operation, id=artifact_id)
+        return ArtifactRef(operation=operation, id=artifact_id), keys.artifact(inp.run.project_id, artifact_id), record
 
     async def _resolve(self, value: HandleValue) -> HandleValue:
         if value.data_ref is None:
