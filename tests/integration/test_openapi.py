@@ -17,3 +17,19 @@ def test_openapi_documents_each_block_config(stack: Stack) -> None:
     config = schemas["BlockCreate"]["properties"]["config"]
     assert config["x-config-model-by-type"]["extract"] == "#/components/schemas/ExtractConfig"
     assert "/v1/workflows/runs" in schema["paths"] and "/v1/workflows/blocks" in schema["paths"]
+
+
+def test_endpoints_not_built_yet_say_so(stack: Stack) -> None:
+    headers = {"Api-Key": stack.api_key}
+    for method, path in [
+        ("GET", "/v1/workflows/reviews"),
+        ("POST", "/v1/workflows/blocks/executions"),
+        ("GET", "/v1/workflows/blocks/executions"),
+        ("POST", "/v1/workflows/tests/runs"),
+        ("POST", "/v1/workflows/wf_x/spec/plan"),
+        ("POST", "/v1/workflows/runs/export"),
+    ]:
+        answer = httpx.request(method, f"{stack.api_url}{path}", headers=headers)
+        assert answer.status_code == 501, (method, path, answer.text)
+        assert answer.json()["detail"]["code"] == "not_built"
+    assert httpx.get(f"{stack.api_url}/v1/workflows/reviews").status_code == 401
