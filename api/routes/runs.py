@@ -60,6 +60,8 @@ async def list_runs(
         raise InvalidError("before: backwards paging is not supported; page with 'after'", field="before")
     if order != "desc":
         raise InvalidError("order: runs are listed newest first only ('desc')", field="order")
+    if sort_by not in (None, "timing.created_at", "created_at"):
+        raise InvalidError("sort_by: runs are sorted by creation time only ('timing.created_at')", field="sort_by")
     filters = {
         "workflow_id": workflow_id,
         "status": status,

@@ -164,7 +164,13 @@ def test_bearer_key_is_accepted(stack: Stack) -> None:
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"after": "run_doesnotexist"}, "after"), ({"from_date": "yesterday"}, "from_date"), ({"limit": 0}, "limit")],
+    [
+        ({"after": "run_doesnotexist"}, "after"),
+        ({"from_date": "yesterday"}, "from_date"),
+        ({"limit": 0}, "limit"),
+        ({"order": "asc"}, "order"),
+        ({"sort_by": "name"}, "sort_by"),
+    ],
 )
 def test_bad_list_parameters_are_422(http: httpx.Client, params: dict, field: str) -> None:
     answer = http.get("/v1/workflows/runs", params=params)
