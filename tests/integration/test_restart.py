@@ -16,9 +16,14 @@ from docflow.stack import Ports, Server, start_servers
 
 def _up(settings: Settings) -> tuple[list[Server], ThreadedApi]:
     servers = start_servers(settings)
-    worker = start_worker(settings, settings.data_dir / "logs" / "worker.log")
-    wait_for_worker(settings, proc=worker.proc)
-    return [*servers, worker], ThreadedApi(settings).start()
+    try:
+        servers.append(start_worker(settings, settings.data_dir / "logs" / "worker.log"))
+        wait_for_worker(settings, proc=servers[-1].proc)
+        return servers, ThreadedApi(settings).start()
+    except BaseException:
+        for server in reversed(servers):  # leave no server behind when start-up fails
+            server.stop()
+        raise
 
 
 def _down(servers: list[Server], api: ThreadedApi) -> None:
