@@ -72,7 +72,11 @@ def start_api_process(settings: Settings, log_path: Path) -> Server:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(args, stdout=log_path.open("ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
     server = Server("api", proc, log_path)
-    wait_healthy(f"http://{settings.api_host}:{settings.api_port}/health", 60, proc)
+    try:
+        wait_healthy(f"http://{settings.api_host}:{settings.api_port}/health", 60, proc)
+    except BaseException:
+        server.stop()
+        raise
     return server
 
 
