@@ -350,3 +350,28 @@ def test_a_version_that_cannot_be_loaded_ends_the_run_in_error(client: Retab, st
     assert done.lifecycle.status == "error"
     assert done.lifecycle.stage == "registry_lookup"
     assert "ver_gone" in done.lifecycle.message
+
+
+def test_list_runs_by_date_duration_search_and_trigger(client: Retab, stack: Stack) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    blocks, edges = chain([("in", "start_json", {}), ("f", "function", {"expression": "input"})])
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {}}, version="draft")
+    wait_for(client, run.id)
+    _eventually_listed(client, wf_id, 1)
+    today = datetime.now(UTC).date()
+
+    def listed(**filters: object) -> list[str]:
+        return [r.id for r in client.workflows.runs.list(workflow_id=wf_id, **filters).data]  # type: ignore[arg-type]
+
+    assert listed(from_date=str(today), to_date=str(today)) == [run.id]
+    assert listed(from_date=str(today + timedelta(days=1))) == []
+    assert listed(to_date=str(today - timedelta(days=1))) == []
+    assert listed(search=run.id[:12]) == [run.id]
+    assert listed(search="run_nomatch") == []
+    assert listed(min_duration_ms=0, max_duration_ms=600_000) == [run.id]
+    assert listed(min_duration_ms=600_000) == []
+    assert listed(trigger_type="api") == [run.id]
+    assert listed(trigger_type="schedule") == []
+    assert listed(exclude_status="completed") == []
