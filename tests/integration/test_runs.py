@@ -375,3 +375,29 @@ def test_list_runs_by_date_duration_search_and_trigger(client: Retab, stack: Sta
     assert listed(trigger_type="api") == [run.id]
     assert listed(trigger_type="schedule") == []
     assert listed(exclude_status="completed") == []
+
+
+def test_ready_blocks_run_concurrently(client: Retab, stack: Stack, http_target: HttpTarget) -> None:
+    slow = {"url": f"{http_target.url}/slow/parallel?seconds=1.5", "timeout_seconds": 30}
+    blocks = [
+        {"id": "in", "type": "start_json"},
+        {"id": "a", "type": "api_call", "config": slow},
+        {"id": "b", "type": "api_call", "config": slow},
+        {"id": "m", "type": "merge_dicts"},
+    ]
+    edges = [
+        {"source_block": "in", "target_block": "a", "source_handle": "output-json-0", "target_handle": "input-json-0"},
+        {"source_block": "in", "target_block": "b", "source_handle": "output-json-0", "target_handle": "input-json-0"},
+        {"source_block": "a", "target_block": "m", "source_handle": "output-json-0", "target_handle": "input-json-0"},
+        {"source_block": "b", "target_block": "m", "source_handle": "output-json-0", "target_handle": "input-json-1"},
+    ]
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {}}, version="draft")
+    assert wait_for(client, run.id).lifecycle.status == "completed"
+    steps = {s.block_id: s for s in client.workflows.steps.list(run_id=run.id)}
+    (a_start, a_end), (b_start, b_end), (m_start, _) = (
+        (steps[ids[x]].started_at, steps[ids[x]].completed_at) for x in ("a", "b", "m")
+    )
+    assert a_start and a_end and b_start and b_end and m_start
+    assert a_start < b_end and b_start < a_end  # the two calls overlapped
+    assert m_start >= max(a_end, b_end)
