@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -232,8 +231,3 @@ async def _heartbeats() -> Any:
         yield
     finally:
         task.cancel()
-
-
-def elapsed_ms(start: float) -> int:
-    """Milliseconds since a `time.perf_counter()` reading."""
-    return int((time.perf_counter() - start) * 1000)

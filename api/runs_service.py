@@ -22,12 +22,13 @@ from api.errors import InvalidError, NotFoundError
 from api.files_service import decode_data_url, get_file, public_ref, store_document
 from api.run_inputs import CreateRunRequest, DocumentIn
 from api.run_queries import duration_ok, visibility_query
+from api.run_views import public_step
 from api.uploads import file_id_from_url
 from docflow import keys
 from docflow.config import Settings
 from docflow.ids import RUN, derived_id, new_id
 from docflow.models import FileRef, VersionRecord
-from docflow.runs import Lifecycle, RunState, RunWorkflowInput, StepRecord
+from docflow.runs import Lifecycle, RunState, RunWorkflowInput, StepRecord, StepState
 from docflow.temporal import SA_PROJECT, SA_STATUS, SA_TRIGGER, SA_WORKFLOW_ID
 from workflows.run import RunWorkflow
 
@@ -179,6 +180,11 @@ class Runs:
             return await self.store.get_model(keys.step(project_id, run_id, step_id), StepRecord)
         except NotFound:
             return None
+
+    async def public_steps(self, project_id: str, run_id: str, steps: list[StepState]) -> list[dict[str, Any]]:
+        """Steps as the SDK reads them, their records read from S3 concurrently."""
+        records = await asyncio.gather(*(self.step_record(project_id, run_id, s.step_id) for s in steps))
+        return [public_step(run_id, step, record) for step, record in zip(steps, records, strict=True)]
 
     # -- list ------------------------------------------------------------------------------------
 

@@ -15,11 +15,10 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from docflow.blocks import LOCAL_TYPES, ROUTING_TYPES
-    from docflow.models import Block, Graph
+    from docflow.models import Block, Edge, Graph
     from docflow.readiness import next_actions
     from docflow.runs import (
         BlockOutcome,
-        ErrorInfo,
         ExecuteBlockInput,
         HandleValue,
         Lifecycle,
@@ -146,6 +145,9 @@ class _Walker:
         self.status: dict[str, str] = {b: "pending" for b in self.steps}
         self.routing: dict[str, list[str] | None] = {}
         self.values: dict[tuple[str, str], HandleValue] = {}
+        self.incoming: dict[str, list[Edge]] = {}
+        for edge in graph.edges:
+            self.incoming.setdefault(edge.target_block, []).append(edge)
         self.ctx = RunContext(
             run_id=inp.run_id, project_id=inp.project_id, workflow_id=inp.workflow_id, version_id=inp.version_id
         )
@@ -184,13 +186,11 @@ class _Walker:
 
     def _schedule(self, in_flight: int) -> list[str]:
         """Skip what can no longer run, then return the ready blocks within the concurrency bound."""
-        while True:
-            ready, skip = next_actions(self.graph, self.status, self.routing)
-            for block_id, reason in skip.items():
-                self.status[block_id] = "skipped"
-                self.steps[block_id].lifecycle = Lifecycle(status="skipped", reason=reason)
-            if not skip:
-                break
+        # One call is enough: next_actions cascades skips, and counts them when it picks ready blocks.
+        ready, skip = next_actions(self.graph, self.status, self.routing)
+        for block_id, reason in skip.items():
+            self.status[block_id] = "skipped"
+            self.steps[block_id].lifecycle = Lifecycle(status="skipped", reason=reason)
         room = max(0, self.inp.max_concurrent_blocks - in_flight)
         chosen = ready[:room]
         for block_id in chosen:
@@ -202,11 +202,9 @@ class _Walker:
 
     def _inputs(self, block: Block) -> dict[str, HandleValue]:
         inputs: dict[str, HandleValue] = {}
-        for edge in self.graph.edges:
-            if edge.target_block != block.id or edge.target_handle is None or edge.source_handle is None:
-                continue
-            value = self.values.get((edge.source_block, edge.source_handle))
-            if value is not None:
+        for edge in self.incoming.get(block.id, []):
+            value = self.values.get((edge.source_block, edge.source_handle or ""))
+            if value is not None and edge.target_handle is not None:
                 inputs[edge.target_handle] = value
         return inputs
 
@@ -273,18 +271,16 @@ class _Walker:
         block = self.blocks[block_id]
         cause = exc.cause if isinstance(exc, ActivityError) and exc.cause is not None else exc
         code = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
-        info = ErrorInfo(
-            message=str(cause) or code or "error", block_id=block_id, block_name=block.label, error_code=code
-        )
+        message = str(cause) or code or "error"
         self.status[block_id] = "error"
-        details = {"block_id": block_id, "block_name": block.label, "error_code": code, "message": info.message}
+        details = {"block_id": block_id, "block_name": block.label, "error_code": code, "message": message}
         self.steps[block_id].lifecycle = Lifecycle(
-            status="error", message=info.message, stage="execution", category="permanent", details=details
+            status="error", message=message, stage="execution", category="permanent", details=details
         )
         if self.state.lifecycle.status != "error":
             self.state.lifecycle = Lifecycle(
                 status="error",
-                message=f"block '{block.label or block_id}' failed: {info.message}",
+                message=f"block '{block.label or block_id}' failed: {message}",
                 stage="execution",
                 category="permanent",
                 details=details,

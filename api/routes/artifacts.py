@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -44,7 +45,8 @@ async def list_artifacts(
     ids = [r.id for r in refs]
     if after in ids:
         refs = refs[ids.index(after) + 1 :]
-    items = [(await store.get_json(keys.artifact(principal.project_id, r.id))).data for r in refs[:limit]]
+    found = await asyncio.gather(*(store.get_json(keys.artifact(principal.project_id, r.id)) for r in refs[:limit]))
+    items = [f.data for f in found]
     return page(items, "id", limit, len(refs) > limit)
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from api.deps import PrincipalDep
 from api.errors import InvalidError, NotFoundError
 from api.run_inputs import CancelRunRequest, CreateRunRequest
-from api.run_views import page, public_run, public_step
+from api.run_views import page, public_run
 from api.runs_service import Runs
 
 router = APIRouter(tags=["runs"])
@@ -106,9 +106,7 @@ async def list_run_steps(request: Request, run_id: str, principal: PrincipalDep)
     """The run's steps as a plain list (the run-scoped path of the get-run page's client)."""
     runs = runs_of(request)
     state = await runs.state(principal.project_id, run_id)
-    return [
-        public_step(run_id, s, await runs.step_record(principal.project_id, run_id, s.step_id)) for s in state.steps
-    ]
+    return await runs.public_steps(principal.project_id, run_id, state.steps)
 
 
 @router.get("/runs/{run_id}/steps/{block_id}")
@@ -119,4 +117,4 @@ async def get_run_step(request: Request, run_id: str, block_id: str, principal: 
     step = next((s for s in state.steps if block_id in (s.block_id, s.step_id)), None)
     if step is None:
         raise NotFoundError(f"run '{run_id}' has no step for block '{block_id}'", block_id=block_id)
-    return public_step(run_id, step, await runs.step_record(principal.project_id, run_id, step.step_id))
+    return (await runs.public_steps(principal.project_id, run_id, [step]))[0]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from api.deps import PrincipalDep
 from api.errors import NotFoundError
 from api.routes.runs import runs_of
-from api.run_views import page, public_step
+from api.run_views import page
 
 router = APIRouter(tags=["steps"])
 
@@ -44,7 +44,7 @@ async def list_steps(
     elif before in ids:
         steps = steps[: ids.index(before)][-limit:]
     chosen = steps[:limit]
-    items = [public_step(run_id, s, await runs.step_record(principal.project_id, run_id, s.step_id)) for s in chosen]
+    items = await runs.public_steps(principal.project_id, run_id, chosen)
     return page(items, "step_id", limit, len(steps) > limit)
 
 
@@ -56,4 +56,4 @@ async def get_step(request: Request, step_id: str, run_id: str, principal: Princ
     step = next((s for s in state.steps if s.step_id == step_id), None)
     if step is None:
         raise NotFoundError(f"run '{run_id}' has no step '{step_id}'", step_id=step_id)
-    return public_step(run_id, step, await runs.step_record(principal.project_id, run_id, step_id))
+    return (await runs.public_steps(principal.project_id, run_id, [step]))[0]
