@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import BlockError
 from activities.executors import Executors
 from activities.produced import Produced
-from activities.storage import ObjectStore
+from activities.storage import ObjectStore, StorageUnavailable, storage_deadline
 from docflow import keys
 from docflow.ids import ARTIFACT_PREFIXES, derived_id
 from docflow.runs import (
@@ -35,6 +35,9 @@ from docflow.runs import (
 
 log = structlog.get_logger("docflow.block")
 HEARTBEAT_EVERY_SECONDS = 1.0
+# A local activity's store calls must give up this long before its own timeout, so a storage stall is
+# reported as storage (and retried) rather than as an anonymous activity timeout.
+STORAGE_DEADLINE_MARGIN_SECONDS = 0.75
 
 Executor = Callable[[ExecuteBlockInput, dict[str, HandleValue]], Awaitable[Produced]]
 
@@ -114,17 +117,31 @@ class BlockActivities:
             retry_count=activity.info().attempt - 1,
         )
         try:
+            with _local_deadline():
+                return await self._execute(inp, record, executor)
+        except StorageUnavailable as exc:
+            # Infrastructure, not the user's block: retried with backoff until the run's storage budget is spent.
+            info = activity.info()
+            waited = (datetime.now(UTC) - info.scheduled_time).total_seconds()
+            spent = waited >= inp.storage_retry_budget_seconds
+            log.warning("storage unavailable", error=str(exc), attempt=info.attempt, waited_s=round(waited, 1))
+            message = f"{exc}; gave up after {waited:.0f} s of retries" if spent else str(exc)
+            raise ApplicationError(message, type="StorageUnavailable", non_retryable=spent) from exc
+        finally:
+            structlog.contextvars.unbind_contextvars("run_id", "block_id", "step_id")
+
+    async def _execute(self, inp: ExecuteBlockInput, record: StepRecord, executor: Executor) -> BlockOutcome:
+        """Resolve the inputs, execute, persist; a BlockError is recorded on the step and made non-retryable."""
+        try:
             inputs = {h: await self._resolve(v) for h, v in inp.inputs.items()}
             record.handle_inputs = inputs
-            log.info("block started", block_type=block.type, attempt=activity.info().attempt)
+            log.info("block started", block_type=inp.block.type, attempt=activity.info().attempt)
             async with _heartbeats():
                 produced = await executor(inp, inputs)
             return await self._complete(inp, record, produced)
         except BlockError as exc:
             await self._fail(inp, record, exc)
             raise ApplicationError(str(exc), exc.details, type="BlockError", non_retryable=True) from exc
-        finally:
-            structlog.contextvars.unbind_contextvars("run_id", "block_id", "step_id")
 
     async def _complete(self, inp: ExecuteBlockInput, record: StepRecord, produced: Produced) -> BlockOutcome:
         run = inp.run
@@ -212,6 +229,18 @@ class BlockActivities:
         key = keys.output(inp.run.project_id, inp.run.run_id, inp.step_id, handle)
         await self.store.put_json(key, {"data": value.data})
         return value.model_copy(update={"data": None, "data_ref": key})
+
+
+@contextmanager
+def _local_deadline() -> Iterator[None]:
+    """In a local activity, store calls give up shortly before the activity's own timeout."""
+    info = activity.info()
+    if not info.is_local or info.start_to_close_timeout is None:
+        yield
+        return
+    # Entered as the activity starts: its whole start-to-close timeout lies ahead.
+    with storage_deadline(info.start_to_close_timeout.total_seconds() - STORAGE_DEADLINE_MARGIN_SECONDS):
+        yield
 
 
 @asynccontextmanager

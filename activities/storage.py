@@ -1,6 +1,11 @@
 """The S3 object store: JSON records and document bytes, with conditional writes.
 
-boto3 blocks, so every call goes through `asyncio.to_thread`. Conditional writes (`If-None-Match: *`,
+boto3 blocks, so every call runs on the store's own thread pool: a stalled S3 server then holds only those
+threads, never the worker's default executor that other work (user evaluation, PDF parsing) relies on.
+Failures of the storage service itself (connection refused, timeouts, 5xx) surface as `StorageUnavailable`,
+which callers retry with backoff; a caller with a deadline (a local activity) sets `storage_deadline` and a
+call still waiting at the deadline fails with `StorageUnavailable` too, naming the operation and key.
+Conditional writes (`If-None-Match: *`,
 `If-Match: <etag>`) are what keep concurrent editors from overwriting each other; the store probes the
 endpoint at start-up and refuses one that silently ignores them.
 """
@@ -8,20 +13,28 @@ endpoint at start-up and refuses one that silently ignores them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
 from docflow.config import Settings
 from docflow.ids import new_id
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+# The event-loop time by which a store call must have answered (set by callers that have a deadline).
+_deadline: ContextVar[float | None] = ContextVar("docflow_storage_deadline", default=None)
 
 
 class StorageError(Exception):
@@ -34,6 +47,10 @@ class NotFound(StorageError):
 
 class PreconditionFailed(StorageError):
     """A conditional write lost: the object exists, or changed since it was read."""
+
+
+class StorageUnavailable(StorageError):
+    """The storage service failed or did not answer in time: infrastructure, worth retrying with backoff."""
 
 
 class UnsafeEndpoint(StorageError):
@@ -53,6 +70,7 @@ class ObjectStore:
 
     def __init__(self, settings: Settings) -> None:
         self.bucket = settings.s3_bucket
+        self._pool = ThreadPoolExecutor(max_workers=settings.s3_max_threads, thread_name_prefix="s3")
         self._client = self._new_client(settings, settings.s3_endpoint)
         # Presigned URLs are signed for the host clients reach, which may differ from the internal one.
         public = settings.s3_public_endpoint
@@ -70,7 +88,9 @@ class ObjectStore:
                 signature_version="s3v4",
                 s3={"addressing_style": "path"},
                 retries={"max_attempts": 3, "mode": "standard"},
-                max_pool_connections=32,
+                connect_timeout=settings.s3_connect_timeout_seconds,
+                read_timeout=settings.s3_read_timeout_seconds,
+                max_pool_connections=max(32, settings.s3_max_threads),
             ),
         )
 
@@ -117,9 +137,28 @@ class ObjectStore:
 
     # -- async API -------------------------------------------------------------------------------
 
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking boto3 call on the store's pool; storage failures become `StorageUnavailable`."""
+        future = asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        deadline = _deadline.get()
+        try:
+            if deadline is None:
+                return await future
+            remaining = deadline - asyncio.get_running_loop().time()
+            return await asyncio.wait_for(future, max(remaining, 0.0))
+        except TimeoutError as exc:
+            raise StorageUnavailable(f"storage did not answer in time ({what})") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"storage unavailable ({what}): {exc}") from exc
+        except ClientError as exc:
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if status >= 500 or _code(exc) in {"SlowDown", "ServiceUnavailable", "InternalError"}:
+                raise StorageUnavailable(f"storage unavailable ({what}): {_code(exc) or status}") from exc
+            raise
+
     async def ensure_bucket(self) -> None:
         """Create the bucket if missing and check the endpoint honours conditional writes."""
-        await asyncio.to_thread(self._ensure_bucket)
+        await self._call("create bucket", self._ensure_bucket)
         await self.probe_conditional_writes()
 
     def _ensure_bucket(self) -> None:
@@ -168,11 +207,11 @@ class ObjectStore:
             conditions["IfNoneMatch"] = "*"
         if if_match is not None:
             conditions["IfMatch"] = if_match
-        return await asyncio.to_thread(self._put, key, body, content_type, **conditions)
+        return await self._call(f"put {key}", self._put, key, body, content_type, **conditions)
 
     async def get_bytes(self, key: str) -> bytes:
         """Read bytes (NotFound if absent)."""
-        body, _ = await asyncio.to_thread(self._get, key)
+        body, _ = await self._call(f"get {key}", self._get, key)
         return body
 
     async def put_json(self, key: str, value: Any, *, if_none_match: bool = False, if_match: str | None = None) -> str:
@@ -183,7 +222,7 @@ class ObjectStore:
 
     async def get_json(self, key: str) -> Versioned:
         """Read a JSON document and its ETag."""
-        body, etag = await asyncio.to_thread(self._get, key)
+        body, etag = await self._call(f"get {key}", self._get, key)
         return Versioned(json.loads(body), etag)
 
     async def get_model(self, key: str, model: type[M]) -> M:
@@ -193,7 +232,7 @@ class ObjectStore:
     async def exists(self, key: str) -> bool:
         """Whether an object exists at the key."""
         try:
-            await asyncio.to_thread(self._client.head_object, Bucket=self.bucket, Key=key)
+            await self._call(f"head {key}", self._client.head_object, Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
                 return False
@@ -202,15 +241,15 @@ class ObjectStore:
 
     async def list_keys(self, prefix: str) -> list[str]:
         """All keys under a prefix, sorted."""
-        return await asyncio.to_thread(self._list, prefix)
+        return await self._call(f"list {prefix}", self._list, prefix)
 
     async def delete(self, key: str) -> None:
         """Delete one object (absent is fine)."""
-        await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=key)
+        await self._call(f"delete {key}", self._client.delete_object, Bucket=self.bucket, Key=key)
 
     async def delete_prefix(self, prefix: str) -> int:
         """Delete everything under a prefix; returns how many objects went."""
-        return await asyncio.to_thread(self._delete_prefix, prefix)
+        return await self._call(f"delete {prefix}", self._delete_prefix, prefix)
 
     def presigned_put(self, key: str, content_type: str, expires: int = 900) -> str:
         """A presigned URL a client can PUT bytes to (with this Content-Type header)."""
@@ -220,12 +259,22 @@ class ObjectStore:
     async def size_of(self, key: str) -> int:
         """Size in bytes of a stored object (NotFound if absent)."""
         try:
-            head = await asyncio.to_thread(self._client.head_object, Bucket=self.bucket, Key=key)
+            head = await self._call(f"head {key}", self._client.head_object, Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
                 raise NotFound(key) from exc
             raise
         return int(head["ContentLength"])
+
+
+@contextlib.contextmanager
+def storage_deadline(seconds: float) -> Iterator[None]:
+    """Store calls made inside this block (in this task) fail with `StorageUnavailable` after `seconds`."""
+    token = _deadline.set(asyncio.get_running_loop().time() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
 
 
 def _code(exc: ClientError) -> str:

@@ -6,7 +6,8 @@
      ├── InvalidError        422: a field or the graph is wrong
      └── TooLargeError       413: over the upload limit
 
-Storage and Temporal errors are mapped here by type, never by message text.
+Storage and Temporal errors are mapped here by type, never by message text: an object store that fails or
+does not answer (`StorageUnavailable`) and a Temporal RPC failure are 503s the client may retry.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.storage import NotFound, PreconditionFailed
+from activities.storage import NotFound, PreconditionFailed, StorageUnavailable
 
 log = structlog.get_logger("docflow.api")
 
@@ -100,6 +101,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PreconditionFailed)
     async def _precondition(request: Request, exc: PreconditionFailed) -> JSONResponse:
         return _body(409, "conflict", "the resource changed concurrently; read it again and retry", {})
+
+    @app.exception_handler(StorageUnavailable)
+    async def _storage(request: Request, exc: StorageUnavailable) -> JSONResponse:
+        # Infrastructure, not the request: a 503 the client may retry (the message names no key or data).
+        log.error("storage unavailable", path=request.url.path, error=str(exc))
+        return _body(503, "storage_unavailable", "the object store failed to answer; retry later", {})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -83,6 +83,7 @@ class Runs:
             json_inputs_key=inputs_key,
             json_block_ids=sorted(json_blocks),
             inline_output_limit_bytes=self.settings.inline_output_limit_bytes,
+            storage_retry_budget_seconds=self.settings.storage_retry_budget_seconds,
             max_concurrent_blocks=self.settings.max_concurrent_blocks,
         )
         initial = RunState.initial(inp, json_inputs)

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     s3_volume_port: int = 8080
     s3_filer_port: int = 8888
     s3_admin_port: int = 23646
+    # Storage outages: calls give up after these timeouts and are retried with backoff within the budget.
+    s3_connect_timeout_seconds: float = 5.0
+    s3_read_timeout_seconds: float = 20.0
+    s3_max_threads: int = Field(default=32, ge=1, description="Threads for blocking S3 calls (their own pool)")
+    storage_retry_budget_seconds: float = Field(
+        default=120.0, gt=0, description="How long a block retries when storage fails before the run fails"
+    )
 
     # API
     api_host: str = "127.0.0.1"

@@ -131,6 +131,7 @@ class RunWorkflowInput(RunIdentity):
     json_block_ids: list[str] = Field(default_factory=list)
     inline_output_limit_bytes: int = 128 * 1024
     max_concurrent_blocks: int = 16
+    storage_retry_budget_seconds: float = 120.0
 
 
 class RunState(RunIdentity):
@@ -180,6 +181,8 @@ class ExecuteBlockInput(Model):
     documents: dict[str, FileRef] = Field(default_factory=dict)
     json_inputs_key: str | None = None
     inline_output_limit_bytes: int = 128 * 1024
+    # How long storage failures are retried, counted from the first attempt, before the step fails.
+    storage_retry_budget_seconds: float = 120.0
 
 
 class BlockOutcome(Model):

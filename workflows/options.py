@@ -30,6 +30,16 @@ BLOCK_RETRY = RetryPolicy(
     non_retryable_error_types=NON_RETRYABLE,
 )
 LOCAL_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=NON_RETRYABLE)
+# Local blocks retry storage failures with backoff; the activity itself stops retrying (non-retryable
+# StorageUnavailable) once the run's `storage_retry_budget_seconds` has passed since its first attempt.
+# (A local activity's schedule-to-close timeout did not bound its retries on the dev server: measured.)
+LOCAL_BLOCK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=200,
+    non_retryable_error_types=NON_RETRYABLE,
+)
 STORAGE_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(seconds=10))
 
 

@@ -220,6 +220,7 @@ class _Walker:
             documents={k: v for k, v in self.inp.documents.items() if k == block.id},
             json_inputs_key=self.inp.json_inputs_key if block.type == "start_json" else None,
             inline_output_limit_bytes=self.inp.inline_output_limit_bytes,
+            storage_retry_budget_seconds=self.inp.storage_retry_budget_seconds,
         )
         named = f"{block.label} [{block.id}]" if block.label and block.label != block.id else block.id
         summary = f"{named} · {block.type}"
@@ -229,7 +230,7 @@ class _Walker:
                 arg,
                 result_type=BlockOutcome,
                 start_to_close_timeout=options.LOCAL_TIMEOUT,
-                retry_policy=options.LOCAL_RETRY,
+                retry_policy=options.LOCAL_BLOCK_RETRY,
                 summary=summary,
             )
             return outcome
