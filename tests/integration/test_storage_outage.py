@@ -24,7 +24,7 @@ from docflow.stack import Ports, Server, start_servers
 
 RUNS = 30
 CHAIN = 8  # function blocks after the start block: 9 blocks in all
-BUDGET_SECONDS = 20.0
+BUDGET_SECONDS = 15.0
 
 
 @dataclass
@@ -127,7 +127,7 @@ def test_a_storage_outage_past_the_budget_fails_runs_naming_storage(outage: Outa
     client = outage.client
     run_ids = _start_runs(client, _chain_workflow(outage))
     _assert_in_flight(client, run_ids)
-    outage.pause_s3(BUDGET_SECONDS + 15)
+    outage.pause_s3(BUDGET_SECONDS + 10)
     runs = _wait_all(client, run_ids)
     failed = [r for r in runs if r["lifecycle"]["status"] == "error"]
     assert failed, [r["lifecycle"] for r in runs]
