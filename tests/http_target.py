@@ -12,6 +12,7 @@ The test stack's worker may reach only the address this target listens on (127.0
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections import Counter, defaultdict
@@ -25,7 +26,7 @@ ALLOWED_HOST = "127.0.0.2"
 class HttpTarget:
     """The server; `counts[path]` and `headers[path]` record what arrived."""
 
-    def __init__(self, host: str = ALLOWED_HOST) -> None:
+    def __init__(self, host: str = ALLOWED_HOST, tls: ssl.SSLContext | None = None) -> None:
         self.counts: Counter[str] = Counter()
         self.bodies: list[Any] = []
         self.headers: defaultdict[str, list[dict[str, str]]] = defaultdict(list)
@@ -81,7 +82,9 @@ class HttpTarget:
             do_GET = do_POST  # noqa: N815
 
         self.server = ThreadingHTTPServer((host, 0), Handler)
-        self.url = f"http://{host}:{self.server.server_address[1]}"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.server.server_address[1]}"
         self.port = int(self.server.server_address[1])
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Iterator
 
+import httpx
 import pytest
+import trustme
 
 from activities.egress import Egress, ResponseTooLarge
 from docflow.config import Settings
@@ -84,3 +87,29 @@ def test_proxies_from_the_environment_are_ignored(target: HttpTarget, monkeypatc
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # would fail to connect if it were used
     monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
     assert _send(_egress("127.0.0.1/32"), f"{target.url}/echo/proxy") == 200
+
+
+def _tls_target(ca: trustme.CA, *names: str) -> HttpTarget:
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names).configure_cert(server)
+    return HttpTarget("127.0.0.1", tls=server)
+
+
+def test_tls_is_verified_against_the_host_name_while_connecting_to_the_checked_address() -> None:
+    ca = trustme.CA()
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    egress = Egress(parse_allowlist("localhost"), 1 << 20, trusting)
+
+    async def get(url: str) -> int:
+        return (await egress.send("GET", url, headers={}, content=None, timeout=10)).status
+
+    with _tls_target(ca, "localhost") as named:
+        assert asyncio.run(get(f"https://localhost:{named.port}/headers/tls")) == 200
+        assert named.headers["/headers/tls"][0]["Host"] == f"localhost:{named.port}"
+    # A certificate for the address connected to, but not for the name asked for: refused.
+    with _tls_target(ca, "127.0.0.1") as by_ip, pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        asyncio.run(get(f"https://localhost:{by_ip.port}/headers/tls"))
+    # A certificate from a CA the client does not trust: refused.
+    with _tls_target(trustme.CA(), "localhost") as untrusted, pytest.raises(httpx.ConnectError):
+        asyncio.run(get(f"https://localhost:{untrusted.port}/headers/tls"))
