@@ -239,6 +239,12 @@ def test_a_secret_reaches_the_target_and_nothing_else(
     sent = http_target.headers[f"/headers/{tag}"][0]
     assert sent["Authorization"] == f"Bearer {TEST_SECRET}" and sent["X-Token"] == TEST_SECRET
     assert client.workflows.runs.get(bad_run).lifecycle.status == "error"
+    # What the run keeps shows where the secret was, not what it was.
+    echoed = step["handle_outputs"]["output-json-0"]["data"]
+    assert echoed["headers"]["X-Token"] == "***" and echoed["body"] == {"token": "***", "note": "with *** inside"}
+    trace = http.get(f"/v1/workflows/artifacts/{step['artifact']['id']}").json()
+    assert trace["attempts"][0]["request_headers"]["X-Token"] == "***"
+    assert "token=***" in trace["attempts"][0]["request_url"]
 
     secret = TEST_SECRET.encode()
     found: list[str] = []
