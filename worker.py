@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.blocks import BlockActivities
+from activities.egress import Egress, no_cookies
 from activities.executors import Executors
 from activities.http_call import ApiCaller
 from activities.payloads import external_storage
@@ -37,9 +38,18 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
 
 
+def model_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The model provider's client (operator config, not subject to the egress rule); it keeps no cookies."""
+    return httpx.AsyncClient(timeout=settings.model_timeout_seconds, cookies=no_cookies())
+
+
 def build_worker(client: Client, settings: Settings, store: ObjectStore, http: httpx.AsyncClient) -> Worker:
     """A worker on the settings' task queue with every workflow and activity."""
-    executors = Executors(store, build_provider(settings, http), ApiCaller(http))
+    # api_call gets no shared client: each call builds its own, through the egress guard.
+    api = ApiCaller(
+        Egress(settings.egress_allowlist, settings.egress_max_response_bytes), store, settings.secret_values
+    )
+    executors = Executors(store, build_provider(settings, http), api)
     blocks = BlockActivities(store, executors)
     runs = RunActivities(store)
     return Worker(
@@ -57,7 +67,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     store = ObjectStore(settings)
     await store.ensure_bucket()
     client = await connect(settings, external_storage(store, settings.payload_offload_bytes))
-    async with httpx.AsyncClient(timeout=settings.model_timeout_seconds) as http:
+    async with model_http_client(settings) as http:
         worker = build_worker(client, settings, store, http)
         log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address)
         async with worker:

@@ -220,7 +220,7 @@ class Executors:
     async def api_call(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
         """The HTTP request, retried on 5xx and timeouts, traced in the artifact."""
         value = inputs.get("input-json-0")
-        return await self.api.call(inp.block.config, value.data if value else None)
+        return await self.api.call(inp, value.data if value else None)
 
 
 def _dumps(data: Any) -> str:

@@ -1,109 +1,308 @@
-"""The api_call block: an HTTP request through httpx, templated from the input, retried, traced."""
+"""The api_call block: an HTTP request templated from the input, sent through the egress guard, at most once.
+
+Egress: the URL's origin is the config's literal text and values are percent-encoded (`render_url`); the request
+goes through `activities.egress.Egress` (address rule, pinned address, checked redirects, capped body, no
+cookies). A refusal is the non-retryable step error `egress_denied`.
+
+At most once:
+- Every request of one logical call (run id + step id) carries the same `Idempotency-Key`, in this activity's
+  own retries and in Temporal's retries of the activity, unless the config sets that header itself.
+- The call's final outcome (a 2xx, or the error that ended it) is recorded in S3 (`keys.api_call_outcome`)
+  before anything else happens; an attempt of the same step that finds the record replays it without sending.
+  If the record cannot be written the step fails for good rather than risk sending again. S3 rather than
+  heartbeat details: details go out throttled and in the background (and the block's heartbeat loop overwrites
+  them), so a failure right after the answer could lose them; a put is acknowledged before the code moves on.
+  What is left: a worker killed between the answer and the record; its retry sends again, with the same key.
+- A 2xx is final: a body over the cap, invalid JSON under a JSON content type, or JSON nested deeper than
+  `MAX_JSON_DEPTH` is a non-retryable step error, never an exception Temporal would retry.
+
+Secrets: `{{ secrets.NAME }}` is resolved here from the worker's settings; the config (in workflow history)
+carries only the name. Every occurrence of a secret's value in the output, the trace artifact and error
+messages becomes `***` before anything leaves this module.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import structlog
 
+from activities.egress import Answer, Egress, ResponseTooLarge
 from activities.errors import BlockError
 from activities.produced import Produced
-from docflow.blocks import ApiCallConfig, parse_config
-from docflow.runs import HandleValue
-from docflow.templating import TemplateError, render_template
+from activities.storage import NotFound, ObjectStore
+from docflow import keys
+from docflow.blocks import MAX_BACKOFF_SECONDS, ApiCallConfig, parse_config
+from docflow.egress import EgressDenied
+from docflow.ids import derived_id
+from docflow.runs import ExecuteBlockInput, HandleValue
+from docflow.templating import TemplateError, UnknownSecretError, redact, render_template, render_url
 
+log = structlog.get_logger("docflow.api_call")
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+MAX_JSON_DEPTH = 64
+RECORD_ATTEMPTS = 4
 _REDACTED_HEADERS = {"authorization", "api-key", "x-api-key", "cookie", "proxy-authorization"}
 
 
 class ApiCaller:
-    """Makes api_call requests with an injected httpx client."""
+    """Makes api_call requests through the egress guard, recording each call's outcome in the store."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
+    def __init__(self, egress: Egress, store: ObjectStore, secrets: Mapping[str, str]) -> None:
+        self.egress = egress
+        self.store = store
+        self.secrets = dict(secrets)
 
-    async def call(self, config: dict[str, Any], data: Any) -> Produced:
-        """Render, send with retries, and return the response JSON plus an `api_call_invocation` trace."""
-        cfg = parse_config("api_call", config)
-        assert isinstance(cfg, ApiCallConfig)
+    async def call(self, inp: ExecuteBlockInput, data: Any) -> Produced:
+        """Replay a recorded outcome, or render, send with retries, record, and return output + trace."""
+        record_key = keys.api_call_outcome(inp.run.project_id, inp.run.run_id, inp.step_id)
+        recorded = await self._recorded(record_key)
+        if recorded is not None:
+            return _replay(recorded)
         try:
-            url = render_template(cfg.url, data)
-            headers = {k: str(render_template(v, data)) for k, v in cfg.headers.items()}
-            params = {k: str(render_template(v, data)) for k, v in cfg.query.items()}
-            body = render_template(cfg.body, data) if cfg.body is not None else None
+            cfg = parse_config("api_call", inp.block.config)
+        except ValueError as exc:
+            raise BlockError(f"config: {exc}", code="invalid_config") from exc
+        assert isinstance(cfg, ApiCallConfig)
+        request = self._render(cfg, data, derived_id("idem_", inp.run.run_id, inp.step_id))
+        try:
+            produced = await self._send(cfg, request)
+        except BlockError as exc:
+            await self._record(record_key, {"error": {"message": str(exc), "code": exc.code, "details": exc.details}})
+            raise
+        await self._record(
+            record_key, {"output": produced.outputs["output-json-0"].data, "artifact": produced.artifact}
+        )
+        return produced
+
+    def _render(self, cfg: ApiCallConfig, data: Any, idempotency_key: str) -> _Request:
+        try:
+            url = httpx.URL(render_url(cfg.url, data, self.secrets))
+            params = {k: _text(render_template(v, data, self.secrets)) for k, v in cfg.query.items()}
+            headers = {k: _text(render_template(v, data, self.secrets)) for k, v in cfg.headers.items()}
+            body = render_template(cfg.body, data, self.secrets) if cfg.body is not None else None
+        except UnknownSecretError as exc:
+            raise BlockError(str(exc), code="unknown_secret", details={"secret": exc.name}) from exc
         except TemplateError as exc:
             raise BlockError(f"config template: {exc}", code="template_error", details={"path": exc.path}) from exc
+        bad = [k for k, v in headers.items() if any(c in v for c in "\r\n\0")]
+        if bad:
+            raise BlockError(f"header {bad[0]!r}: a value may not contain line breaks", code="template_error")
+        lower = {k.lower() for k in headers}
+        if "idempotency-key" not in lower:
+            headers["Idempotency-Key"] = idempotency_key
+        content: bytes | None = None
+        if isinstance(body, str):
+            content = body.encode()
+        elif body is not None:
+            content = json.dumps(body, ensure_ascii=False).encode()
+            if "content-type" not in lower:
+                headers["Content-Type"] = "application/json"
+        return _Request(cfg.method, str(url.copy_merge_params(params)) if params else str(url), headers, content, body)
+
+    async def _send(self, cfg: ApiCallConfig, request: _Request) -> Produced:
         attempts: list[dict[str, Any]] = []
-        backoff = cfg.retry.initial_backoff_seconds
-        response: httpx.Response | None = None
-        for attempt in range(cfg.retry.max_attempts):
-            response = await self._attempt(cfg, str(url), headers, params, body, attempt, attempts)
-            retryable = response is None or response.status_code in RETRYABLE_STATUS
-            if not retryable or attempt == cfg.retry.max_attempts - 1:
-                break
-            await asyncio.sleep(backoff)
-            backoff *= cfg.retry.backoff_multiplier
         artifact: dict[str, Any] = {"operation": "api_call_invocation", "attempts": attempts, "error": None}
-        if response is None or not response.is_success:
-            status = "no response" if response is None else f"HTTP {response.status_code}"
-            message = f"{cfg.method} {url} failed after {len(attempts)} attempt(s): {status}"
-            artifact["error"] = {"message": message}
-            raise BlockError(message, code="api_call_failed", details={"artifact": artifact})
-        return Produced(outputs={"output-json-0": _json_value(_body(response))}, artifact=artifact)
+        backoff = cfg.retry.initial_backoff_seconds
+        answer: Answer | None = None
+        for number in range(cfg.retry.max_attempts):
+            answer = await self._attempt(cfg, request, number, attempts, artifact)
+            if answer is not None and answer.status not in RETRYABLE_STATUS:
+                break
+            if number < cfg.retry.max_attempts - 1:
+                await asyncio.sleep(min(backoff, MAX_BACKOFF_SECONDS))
+                backoff *= cfg.retry.backoff_multiplier
+        if answer is None or not 200 <= answer.status < 300:
+            status = "no response" if answer is None else f"HTTP {answer.status}"
+            message = f"{request.method} {request.url} failed after {len(attempts)} attempt(s): {status}"
+            raise self._error(message, "api_call_failed", artifact)
+        try:
+            output = _parse_final(answer)
+        except BlockError as exc:
+            raise self._error(str(exc), exc.code, artifact) from exc
+        return Produced(
+            outputs={"output-json-0": HandleValue(type="json", data=self._redact(output))},
+            artifact=self._redact(artifact),
+        )
 
     async def _attempt(
         self,
         cfg: ApiCallConfig,
-        url: str,
-        headers: dict[str, str],
-        params: dict[str, str],
-        body: Any,
+        request: _Request,
         number: int,
         attempts: list[dict[str, Any]],
-    ) -> httpx.Response | None:
+        artifact: dict[str, Any],
+    ) -> Answer | None:
         started = datetime.now(UTC)
         clock = time.perf_counter()
         trace: dict[str, Any] = {
             "attempt_number": number,
-            "request_method": cfg.method,
-            "request_url": url,
-            "request_headers": {k: ("***" if k.lower() in _REDACTED_HEADERS else v) for k, v in headers.items()},
-            "request_body": body,
+            "request_method": request.method,
+            "request_url": request.url,
+            "request_headers": {
+                k: ("***" if k.lower() in _REDACTED_HEADERS else v) for k, v in request.headers.items()
+            },
+            "request_body": request.body,
             "started_at": started.isoformat(),
         }
-        response: httpx.Response | None = None
+        attempts.append(trace)
+        answer: Answer | None = None
         try:
-            response = await self.client.request(
-                cfg.method,
-                url,
-                headers=headers,
-                params=params or None,
-                json=body if body is not None and not isinstance(body, str) else None,
-                content=body if isinstance(body, str) else None,
+            answer = await self.egress.send(
+                request.method,
+                request.url,
+                headers=request.headers,
+                content=request.content,
                 timeout=cfg.timeout_seconds,
+                sensitive=frozenset(request.secret_headers(self.secrets)),
             )
             trace.update(
-                response_status=response.status_code,
-                response_headers=dict(response.headers),
-                response_body=_body(response),
+                response_status=answer.status,
+                response_headers=dict(answer.headers),
+                response_body=_lenient_body(answer),
+                redirects=answer.redirects,
             )
+        except EgressDenied as exc:
+            trace["error"] = {"message": str(exc), "error_code": "egress_denied"}
+            details = {"host": exc.host, "rule": exc.rule, "address": exc.address}
+            raise self._error(str(exc), "egress_denied", artifact, details) from None
+        except ResponseTooLarge as exc:
+            trace["error"] = {"message": str(exc), "error_code": "response_too_large"}
+            raise self._error(str(exc), "response_too_large", artifact) from None
         except httpx.HTTPError as exc:
             trace["error"] = {"message": f"{type(exc).__name__}: {exc}", "error_code": "transport_error"}
-        trace["duration_ms"] = int((time.perf_counter() - clock) * 1000)
-        trace["completed_at"] = datetime.now(UTC).isoformat()
-        attempts.append(trace)
-        return response
+        finally:
+            trace["duration_ms"] = int((time.perf_counter() - clock) * 1000)
+            trace["completed_at"] = datetime.now(UTC).isoformat()
+        return answer
+
+    def _error(
+        self, message: str, code: str, artifact: dict[str, Any], details: dict[str, Any] | None = None
+    ) -> BlockError:
+        """A step error whose message, details and trace carry no secret value."""
+        artifact["error"] = {"message": message}
+        safe = self._redact({"message": message, "details": {**(details or {}), "artifact": artifact}})
+        return BlockError(safe["message"], code=code, details=safe["details"])
+
+    def _redact(self, value: Any) -> Any:
+        return redact(value, self.secrets.values())
+
+    async def _recorded(self, key: str) -> dict[str, Any] | None:
+        try:
+            record: dict[str, Any] = (await self.store.get_json(key)).data
+        except NotFound:
+            return None
+        return record
+
+    async def _record(self, key: str, outcome: dict[str, Any]) -> None:
+        """Write the outcome before anything else may fail; if it cannot be written, the step fails for good."""
+        delay = 0.5
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                await self.store.put_json(key, outcome)
+                return
+            except Exception as exc:  # any storage failure: the call must not be sent again
+                log.warning("api_call outcome not recorded", attempt=attempt + 1, error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise BlockError(
+            "the call was answered but its outcome could not be stored; it is not sent again",
+            code="api_call_unrecorded",
+        )
 
 
-def _body(response: httpx.Response) -> Any:
+@dataclass
+class _Request:
+    """A rendered request; its secrets are resolved, so it never leaves the activity un-redacted."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    content: bytes | None
+    body: Any
+
+    def secret_headers(self, secrets: Mapping[str, str]) -> list[str]:
+        """Headers whose value holds a secret: dropped on a redirect to another origin."""
+        values = [v for v in secrets.values() if v]
+        return [k.lower() for k, v in self.headers.items() if any(s in v for s in values)]
+
+
+def _replay(recorded: dict[str, Any]) -> Produced:
+    """The outcome a previous attempt recorded, without sending the request again."""
+    error = recorded.get("error")
+    if error is not None:
+        raise BlockError(error["message"], code=error["code"], details=error.get("details") or {})
+    return Produced(
+        outputs={"output-json-0": HandleValue(type="json", data=recorded["output"])}, artifact=recorded["artifact"]
+    )
+
+
+def _parse_final(answer: Answer) -> Any:
+    """The 2xx body as JSON (or text when it is not JSON); a JSON body that cannot be used is a step error."""
+    media = answer.headers.get("content-type", "").split(";")[0].strip().lower()
+    declared_json = media == "application/json" or media.endswith("+json")
+    text = answer.body.decode(_charset(answer), errors="replace")
     try:
-        return response.json()
-    except ValueError:
-        return response.text
+        value = json.loads(text)
+    except RecursionError:
+        raise BlockError(
+            f"the 2xx answer is JSON nested too deeply to read (limit {MAX_JSON_DEPTH} levels)",
+            code="response_unreadable",
+        ) from None
+    except ValueError as exc:
+        if declared_json:
+            raise BlockError(f"the 2xx answer is not valid JSON: {exc}", code="response_unreadable") from None
+        return text
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise BlockError(
+            f"the 2xx answer is JSON nested more than {MAX_JSON_DEPTH} levels deep", code="response_unreadable"
+        )
+    return value
 
 
-def _json_value(data: Any) -> HandleValue:
-    return HandleValue(type="json", data=data)
+def _lenient_body(answer: Answer) -> Any:
+    """The body for the trace: JSON when it reads as reasonable JSON, else text."""
+    try:
+        return _parse_final(answer)
+    except BlockError:
+        return answer.body[:2048].decode(_charset(answer), errors="replace")
+
+
+def _charset(answer: Answer) -> str:
+    content_type = str(answer.headers.get("content-type", ""))
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        charset = value.strip('"')
+        if name.lower() == "charset" and charset:
+            try:
+                "".encode(charset)
+            except LookupError:
+                break
+            return charset
+    return "utf-8"
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_JSON_DEPTH:
+                return level
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)

@@ -198,8 +198,12 @@ class FunctionConfig(BlockConfig):
         return self
 
 
+# A wait between api_call attempts never exceeds this, so the activity's time limit stays bounded.
+MAX_BACKOFF_SECONDS = 60.0
+
+
 class RetryPolicy(BlockConfig):
-    """How an api_call retries 5xx answers and timeouts."""
+    """How an api_call retries 5xx answers and timeouts (each wait capped at 60 s)."""
 
     max_attempts: int = Field(default=3, ge=1, le=10)
     initial_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
@@ -207,16 +211,45 @@ class RetryPolicy(BlockConfig):
 
 
 class ApiCallConfig(BlockConfig):
-    """An HTTP request templated from the JSON input (`{{ path }}` placeholders)."""
+    """An HTTP request templated from the JSON input (`{{ path }}` placeholders, `{{ secrets.NAME }}`).
+
+    The scheme, host and port of `url` are literal text; values are percent-encoded into its path and query.
+    """
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     url: str = Field(pattern=r"^https?://")
     headers: dict[str, str] = Field(default_factory=dict)
     query: dict[str, str] = Field(default_factory=dict)
     body: Any = None
-    timeout_seconds: float = Field(default=30, gt=0, le=600)
+    timeout_seconds: float = Field(default=30, gt=0, le=600, description="Limit of one attempt, redirects included")
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     output_schema: dict[str, Any] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _literal_origin(cls, value: str) -> str:
+        from docflow.egress import literal_origin_error
+
+        problem = literal_origin_error(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+
+def api_call_time_budget(config: dict[str, Any]) -> float:
+    """Seconds an api_call may take: every attempt at its timeout plus the (capped) waits between them.
+
+    Reads the raw config with the model's defaults, so a config stored under older rules still gets a limit.
+    """
+    retry = config.get("retry") or {}
+    attempts = int(retry.get("max_attempts", 3))
+    backoff = float(retry.get("initial_backoff_seconds", 0.5))
+    multiplier = float(retry.get("backoff_multiplier", 2.0))
+    waits = 0.0
+    for _ in range(attempts - 1):
+        waits += min(backoff, MAX_BACKOFF_SECONDS)
+        backoff *= multiplier
+    return float(config.get("timeout_seconds", 30)) * attempts + waits
 
 
 class MergeDictsConfig(BlockConfig):

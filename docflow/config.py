@@ -9,8 +9,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from docflow.egress import Allowlist, parse_allowlist
 
 _PLACEHOLDER = "docflow-dev-secret"
 
@@ -78,11 +80,55 @@ class Settings(BaseSettings):
     model_name: str = "gpt-4o-mini"
     model_timeout_seconds: float = 120.0
 
+    # Egress and secrets of api_call (docflow/egress.py, activities/egress.py). The model provider's base URL is
+    # operator config, not user config: it is not subject to the egress rule.
+    egress_allow: str = Field(
+        default="",
+        description="Comma-separated CIDRs and host names (`*.corp.example` for subdomains) that api_call may reach "
+        "although the egress rule refuses them (loopback, private, link-local, metadata…); no ports",
+    )
+    egress_max_response_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="An api_call answer's body is read up to this; more fails the step",
+    )
+    secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        repr=False,
+        description="Secrets api_call may name as `{{ secrets.NAME }}`: a JSON object {NAME: value} in "
+        "DOCFLOW_SECRETS, read by the worker only; values of at least 8 characters (each occurrence of a "
+        "value in a trace, output or error is replaced by ***)",
+    )
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _allowlist_parses(cls, value: str) -> str:
+        parse_allowlist(value)
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets_are_long_enough(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        short = sorted(name for name, secret in value.items() if len(secret.get_secret_value()) < 8)
+        if short:
+            raise ValueError(f"secrets shorter than 8 characters (they could not be redacted safely): {short}")
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.environment == "production" and self.s3_secret_key == _PLACEHOLDER:
             raise ValueError("DOCFLOW_S3_SECRET_KEY must be set outside development")
         return self
+
+    @property
+    def egress_allowlist(self) -> Allowlist:
+        """The parsed `egress_allow`."""
+        return parse_allowlist(self.egress_allow)
+
+    @property
+    def secret_values(self) -> dict[str, str]:
+        """The secrets in clear, for the activity that resolves `{{ secrets.NAME }}`."""
+        return {name: secret.get_secret_value() for name, secret in self.secrets.items()}
 
     @property
     def keys_file(self) -> Path:

@@ -89,3 +89,8 @@ def artifact(project: str, artifact_id: str) -> str:
 def deleted_run(project: str, run_id: str) -> str:
     """A deleted run's tombstone, kept while Temporal removes the execution."""
     return f"projects/{project}/index/deleted-runs/{run_id}"
+
+
+def api_call_outcome(project: str, run_id: str, step_id: str) -> str:
+    """The recorded outcome of a step's api_call: a retried attempt replays it instead of sending again."""
+    return f"projects/{project}/runs/{run_id}/calls/{step_id}.json"

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
+from pydantic import SecretStr
 
 from docflow.config import Settings
 from docflow.stack import Server, StackError
@@ -21,8 +24,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env: dict[str, str] = {}
     for name, value in settings.model_dump().items():
         if value is not None:
-            env[f"DOCFLOW_{name.upper()}"] = str(value)
+            env[f"DOCFLOW_{name.upper()}"] = _env_value(value)
     return env
+
+
+def _env_value(value: Any) -> str:
+    """pydantic-settings reads dicts and lists from the environment as JSON; secrets travel in clear."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=lambda v: v.get_secret_value() if isinstance(v, SecretStr) else str(v))
+    return str(value)
 
 
 def start_worker(settings: Settings, log_path: Path) -> Server:

@@ -6,6 +6,7 @@ Everything listens on free loopback ports under a temporary data directory; each
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from docflow.config import Settings
 from docflow.processes import ThreadedApi, start_worker, wait_for_worker
 from docflow.stack import Ports, Server, StackError, start_servers
 from tests.chat_server import ChatCompletionsServer
-from tests.http_target import HttpTarget
+from tests.http_target import ALLOWED_HOST, HttpTarget
 
 _STATUS = pytest.StashKey[int]()
 # Set to write histories of real runs into tests/histories/ for the replay test.
@@ -34,6 +35,11 @@ RECORDING = bool(os.environ.get("DOCFLOW_RECORD_HISTORIES"))
 # building its SSL context in this process (the API in a thread, stores in tests). Our servers speak plain
 # HTTP on loopback, so the tests keep the standard SSLContext.
 truststore.inject_into_ssl = lambda: None
+
+# The one secret the test worker knows (api_call headers may name it as `{{ secrets.TEST_TOKEN }}`); random per
+# session, so a search for its bytes in history, records and logs finds only what this session leaked.
+TEST_SECRET_NAME = "TEST_TOKEN"
+TEST_SECRET = f"tok-{secrets.token_hex(16)}"
 
 
 @dataclass
@@ -46,6 +52,7 @@ class Stack:
     project_id: str
     other_api_key: str
     worker: Server
+    other_project_id: str = ""
 
     def restart_worker(self, *, kill: bool) -> None:
         """Stop the worker (SIGKILL if `kill`) and start a new one."""
@@ -83,6 +90,10 @@ def _start_servers(data_dir: Path, model_url: str, attempts: int = 3) -> tuple[S
             model_base_url=model_url,
             model_api_key="sk-test",
             model_name="test-model",
+            # Egress: only the api_call target's loopback address (tests/http_target.py); the rest of loopback
+            # (API, S3, Temporal, all on 127.0.0.1) stays refused, so the SSRF tests mean something.
+            egress_allow=f"{ALLOWED_HOST}/32",
+            secrets={TEST_SECRET_NAME: TEST_SECRET},
             **ports.settings_overrides(),  # type: ignore[arg-type]
         )
         try:
@@ -110,11 +121,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model_server: ChatCompletion
     worker: Server | None = None
     try:
         key, project = create_key(settings.keys_file, name="tests")
-        other_key, _ = create_key(settings.keys_file, name="other-project")
+        other_key, other_project = create_key(settings.keys_file, name="other-project")
         api = ThreadedApi(settings).start()
         worker = start_worker(settings, data_dir / "logs" / "worker.log")
         wait_for_worker(settings, proc=worker.proc)
-        stack = Stack(settings, api.url, key, project, other_key, worker)
+        stack = Stack(settings, api.url, key, project, other_key, worker, other_project)
         yield stack
         worker = stack.worker
     finally:
@@ -158,6 +169,13 @@ def store(stack: Stack) -> ObjectStore:
 def http_target() -> Iterator[HttpTarget]:
     """A real HTTP server for api_call blocks."""
     with HttpTarget() as target:
+        yield target
+
+
+@pytest.fixture(scope="session")
+def forbidden_target() -> Iterator[HttpTarget]:
+    """The same server on 127.0.0.1, which the test worker may not reach: it must never count a request."""
+    with HttpTarget("127.0.0.1") as target:
         yield target
 
 

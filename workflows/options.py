@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
+from docflow.blocks import api_call_time_budget
 from docflow.models import Block
 
 # Error types an activity raises for what a retry cannot fix.
@@ -46,8 +47,6 @@ STORAGE_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(seco
 def block_timeout(block: Block) -> timedelta:
     """Start-to-close timeout of a block's activity."""
     if block.type == "api_call":
-        cfg = block.config
-        per_try = float(cfg.get("timeout_seconds", 30))
-        tries = int(cfg.get("retry", {}).get("max_attempts", 3))
-        return timedelta(seconds=per_try * tries + 60)
+        # Every attempt with the waits between them, plus a minute for recording the outcome and the step.
+        return timedelta(seconds=api_call_time_budget(block.config) + 60)
     return BLOCK_TIMEOUTS.get(block.type, DEFAULT_BLOCK_TIMEOUT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from docflow.templating import TemplateError, placeholders, render_template
+from docflow.templating import TemplateError, UnknownSecretError, placeholders, render_template, render_url
 
 DATA = {
     "invoice": {"total": 1440.0, "id": "INV-1", "paid": False},
@@ -60,3 +60,29 @@ def test_bad_path_and_wildcards_raise() -> None:
 def test_placeholders_lists_every_path() -> None:
     template = {"url": "/x/{{ a.b }}/{{c}}", "{{ k }}": ["{{ d[0] }}"]}
     assert placeholders(template) == ["a.b", "c", "k", "d[0]"]
+
+
+def test_url_values_are_percent_encoded_and_cannot_move_the_host() -> None:
+    data = {"path": "@127.0.0.1:8888/latest/meta-data/", "q": "a&b=c#d"}
+    url = render_url("https://api.example.com/v1/{{ path }}?q={{ q }}", data)
+    assert url == "https://api.example.com/v1/%40127.0.0.1%3A8888%2Flatest%2Fmeta-data%2F?q=a%26b%3Dc%23d"
+    assert render_url("http://127.0.0.2:9000?x={{ path }}", data).startswith("http://127.0.0.2:9000?x=%40")
+
+
+@pytest.mark.parametrize("template", ["https://api.example.com{{ path }}", "https://{{ path }}/x"])
+def test_url_whose_origin_is_a_placeholder_is_an_error(template: str) -> None:
+    with pytest.raises(TemplateError) as raised:
+        render_url(template, {"path": "@127.0.0.1/"})
+    assert raised.value.path == "url"
+
+
+def test_secrets_come_from_the_given_mapping_not_the_input() -> None:
+    secrets = {"ERP_TOKEN": "s3cr3t-value"}
+    data = {"secrets": {"ERP_TOKEN": "from-input"}}
+    assert render_template("Bearer {{ secrets.ERP_TOKEN }}", data, secrets) == "Bearer s3cr3t-value"
+    assert render_template({"t": "{{ secrets.ERP_TOKEN }}"}, data, secrets) == {"t": "s3cr3t-value"}
+    with pytest.raises(UnknownSecretError) as raised:
+        render_template("{{ secrets.OTHER }}", data, secrets)
+    assert raised.value.name == "OTHER" and "s3cr3t" not in str(raised.value)
+    with pytest.raises(UnknownSecretError):
+        render_template("{{ secrets.ERP_TOKEN }}", data)
