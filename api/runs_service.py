@@ -7,6 +7,7 @@ Temporal visibility and our search attributes; closed runs are read from the sum
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,9 +17,10 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.storage import NotFound, ObjectStore
+from activities.storage import NotFound, ObjectStore, PreconditionFailed
+from api import idempotency
 from api.definitions import Definitions
-from api.errors import InvalidError, NotFoundError
+from api.errors import ConflictError, InvalidError, NotFoundError
 from api.files_service import decode_data_url, get_file, public_ref, store_document
 from api.run_inputs import CreateRunRequest, DocumentIn
 from api.run_queries import duration_ok, visibility_query
@@ -64,11 +66,15 @@ class Runs:
         _check_input_keys(json_inputs, json_blocks, "json_inputs", "start_json", version.id)
         for block_id, schema in json_blocks.items():
             _check_json(block_id, schema, json_inputs[block_id])
+        run_id = new_id(RUN)
+        if idempotency_key:
+            run_id = await self._claim(project_id, body, idempotency_key)
         refs = {k: await self._document(project_id, k, v) for k, v in documents.items()}
-        run_id = derived_id(RUN, project_id, idempotency_key, length=24) if idempotency_key else new_id(RUN)
         inputs_key = keys.run_inputs(project_id, run_id) if json_inputs else None
         if inputs_key:
-            await self.store.put_json(inputs_key, json_inputs)
+            # Written once: only a retry of the same request (its key's hash matched) finds them, and they are equal.
+            with contextlib.suppress(PreconditionFailed):
+                await self.store.put_json(inputs_key, json_inputs, if_none_match=True)
         now = datetime.now(UTC)
         inp = RunWorkflowInput(
             run_id=run_id,
@@ -106,8 +112,29 @@ class Runs:
                 static_details=f"workflow `{workflow.id}`, version `{version.id}` ({inp.requested_version})",
             )
         except WorkflowAlreadyStartedError:
-            return await self.state(project_id, run_id)  # a retried request: the run it started
+            # A retried request: the run the first one started, with the inputs it stored.
+            state = await self.state(project_id, run_id)
+            state.inputs.json_data = await self.json_inputs(project_id, run_id)
+            return state
         return initial
+
+    async def _claim(self, project_id: str, body: CreateRunRequest, idempotency_key: str) -> str:
+        """The run id the key derives, once the key is bound to this request (422 if bound to another)."""
+        run_id = derived_id(RUN, project_id, idempotency_key, length=24)
+        request = body.model_dump(mode="json", exclude={"documents"})
+        request["documents"] = {
+            k: {**d.model_dump(mode="json", exclude={"url"}), "url": d.url and idempotency.content_digest(d.url)}
+            for k, d in (body.documents or {}).items()
+        }
+        await idempotency.claim(self.store, project_id, idempotency.RUNS, idempotency_key, request, {"run_id": run_id})
+        if await self._deleted(project_id, run_id):
+            raise ConflictError(
+                f"{idempotency.HEADER}: the run this key started, '{run_id}', was deleted; send a new key",
+                code="idempotent_run_deleted",
+                field=idempotency.HEADER,
+                run_id=run_id,
+            )
+        return run_id
 
     async def _document(self, project_id: str, block_id: str, doc: DocumentIn) -> FileRef:
         field = f"documents.{block_id}"

@@ -89,3 +89,8 @@ def artifact(project: str, artifact_id: str) -> str:
 def deleted_run(project: str, run_id: str) -> str:
     """A deleted run's tombstone, kept while Temporal removes the execution."""
     return f"projects/{project}/index/deleted-runs/{run_id}"
+
+
+def idempotency(project: str, scope: str, key_sha256: str) -> str:
+    """An `Idempotency-Key`'s record: the request it is bound to and what it creates (`api.idempotency`)."""
+    return f"projects/{project}/index/idempotency/{scope}/{key_sha256}.json"

@@ -30,7 +30,8 @@ async def create_run(
 ) -> dict[str, Any]:
     """Start a run of a workflow version over documents and JSON inputs; returns at once (`pending`).
 
-    A retried request with the same `Idempotency-Key` returns the run the first one started.
+    A retried request with the same `Idempotency-Key` returns the run the first one started; the same key with
+    a different body is refused (422 `idempotency_key_reused`) and the first run is left as it was.
     """
     state = await runs_of(request).start(principal.project_id, body, idempotency_key)
     return public_run(state, state.inputs.json_data)
