@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -32,6 +39,7 @@ from docflow.ids import RUN, derived_id, new_id
 from docflow.models import FileRef, VersionRecord
 from docflow.runs import Lifecycle, RunState, RunWorkflowInput, StepRecord, StepState
 from docflow.temporal import SA_PROJECT, SA_STATUS, SA_TRIGGER, SA_WORKFLOW_ID
+from workflows import options
 from workflows.run import RunWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=3)
@@ -156,7 +164,9 @@ class Runs:
 
     # -- read ------------------------------------------------------------------------------------
 
-    async def _describe(self, project_id: str, run_id: str) -> WorkflowExecutionDescription:
+    async def _describe(
+        self, project_id: str, run_id: str, *, deleted_too: bool = False
+    ) -> WorkflowExecutionDescription:
         if not run_id.startswith(RUN):
             raise NotFoundError(f"no run '{run_id}'", run_id=run_id)
         try:
@@ -165,13 +175,14 @@ class Runs:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise NotFoundError(f"no run '{run_id}'", run_id=run_id) from exc
             raise
-        if desc.typed_search_attributes.get(SA_PROJECT) != project_id or await self._deleted(project_id, run_id):
+        if desc.typed_search_attributes.get(SA_PROJECT) != project_id:
+            raise NotFoundError(f"no run '{run_id}'", run_id=run_id)
+        if not deleted_too and await self._deleted(project_id, run_id):
             raise NotFoundError(f"no run '{run_id}'", run_id=run_id)
         return desc
 
     async def _deleted(self, project_id: str, run_id: str) -> bool:
-        # Temporal deletes executions in the background: the tombstone hides the run meanwhile.
-        return await self.store.exists(keys.deleted_run(project_id, run_id))
+        return await run_deleted(self.store, project_id, run_id)
 
     async def state(self, project_id: str, run_id: str) -> RunState:
         """The run's state: live from the workflow while it runs, from its summary once closed."""
@@ -249,18 +260,78 @@ class Runs:
         return state, "cancelled" if state.lifecycle.status == "cancelled" else "cancellation_failed"
 
     async def delete(self, project_id: str, run_id: str) -> None:
-        """Stop the run if it runs, delete its records and artifacts, then its Temporal execution."""
-        desc = await self._describe(project_id, run_id)
-        handle = self.temporal.get_workflow_handle(run_id)
+        """Stop the run's activities, then delete its records, artifacts and Temporal execution.
+
+        The tombstone goes first: every read is 404 from the moment the delete is accepted, and a delete
+        interrupted part way is finished by a retry (the execution is still there to find). Then the run is
+        cancelled: running activities get the cancellation through their heartbeats, and the workflow closes only
+        once they have stopped (`WAIT_CANCELLATION_COMPLETED`), so nothing it runs writes after its data is gone.
+        A run that does not close within `run_delete_wait_seconds` (no worker, a stuck one) is terminated.
+        """
+        desc = await self._describe(project_id, run_id, deleted_too=True)
+        with contextlib.suppress(PreconditionFailed):  # a retried delete keeps the first deletion time
+            tombstone = {"deleted_at": datetime.now(UTC).isoformat()}
+            await self.store.put_json(keys.deleted_run(project_id, run_id), tombstone, if_none_match=True)
         if desc.status == WorkflowExecutionStatus.RUNNING:
-            await handle.terminate(reason="run deleted")
-        state = await self.state(project_id, run_id)
-        await self.store.put_json(keys.deleted_run(project_id, run_id), {"deleted_at": datetime.now(UTC).isoformat()})
-        await asyncio.gather(
-            *(self.store.delete(keys.artifact(project_id, s.artifact.id)) for s in state.steps if s.artifact)
-        )
-        await self.store.delete_prefix(keys.run_prefix(project_id, run_id))
+            await self._stop(run_id)
+        await self._delete_data(project_id, run_id)
         await _delete_execution(self.temporal, run_id)
+
+    async def _stop(self, run_id: str) -> None:
+        """Cancel the run and wait (bounded) until it has closed; terminate it if it has not."""
+        handle = self.temporal.get_workflow_handle(run_id)
+        await _ignore_closed(handle.cancel())
+        if await _closed_within(handle, self.settings.run_delete_wait_seconds):
+            return
+        await _ignore_closed(handle.terminate(reason="run deleted"))
+        # Activities of a terminated run are not waited for: they hear of it at their next heartbeat and stop.
+        await asyncio.sleep(options.HEARTBEAT_TIMEOUT.total_seconds())
+
+    async def _delete_data(self, project_id: str, run_id: str) -> None:
+        """Every artifact the run's summary or step records name, then everything under the run's prefix."""
+        try:
+            summary = await self.store.get_model(keys.run_summary(project_id, run_id), RunState)
+            named = {s.artifact.id for s in summary.steps if s.artifact}
+        except NotFound:
+            named = set()  # a terminated run wrote no summary: its step records still name its artifacts
+        found = await self.store.list_keys(keys.steps_prefix(project_id, run_id))
+        records = await asyncio.gather(*(self._read_step(key) for key in found))
+        named |= {r.artifact.id for r in records if r is not None and r.artifact is not None}
+        # Artifacts first: the step records that name them are under the prefix, so a retry finds them again.
+        await asyncio.gather(*(self.store.delete(keys.artifact(project_id, a)) for a in sorted(named)))
+        await self.store.delete_prefix(keys.run_prefix(project_id, run_id))
+
+    async def _read_step(self, key: str) -> StepRecord | None:
+        try:
+            return await self.store.get_model(key, StepRecord)
+        except NotFound:
+            return None
+
+
+async def run_deleted(store: ObjectStore, project_id: str, run_id: str) -> bool:
+    """Whether the run was deleted: its tombstone hides it, and what it left, for good."""
+    return await store.exists(keys.deleted_run(project_id, run_id))
+
+
+async def _ignore_closed(call: Awaitable[None]) -> None:
+    """Run a cancel or terminate that may find the run closed already (NOT_FOUND)."""
+    try:
+        await call
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+
+
+async def _closed_within(handle: WorkflowHandle[Any, Any], seconds: float) -> bool:
+    """Whether the run has closed, polling its description for up to `seconds`."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    pause = 0.05
+    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.5)
+    return True
 
 
 def _start_blocks(version: VersionRecord) -> tuple[set[str], dict[str, dict[str, Any] | None]]:

@@ -76,6 +76,11 @@ def step(project: str, run_id: str, step_id: str) -> str:
     return f"projects/{project}/runs/{run_id}/steps/{step_id}.json"
 
 
+def steps_prefix(project: str, run_id: str) -> str:
+    """Prefix of a run's step records."""
+    return f"projects/{project}/runs/{run_id}/steps/"
+
+
 def output(project: str, run_id: str, step_id: str, handle: str) -> str:
     """A large handle output (claim check)."""
     return f"projects/{project}/runs/{run_id}/outputs/{step_id}/{handle}.json"

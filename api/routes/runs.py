@@ -97,7 +97,10 @@ async def cancel_run(
 
 @router.delete("/runs/{run_id}", status_code=204)
 async def delete_run(request: Request, run_id: str, principal: PrincipalDep) -> Response:
-    """Delete a run, its step records and artifacts; a running run is stopped first."""
+    """Delete a run, its step records and artifacts; a running run is cancelled and its blocks stopped first.
+
+    From the moment the delete is accepted every read of the run, its steps and artifacts is 404.
+    """
     await runs_of(request).delete(principal.project_id, run_id)
     return Response(status_code=204)
 

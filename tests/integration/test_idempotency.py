@@ -166,3 +166,15 @@ def test_a_deleted_workflow_is_not_brought_back_by_its_key(http: httpx.Client, s
     assert http.delete(f"/v1/workflows/{workflow_id}").status_code == 204
     assert http.post("/v1/workflows", json=body, headers=key).status_code == 404
     assert http.get(f"/v1/workflows/{workflow_id}").status_code == 404
+
+
+def test_the_key_of_a_deleted_run_does_not_start_it_again(client: Retab, http: httpx.Client, stack: Stack) -> None:
+    wf_id, ids = _run_workflow(client, stack)
+    key = {"Idempotency-Key": f"run-{uuid.uuid4().hex}"}
+    body = _run_body(wf_id, ids, 1, "doc")
+    run_id = http.post("/v1/workflows/runs", json=body, headers=key).json()["id"]
+    wait_for(client, run_id)
+    assert http.delete(f"/v1/workflows/runs/{run_id}").status_code == 204
+    again = http.post("/v1/workflows/runs", json=body, headers=key)
+    assert again.status_code == 409 and again.json()["detail"]["code"] == "idempotent_run_deleted"
+    assert http.get(f"/v1/workflows/runs/{run_id}").status_code == 404
