@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import httpx
 from retab import Retab
 
 from activities.storage import ObjectStore
+from api.runs_service import Runs
 from docflow import keys
 from docflow.ids import ARTIFACT_PREFIXES, derived_id
+from docflow.temporal import connect
 from tests.conftest import Stack
 from tests.http_target import HttpTarget
 from tests.integration.builders import build, chain
@@ -108,3 +111,26 @@ def test_an_artifact_of_a_deleted_run_is_not_served_even_if_its_record_remains(
     # A write that raced the delete (or one that outlived a terminated activity) must stay invisible.
     asyncio.run(store.put_json(keys.artifact(stack.project_id, artifact["id"]), record))
     assert http.get(f"/v1/workflows/artifacts/{artifact['id']}").status_code == 404
+
+
+def test_a_run_whose_worker_is_stuck_is_terminated_and_its_late_writes_do_not_land(
+    client: Retab, http: httpx.Client, stack: Stack, store: ObjectStore, http_target: HttpTarget
+) -> None:
+    run_id, ids, artifact_id = _start_with_slow_call(client, http, stack, http_target, "/slow/delete-c", 2)
+    settings = stack.settings.model_copy(update={"run_delete_wait_seconds": 1.0})
+
+    async def delete() -> None:
+        runs = Runs(ObjectStore(settings), await connect(settings), settings)
+        await runs.delete(stack.project_id, run_id)
+
+    stack.worker.proc.send_signal(signal.SIGSTOP)  # a stuck worker: the cancellation cannot reach its blocks
+    try:
+        started = time.monotonic()
+        asyncio.run(delete())
+        assert time.monotonic() - started < 15, "the delete did not give up waiting for the stuck run"
+    finally:
+        stack.worker.proc.send_signal(signal.SIGCONT)
+    # The call answered while the worker was frozen: the block now resumes with its answer in hand.
+    time.sleep(4)
+    _assert_nothing_left(stack, store, run_id, ids)
+    _assert_all_reads_404(http, run_id, ids, artifact_id)
