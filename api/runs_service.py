@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +17,6 @@ from temporalio.client import (
     WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
-    WorkflowHandle,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -29,6 +27,7 @@ from api import idempotency
 from api.definitions import Definitions
 from api.errors import ConflictError, InvalidError, NotFoundError
 from api.files_service import decode_data_url, get_file, public_ref, store_document
+from api.run_deletion import delete_execution, delete_run_data, run_deleted, stop_run
 from api.run_inputs import CreateRunRequest, DocumentIn
 from api.run_queries import duration_ok, visibility_query
 from api.run_views import public_step
@@ -39,7 +38,6 @@ from docflow.ids import RUN, derived_id, new_id
 from docflow.models import FileRef, VersionRecord
 from docflow.runs import Lifecycle, RunState, RunWorkflowInput, StepRecord, StepState
 from docflow.temporal import SA_PROJECT, SA_STATUS, SA_TRIGGER, SA_WORKFLOW_ID
-from workflows import options
 from workflows.run import RunWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=3)
@@ -182,6 +180,7 @@ class Runs:
         return desc
 
     async def _deleted(self, project_id: str, run_id: str) -> bool:
+        # Temporal deletes executions in the background: the tombstone hides the run meanwhile, and for good.
         return await run_deleted(self.store, project_id, run_id)
 
     async def state(self, project_id: str, run_id: str) -> RunState:
@@ -260,78 +259,18 @@ class Runs:
         return state, "cancelled" if state.lifecycle.status == "cancelled" else "cancellation_failed"
 
     async def delete(self, project_id: str, run_id: str) -> None:
-        """Stop the run's activities, then delete its records, artifacts and Temporal execution.
+        """Tombstone, stop the run's activities, then delete its artifacts, records and execution (`api.run_deletion`).
 
-        The tombstone goes first: every read is 404 from the moment the delete is accepted, and a delete
-        interrupted part way is finished by a retry (the execution is still there to find). Then the run is
-        cancelled: running activities get the cancellation through their heartbeats, and the workflow closes only
-        once they have stopped (`WAIT_CANCELLATION_COMPLETED`), so nothing it runs writes after its data is gone.
-        A run that does not close within `run_delete_wait_seconds` (no worker, a stuck one) is terminated.
+        A delete interrupted part way is finished by a retry: the tombstoned run's execution is still there to find.
         """
         desc = await self._describe(project_id, run_id, deleted_too=True)
         with contextlib.suppress(PreconditionFailed):  # a retried delete keeps the first deletion time
             tombstone = {"deleted_at": datetime.now(UTC).isoformat()}
             await self.store.put_json(keys.deleted_run(project_id, run_id), tombstone, if_none_match=True)
         if desc.status == WorkflowExecutionStatus.RUNNING:
-            await self._stop(run_id)
-        await self._delete_data(project_id, run_id)
-        await _delete_execution(self.temporal, run_id)
-
-    async def _stop(self, run_id: str) -> None:
-        """Cancel the run and wait (bounded) until it has closed; terminate it if it has not."""
-        handle = self.temporal.get_workflow_handle(run_id)
-        await _ignore_closed(handle.cancel())
-        if await _closed_within(handle, self.settings.run_delete_wait_seconds):
-            return
-        await _ignore_closed(handle.terminate(reason="run deleted"))
-        # Activities of a terminated run are not waited for: they hear of it at their next heartbeat and stop.
-        await asyncio.sleep(options.HEARTBEAT_TIMEOUT.total_seconds())
-
-    async def _delete_data(self, project_id: str, run_id: str) -> None:
-        """Every artifact the run's summary or step records name, then everything under the run's prefix."""
-        try:
-            summary = await self.store.get_model(keys.run_summary(project_id, run_id), RunState)
-            named = {s.artifact.id for s in summary.steps if s.artifact}
-        except NotFound:
-            named = set()  # a terminated run wrote no summary: its step records still name its artifacts
-        found = await self.store.list_keys(keys.steps_prefix(project_id, run_id))
-        records = await asyncio.gather(*(self._read_step(key) for key in found))
-        named |= {r.artifact.id for r in records if r is not None and r.artifact is not None}
-        # Artifacts first: the step records that name them are under the prefix, so a retry finds them again.
-        await asyncio.gather(*(self.store.delete(keys.artifact(project_id, a)) for a in sorted(named)))
-        await self.store.delete_prefix(keys.run_prefix(project_id, run_id))
-
-    async def _read_step(self, key: str) -> StepRecord | None:
-        try:
-            return await self.store.get_model(key, StepRecord)
-        except NotFound:
-            return None
-
-
-async def run_deleted(store: ObjectStore, project_id: str, run_id: str) -> bool:
-    """Whether the run was deleted: its tombstone hides it, and what it left, for good."""
-    return await store.exists(keys.deleted_run(project_id, run_id))
-
-
-async def _ignore_closed(call: Awaitable[None]) -> None:
-    """Run a cancel or terminate that may find the run closed already (NOT_FOUND)."""
-    try:
-        await call
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise
-
-
-async def _closed_within(handle: WorkflowHandle[Any, Any], seconds: float) -> bool:
-    """Whether the run has closed, polling its description for up to `seconds`."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    pause = 0.05
-    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-        if asyncio.get_running_loop().time() >= deadline:
-            return False
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 0.5)
-    return True
+            await stop_run(self.temporal.get_workflow_handle(run_id), self.settings.run_delete_wait_seconds)
+        await delete_run_data(self.store, project_id, run_id)
+        await delete_execution(self.temporal, run_id)
 
 
 def _start_blocks(version: VersionRecord) -> tuple[set[str], dict[str, dict[str, Any] | None]]:
@@ -388,18 +327,3 @@ async def _from_execution(execution: WorkflowExecution) -> RunState:
     state.timing.started_at = execution.start_time
     state.timing.completed_at = execution.close_time
     return state
-
-
-async def _delete_execution(client: Client, run_id: str) -> None:
-    """Ask Temporal to delete the execution; it does so in the background."""
-    from temporalio.api.common.v1 import WorkflowExecution as ProtoExecution
-    from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
-
-    request = DeleteWorkflowExecutionRequest(
-        namespace=client.namespace, workflow_execution=ProtoExecution(workflow_id=run_id)
-    )
-    try:
-        await client.workflow_service.delete_workflow_execution(request)
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise

@@ -11,8 +11,8 @@ from activities.storage import NotFound
 from api.deps import PrincipalDep, StoreDep
 from api.errors import InvalidError, NotFoundError
 from api.routes.runs import runs_of
+from api.run_deletion import run_deleted
 from api.run_views import page
-from api.runs_service import run_deleted
 from docflow import keys
 
 router = APIRouter(tags=["artifacts"])
