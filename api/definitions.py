@@ -83,7 +83,7 @@ class Definitions:
         """
         if body.project_id != project_id:
             raise NotFoundError(f"no project '{body.project_id}'", code="project_not_found", field="project_id")
-        if idempotency_key is None:
+        if not idempotency_key:
             record = self.new_record(project_id, body, new_id(WORKFLOW))
             await self.drafts.create(project_id, record.id)
             await self._store.put_json(keys.workflow(project_id, record.id), record, if_none_match=True)

@@ -30,6 +30,7 @@ from docflow.ids import fingerprint
 HEADER = "Idempotency-Key"
 RUNS = "runs.create"
 WORKFLOWS = "workflows.create"
+MAX_KEY_LENGTH = 255
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ def content_digest(value: str) -> str:
 
 async def claim(store: ObjectStore, project_id: str, scope: str, key: str, body: Any, intent: dict[str, Any]) -> Claim:
     """Bind the key to this request (`body`, as JSON), or find the binding; 422 if it was bound to another."""
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidError(
+            f"{HEADER}: at most {MAX_KEY_LENGTH} characters", code="invalid_idempotency_key", field=HEADER
+        )
     req_hash = request_hash(scope, project_id, body)
     record_key = keys.idempotency(project_id, scope, hashlib.sha256(key.encode()).hexdigest())
     record: dict[str, Any] = {"request_hash": req_hash, "intent": intent, "state": "pending", "created_at": _now()}

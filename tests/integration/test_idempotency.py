@@ -113,6 +113,10 @@ def test_a_reused_workflow_key_with_another_body_is_refused(http: httpx.Client, 
     other = http.post("/v1/workflows", json={"name": "two", "project_id": stack.project_id}, headers=key)
     assert other.status_code == 422 and other.json()["detail"]["code"] == "idempotency_key_reused"
     assert http.get(f"/v1/workflows/{first.json()['id']}").json()["name"] == "one"
+    too_long = http.post(
+        "/v1/workflows", json={"name": "x", "project_id": stack.project_id}, headers={"Idempotency-Key": "k" * 256}
+    )
+    assert too_long.status_code == 422 and too_long.json()["detail"]["details"]["field"] == "Idempotency-Key"
 
 
 def _crash_after(stack: Stack, store: ObjectStore, key: str, body: dict[str, Any], *, record: bool, draft: bool) -> str:
