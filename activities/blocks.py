@@ -145,6 +145,7 @@ class BlockActivities:
 
     async def _complete(self, inp: ExecuteBlockInput, record: StepRecord, produced: Produced) -> BlockOutcome:
         run = inp.run
+        await self._refuse_if_deleted(inp)
         artifact = self._artifact(inp, produced.artifact)
         record.handle_outputs = produced.outputs
         record.routing_decisions = produced.routing
@@ -172,6 +173,7 @@ class BlockActivities:
 
     async def _fail(self, inp: ExecuteBlockInput, record: StepRecord, exc: BlockError) -> None:
         run = inp.run
+        await self._refuse_if_deleted(inp)
         log.warning("block failed", error=str(exc), code=exc.code)
         record.completed_at = datetime.now(UTC)
         record.lifecycle = Lifecycle(status="error", message=str(exc), stage="execution", category="permanent")
@@ -185,6 +187,11 @@ class BlockActivities:
         if exc.details.get("artifact"):
             record.artifact = await self._write_artifact(inp, exc.details.pop("artifact"))
         await self.store.put_json(keys.step(run.project_id, run.run_id, inp.step_id), record)
+
+    async def _refuse_if_deleted(self, inp: ExecuteBlockInput) -> None:
+        """Write nothing for a deleted run: a block its delete could not stop in time must not bring data back."""
+        if await self.store.exists(keys.deleted_run(inp.run.project_id, inp.run.run_id)):
+            raise ApplicationError(f"run '{inp.run.run_id}' was deleted", type="RunDeleted", non_retryable=True)
 
     async def _write_artifact(self, inp: ExecuteBlockInput, artifact: dict[str, Any] | None) -> ArtifactRef | None:
         made = self._artifact(inp, artifact)

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.storage import NotFound, ObjectStore, PreconditionFailed
+from api import idempotency
 from api.draft_edits import GraphEditor
 from api.drafts import MAX_ATTEMPTS, graph_error, safe_id
 from api.errors import ConflictError, InvalidError, NotFoundError
@@ -76,28 +77,42 @@ class Definitions:
     ) -> WorkflowRecord:
         """A new workflow with an empty draft; 404 if `project_id` is not the caller's project.
 
-        With an idempotency key the id derives from it, so a retried request returns the workflow the first made.
+        With an idempotency key the id derives from it and the key is claimed first (`api.idempotency`): a retry
+        returns what the first request made, finishing it if a crash stopped it between its writes; the same key
+        with another body is a 422.
         """
         if body.project_id != project_id:
             raise NotFoundError(f"no project '{body.project_id}'", code="project_not_found", field="project_id")
+        if not idempotency_key:
+            record = self.new_record(project_id, body, new_id(WORKFLOW))
+            await self.drafts.create(project_id, record.id)
+            await self._store.put_json(keys.workflow(project_id, record.id), record, if_none_match=True)
+            return record
+        workflow_id = derived_id(WORKFLOW, project_id, idempotency_key, length=24)
+        intent = self.new_record(project_id, body, workflow_id).model_dump(mode="json")
+        request = body.model_dump(mode="json")
+        scope = idempotency.WORKFLOWS
+        claim = await idempotency.claim(self._store, project_id, scope, idempotency_key, request, intent)
+        if not claim.done:
+            # Each write is absent-only, so finishing a crashed or concurrent first request never overwrites it.
+            with contextlib.suppress(PreconditionFailed):
+                await self.drafts.create(project_id, workflow_id)
+            with contextlib.suppress(PreconditionFailed):
+                await self._store.put_json(keys.workflow(project_id, workflow_id), claim.intent, if_none_match=True)
+            await idempotency.complete(self._store, claim)
+        return await self.get_workflow(project_id, workflow_id)  # 404 once the workflow it made is deleted
+
+    def new_record(self, project_id: str, body: WorkflowCreate, workflow_id: str) -> WorkflowRecord:
+        """The record a create request makes."""
         now = _now()
-        workflow_id = derived_id(WORKFLOW, project_id, idempotency_key, length=24) if idempotency_key else None
-        record = WorkflowRecord(
-            id=workflow_id or new_id(WORKFLOW),
+        return WorkflowRecord(
+            id=workflow_id,
             project_id=project_id,
             name=body.name if body.name is not None else "Untitled Workflow",
             description=body.description or "",
             created_at=now,
             updated_at=now,
         )
-        try:
-            await self.drafts.create(project_id, record.id)
-            await self._store.put_json(keys.workflow(project_id, record.id), record, if_none_match=True)
-        except PreconditionFailed:
-            if workflow_id is None:
-                raise
-            return await self.get_workflow(project_id, workflow_id)  # a retry: what the first request made
-        return record
 
     async def get_workflow(self, project_id: str, workflow_id: str) -> WorkflowRecord:
         """A workflow's record; NotFoundError if absent (or of another project)."""

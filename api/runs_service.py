@@ -7,19 +7,27 @@ Temporal visibility and our search attributes; closed runs are read from the sum
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.storage import NotFound, ObjectStore
+from activities.storage import NotFound, ObjectStore, PreconditionFailed
+from api import idempotency
 from api.definitions import Definitions
-from api.errors import InvalidError, NotFoundError
+from api.errors import ConflictError, InvalidError, NotFoundError
 from api.files_service import decode_data_url, get_file, public_ref, store_document
+from api.run_deletion import delete_execution, delete_run_data, run_deleted, stop_run
 from api.run_inputs import CreateRunRequest, DocumentIn
 from api.run_queries import duration_ok, visibility_query
 from api.run_views import public_step
@@ -64,11 +72,15 @@ class Runs:
         _check_input_keys(json_inputs, json_blocks, "json_inputs", "start_json", version.id)
         for block_id, schema in json_blocks.items():
             _check_json(block_id, schema, json_inputs[block_id])
+        run_id = new_id(RUN)
+        if idempotency_key:
+            run_id = await self._claim(project_id, body, idempotency_key)
         refs = {k: await self._document(project_id, k, v) for k, v in documents.items()}
-        run_id = derived_id(RUN, project_id, idempotency_key, length=24) if idempotency_key else new_id(RUN)
         inputs_key = keys.run_inputs(project_id, run_id) if json_inputs else None
         if inputs_key:
-            await self.store.put_json(inputs_key, json_inputs)
+            # Written once: only a retry of the same request (its key's hash matched) finds them, and they are equal.
+            with contextlib.suppress(PreconditionFailed):
+                await self.store.put_json(inputs_key, json_inputs, if_none_match=True)
         now = datetime.now(UTC)
         inp = RunWorkflowInput(
             run_id=run_id,
@@ -107,8 +119,29 @@ class Runs:
                 static_details=f"workflow `{workflow.id}`, version `{version.id}` ({inp.requested_version})",
             )
         except WorkflowAlreadyStartedError:
-            return await self.state(project_id, run_id)  # a retried request: the run it started
+            # A retried request: the run the first one started, with the inputs it stored.
+            state = await self.state(project_id, run_id)
+            state.inputs.json_data = await self.json_inputs(project_id, run_id)
+            return state
         return initial
+
+    async def _claim(self, project_id: str, body: CreateRunRequest, idempotency_key: str) -> str:
+        """The run id the key derives, once the key is bound to this request (422 if bound to another)."""
+        run_id = derived_id(RUN, project_id, idempotency_key, length=24)
+        request = body.model_dump(mode="json", exclude={"documents"})
+        request["documents"] = {
+            k: {**d.model_dump(mode="json", exclude={"url"}), "url": d.url and idempotency.content_digest(d.url)}
+            for k, d in (body.documents or {}).items()
+        }
+        await idempotency.claim(self.store, project_id, idempotency.RUNS, idempotency_key, request, {"run_id": run_id})
+        if await self._deleted(project_id, run_id):
+            raise ConflictError(
+                f"{idempotency.HEADER}: the run this key started, '{run_id}', was deleted; send a new key",
+                code="idempotent_run_deleted",
+                field=idempotency.HEADER,
+                run_id=run_id,
+            )
+        return run_id
 
     async def _document(self, project_id: str, block_id: str, doc: DocumentIn) -> FileRef:
         field = f"documents.{block_id}"
@@ -130,7 +163,9 @@ class Runs:
 
     # -- read ------------------------------------------------------------------------------------
 
-    async def _describe(self, project_id: str, run_id: str) -> WorkflowExecutionDescription:
+    async def _describe(
+        self, project_id: str, run_id: str, *, deleted_too: bool = False
+    ) -> WorkflowExecutionDescription:
         if not run_id.startswith(RUN):
             raise NotFoundError(f"no run '{run_id}'", run_id=run_id)
         try:
@@ -139,13 +174,15 @@ class Runs:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise NotFoundError(f"no run '{run_id}'", run_id=run_id) from exc
             raise
-        if desc.typed_search_attributes.get(SA_PROJECT) != project_id or await self._deleted(project_id, run_id):
+        if desc.typed_search_attributes.get(SA_PROJECT) != project_id:
+            raise NotFoundError(f"no run '{run_id}'", run_id=run_id)
+        if not deleted_too and await self._deleted(project_id, run_id):
             raise NotFoundError(f"no run '{run_id}'", run_id=run_id)
         return desc
 
     async def _deleted(self, project_id: str, run_id: str) -> bool:
-        # Temporal deletes executions in the background: the tombstone hides the run meanwhile.
-        return await self.store.exists(keys.deleted_run(project_id, run_id))
+        # Temporal deletes executions in the background: the tombstone hides the run meanwhile, and for good.
+        return await run_deleted(self.store, project_id, run_id)
 
     async def state(self, project_id: str, run_id: str) -> RunState:
         """The run's state: live from the workflow while it runs, from its summary once closed."""
@@ -223,18 +260,18 @@ class Runs:
         return state, "cancelled" if state.lifecycle.status == "cancelled" else "cancellation_failed"
 
     async def delete(self, project_id: str, run_id: str) -> None:
-        """Stop the run if it runs, delete its records and artifacts, then its Temporal execution."""
-        desc = await self._describe(project_id, run_id)
-        handle = self.temporal.get_workflow_handle(run_id)
+        """Tombstone, stop the run's activities, then delete its artifacts, records and execution (`api.run_deletion`).
+
+        A delete interrupted part way is finished by a retry: the tombstoned run's execution is still there to find.
+        """
+        desc = await self._describe(project_id, run_id, deleted_too=True)
+        with contextlib.suppress(PreconditionFailed):  # a retried delete keeps the first deletion time
+            tombstone = {"deleted_at": datetime.now(UTC).isoformat()}
+            await self.store.put_json(keys.deleted_run(project_id, run_id), tombstone, if_none_match=True)
         if desc.status == WorkflowExecutionStatus.RUNNING:
-            await handle.terminate(reason="run deleted")
-        state = await self.state(project_id, run_id)
-        await self.store.put_json(keys.deleted_run(project_id, run_id), {"deleted_at": datetime.now(UTC).isoformat()})
-        await asyncio.gather(
-            *(self.store.delete(keys.artifact(project_id, s.artifact.id)) for s in state.steps if s.artifact)
-        )
-        await self.store.delete_prefix(keys.run_prefix(project_id, run_id))
-        await _delete_execution(self.temporal, run_id)
+            await stop_run(self.temporal.get_workflow_handle(run_id), self.settings.run_delete_wait_seconds)
+        await delete_run_data(self.store, project_id, run_id)
+        await delete_execution(self.temporal, run_id)
 
 
 def _start_blocks(version: VersionRecord) -> tuple[set[str], dict[str, dict[str, Any] | None]]:
@@ -291,18 +328,3 @@ async def _from_execution(execution: WorkflowExecution) -> RunState:
     state.timing.started_at = execution.start_time
     state.timing.completed_at = execution.close_time
     return state
-
-
-async def _delete_execution(client: Client, run_id: str) -> None:
-    """Ask Temporal to delete the execution; it does so in the background."""
-    from temporalio.api.common.v1 import WorkflowExecution as ProtoExecution
-    from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
-
-    request = DeleteWorkflowExecutionRequest(
-        namespace=client.namespace, workflow_execution=ProtoExecution(workflow_id=run_id)
-    )
-    try:
-        await client.workflow_service.delete_workflow_execution(request)
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     max_concurrent_blocks: int = 16
     worker_max_concurrent_activities: int = 64
 
+    # Run deletion: how long a delete waits for a cancelled run to close before terminating it.
+    run_delete_wait_seconds: float = Field(
+        default=20.0, gt=0, description="A deleted run's activities get this long to stop before it is terminated"
+    )
+
     # Model provider: "offline" needs no key and no network.
     model_provider: Literal["offline", "openai"] = "offline"
     model_base_url: str = "https://api.openai.com/v1"

@@ -76,6 +76,11 @@ def step(project: str, run_id: str, step_id: str) -> str:
     return f"projects/{project}/runs/{run_id}/steps/{step_id}.json"
 
 
+def steps_prefix(project: str, run_id: str) -> str:
+    """Prefix of a run's step records."""
+    return f"projects/{project}/runs/{run_id}/steps/"
+
+
 def output(project: str, run_id: str, step_id: str, handle: str) -> str:
     """A large handle output (claim check)."""
     return f"projects/{project}/runs/{run_id}/outputs/{step_id}/{handle}.json"
@@ -94,3 +99,8 @@ def deleted_run(project: str, run_id: str) -> str:
 def api_call_outcome(project: str, run_id: str, step_id: str) -> str:
     """The recorded outcome of a step's api_call: a retried attempt replays it instead of sending again."""
     return f"projects/{project}/runs/{run_id}/calls/{step_id}.json"
+
+
+def idempotency(project: str, scope: str, key_sha256: str) -> str:
+    """An `Idempotency-Key`'s record: the request it is bound to and what it creates (`api.idempotency`)."""
+    return f"projects/{project}/index/idempotency/{scope}/{key_sha256}.json"

@@ -11,6 +11,7 @@ from activities.storage import NotFound
 from api.deps import PrincipalDep, StoreDep
 from api.errors import InvalidError, NotFoundError
 from api.routes.runs import runs_of
+from api.run_deletion import run_deleted
 from api.run_views import page
 from docflow import keys
 
@@ -52,9 +53,13 @@ async def list_artifacts(
 
 @router.get("/artifacts/{artifact_id}")
 async def get_artifact(artifact_id: str, principal: PrincipalDep, store: StoreDep) -> dict[str, Any]:
-    """One artifact by id, flattened with its `operation`."""
+    """One artifact by id, flattened with its `operation`; 404 once its run is deleted."""
     try:
         data: dict[str, Any] = (await store.get_json(keys.artifact(principal.project_id, artifact_id))).data
     except NotFound as exc:
         raise NotFoundError(f"no artifact '{artifact_id}'", artifact_id=artifact_id) from exc
+    # The route carries no run id, so the record names its run: a write that raced the run's delete stays hidden.
+    run_id = data.get("run_id")
+    if not isinstance(run_id, str) or await run_deleted(store, principal.project_id, run_id):
+        raise NotFoundError(f"no artifact '{artifact_id}'", artifact_id=artifact_id)
     return data

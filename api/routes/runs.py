@@ -30,7 +30,8 @@ async def create_run(
 ) -> dict[str, Any]:
     """Start a run of a workflow version over documents and JSON inputs; returns at once (`pending`).
 
-    A retried request with the same `Idempotency-Key` returns the run the first one started.
+    A retried request with the same `Idempotency-Key` returns the run the first one started; the same key with
+    a different body is refused (422 `idempotency_key_reused`) and the first run is left as it was.
     """
     state = await runs_of(request).start(principal.project_id, body, idempotency_key)
     return public_run(state, state.inputs.json_data)
@@ -96,7 +97,10 @@ async def cancel_run(
 
 @router.delete("/runs/{run_id}", status_code=204)
 async def delete_run(request: Request, run_id: str, principal: PrincipalDep) -> Response:
-    """Delete a run, its step records and artifacts; a running run is stopped first."""
+    """Delete a run, its step records and artifacts; a running run is cancelled and its blocks stopped first.
+
+    From the moment the delete is accepted every read of the run, its steps and artifacts is 404.
+    """
     await runs_of(request).delete(principal.project_id, run_id)
     return Response(status_code=204)
 

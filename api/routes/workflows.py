@@ -100,7 +100,8 @@ async def create_workflow(
 ) -> WorkflowRecord:
     """Create a workflow with an empty, unpublished draft; `project_id` must be the API key's project.
 
-    A retried request with the same `Idempotency-Key` returns the workflow the first one created.
+    A retried request with the same `Idempotency-Key` returns the workflow the first one created (finishing it
+    if the first was interrupted); the same key with a different body is refused (422 `idempotency_key_reused`).
     """
     return await definitions.create_workflow(principal.project_id, body, idempotency_key)
 
