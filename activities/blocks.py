@@ -17,6 +17,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.deleted import refuse_if_deleted
 from activities.errors import BlockError
 from activities.executors import Executors
 from activities.produced import Produced
@@ -190,8 +191,7 @@ class BlockActivities:
 
     async def _refuse_if_deleted(self, inp: ExecuteBlockInput) -> None:
         """Write nothing for a deleted run: a block its delete could not stop in time must not bring data back."""
-        if await self.store.exists(keys.deleted_run(inp.run.project_id, inp.run.run_id)):
-            raise ApplicationError(f"run '{inp.run.run_id}' was deleted", type="RunDeleted", non_retryable=True)
+        await refuse_if_deleted(self.store, inp.run.project_id, inp.run.run_id)
 
     async def _write_artifact(self, inp: ExecuteBlockInput, artifact: dict[str, Any] | None) -> ArtifactRef | None:
         made = self._artifact(inp, artifact)

@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 import structlog
 
+from activities.deleted import refuse_if_deleted
 from activities.egress import Answer, Egress, ResponseTooLarge
 from activities.errors import BlockError
 from activities.produced import Produced
@@ -75,10 +76,11 @@ class ApiCaller:
         try:
             produced = await self._send(cfg, request)
         except BlockError as exc:
-            await self._record(record_key, {"error": {"message": str(exc), "code": exc.code, "details": exc.details}})
+            error = {"message": str(exc), "code": exc.code, "details": exc.details}
+            await self._record(inp, record_key, {"error": error})
             raise
         await self._record(
-            record_key, {"output": produced.outputs["output-json-0"].data, "artifact": produced.artifact}
+            inp, record_key, {"output": produced.outputs["output-json-0"].data, "artifact": produced.artifact}
         )
         return produced
 
@@ -201,8 +203,9 @@ class ApiCaller:
             return None
         return record
 
-    async def _record(self, key: str, outcome: dict[str, Any]) -> None:
+    async def _record(self, inp: ExecuteBlockInput, key: str, outcome: dict[str, Any]) -> None:
         """Write the outcome before anything else may fail; if it cannot be written, the step fails for good."""
+        await refuse_if_deleted(self.store, inp.run.project_id, inp.run.run_id)
         delay = 0.5
         for attempt in range(RECORD_ATTEMPTS):
             try:
