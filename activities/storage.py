@@ -8,10 +8,11 @@ endpoint at start-up and refuses one that silently ignores them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -227,6 +228,112 @@ class ObjectStore:
             raise
         return int(head["ContentLength"])
 
+    # -- streamed reads, conditional copies, streamed writes (uploads) -------------------------------
+    # Documents never pass through memory whole: a completion hashes the staging object chunk by chunk
+    # and copies it server-side; a multipart upload is put from its spooled file; a download streams.
+
+    def _hash_object(self, key: str, limit: int) -> Digest:
+        try:
+            resp = self._client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                raise NotFound(key) from exc
+            raise
+        body = resp["Body"]
+        try:
+            if int(resp.get("ContentLength", 0)) > limit:
+                raise TooLarge(key)
+            digest, size = hashlib.sha256(), 0
+            while chunk := body.read(STREAM_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(key)
+                digest.update(chunk)
+        finally:
+            body.close()
+        return Digest(digest.hexdigest(), size, str(resp["ETag"]))
+
+    def _copy_if_absent(self, source: str, target: str, source_etag: str) -> bool:
+        try:
+            self._client.copy_object(
+                Bucket=self.bucket,
+                Key=target,
+                CopySource={"Bucket": self.bucket, "Key": source},
+                CopySourceIfMatch=source_etag,
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if _code(exc) not in {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}:
+                raise
+            # One of two conditions failed: the target exists (kept as it is) or the source changed since it
+            # was verified (refused).
+            try:
+                self._client.head_object(Bucket=self.bucket, Key=target)
+            except ClientError as head_exc:
+                if _code(head_exc) in {"404", "NoSuchKey", "NotFound"}:
+                    raise PreconditionFailed(source) from exc
+                raise
+            return False
+        return True
+
+    async def hash_object(self, key: str, limit: int) -> Digest:
+        """sha256 and size of an object, read in chunks (NotFound if absent, TooLarge past `limit` bytes)."""
+        return await asyncio.to_thread(self._hash_object, key, limit)
+
+    async def copy_if_absent(self, source: str, target: str, *, source_etag: str) -> bool:
+        """Copy server-side, only if `target` is absent and `source` is still at `source_etag`.
+
+        True if copied, False if the target existed (left untouched); PreconditionFailed if the source changed.
+        """
+        return await asyncio.to_thread(self._copy_if_absent, source, target, source_etag)
+
+    async def iter_bytes(self, key: str) -> AsyncIterator[bytes]:
+        """The object's bytes in chunks, never held whole (NotFound before the first chunk if absent)."""
+        try:
+            resp = await asyncio.to_thread(self._client.get_object, Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                raise NotFound(key) from exc
+            raise
+        body = resp["Body"]
+        try:
+            while chunk := await asyncio.to_thread(body.read, STREAM_CHUNK):
+                yield chunk
+        finally:
+            body.close()
+
+    async def put_file(
+        self, key: str, fileobj: BinaryIO, content_type: str = "application/octet-stream", *, if_none_match: bool
+    ) -> str:
+        """Write a seekable file's bytes, streamed from it; with `if_none_match` only if absent."""
+        conditions = {"IfNoneMatch": "*"} if if_none_match else {}
+        fileobj.seek(0)
+        return await asyncio.to_thread(self._put, key, fileobj, content_type, **conditions)  # type: ignore[arg-type]
+
+    def presigned_put_exact(self, key: str, content_type: str, size: int, expires: int) -> str:
+        """A presigned PUT URL whose signature covers Content-Length: S3 refuses a body of any other size."""
+        params = {"Bucket": self.bucket, "Key": key, "ContentType": content_type, "ContentLength": size}
+        return str(self._presigner.generate_presigned_url("put_object", Params=params, ExpiresIn=expires))
+
+    async def probe_conditional_copy(self) -> None:
+        """Refuse an endpoint whose CopyObject ignores `If-None-Match` or `x-amz-copy-source-if-match`."""
+        source, target = f"_probe/{new_id('p')}", f"_probe/{new_id('p')}"
+        etag = await self.put_bytes(source, b"1")
+        await self.put_bytes(target, b"2")
+        try:
+            if await self.copy_if_absent(source, target, source_etag=etag):
+                raise UnsafeEndpoint("the S3 endpoint ignored If-None-Match: * on CopyObject")
+            await self.delete(target)
+            try:
+                await self.copy_if_absent(source, target, source_etag='"0000"')
+            except PreconditionFailed:
+                pass
+            else:
+                raise UnsafeEndpoint("the S3 endpoint ignored x-amz-copy-source-if-match on CopyObject")
+        finally:
+            await self.delete(source)
+            await self.delete(target)
+
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
@@ -235,3 +342,19 @@ def _code(exc: ClientError) -> str:
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+STREAM_CHUNK = 256 * 1024
+
+
+class TooLarge(StorageError):
+    """The object is bigger than the caller's limit (reading stopped there)."""
+
+
+@dataclass(frozen=True)
+class Digest:
+    """What a streamed read found: sha256, size, and the ETag of the version that was read."""
+
+    sha256: str
+    size: int
+    etag: str

@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = ObjectStore(settings)
         await store.ensure_bucket()
+        await store.probe_conditional_copy()  # presigned uploads rely on conditional server-side copies
         app.state.store = store
         app.state.temporal = await connect(settings, external_storage(store, settings.payload_offload_bytes))
         yield

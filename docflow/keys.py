@@ -56,6 +56,11 @@ def upload_session(project: str, file_id: str) -> str:
     return f"files/{project}/{file_id}/upload.json"
 
 
+def upload_staging(project: str, file_id: str, reservation: str) -> str:
+    """Where a presigned upload's bytes land before they are verified; never read after completion."""
+    return f"files/{project}/{file_id}/staging/{reservation}"
+
+
 def run_prefix(project: str, run_id: str) -> str:
     """Everything a run wrote."""
     return f"projects/{project}/runs/{run_id}/"
