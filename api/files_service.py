@@ -9,6 +9,7 @@ import hashlib
 import mimetypes
 import re
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from activities.storage import NotFound, ObjectStore, PreconditionFailed
 from api.errors import InvalidError, NotFoundError, TooLargeError
@@ -19,6 +20,8 @@ from docflow.models import FileRef, StoredFile
 _DATA_URL = re.compile(
     r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[^;,]*)*)(?P<b64>;base64)?,(?P<data>.*)$", re.S
 )
+# RFC 5987 attr-char besides letters and digits: what `filename*` may carry unencoded.
+_ATTR_CHARS = "!#$&+-.^_`|~"
 
 
 def guess_mime(filename: str, declared: str | None = None) -> str:
@@ -84,6 +87,16 @@ async def get_file(store: ObjectStore, project_id: str, file_id: str, field: str
         if field is not None:
             raise InvalidError(f"{field}: no file '{file_id}'", code="unknown_file", field=field) from exc
         raise NotFoundError(f"no file '{file_id}'") from exc
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with the name as RFC 6266 / 5987 want it: an ASCII fallback plus `filename*` in UTF-8.
+
+    The fallback keeps printable ASCII only (no quote, backslash or control character, so no header
+    injection); `filename*` carries the exact name, percent-encoded.
+    """
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename) or "document"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe=_ATTR_CHARS)}"
 
 
 def public_ref(record: StoredFile) -> FileRef:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from api.deps import PrincipalDep, SettingsDep, StoreDep
 from api.errors import InvalidError, TooLargeError
-from api.files_service import get_file, store_document
+from api.files_service import content_disposition, get_file, store_document
 from api.uploads import CompleteRequest, UploadRequest, complete, reserve
 from docflow import keys
 from docflow.models import StoredFile
@@ -87,8 +88,9 @@ async def get_file_record(file_id: str, principal: PrincipalDep, store: StoreDep
 
 @router.get("/{file_id}/content")
 async def download_file(file_id: str, principal: PrincipalDep, store: StoreDep) -> Response:
-    """A document's bytes."""
+    """A document's bytes, streamed from storage."""
     record = await get_file(store, principal.project_id, file_id)
-    content = await store.get_bytes(keys.file_content(principal.project_id, file_id))
-    disposition = 'attachment; filename="' + record.filename.replace('"', "'") + '"'
-    return Response(content, media_type=record.mime_type, headers={"Content-Disposition": disposition})
+    key = keys.file_content(principal.project_id, file_id)
+    size = await store.size_of(key)
+    headers = {"Content-Disposition": content_disposition(record.filename), "Content-Length": str(size)}
+    return StreamingResponse(store.iter_bytes(key), media_type=record.mime_type, headers=headers)
