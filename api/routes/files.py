@@ -11,13 +11,12 @@ from starlette.datastructures import UploadFile
 
 from api.deps import PrincipalDep, SettingsDep, StoreDep
 from api.errors import InvalidError, TooLargeError
-from api.files_service import content_disposition, get_file, store_document
+from api.files_service import content_disposition, get_file, store_upload
 from api.uploads import CompleteRequest, UploadRequest, complete, reserve
 from docflow import keys
 from docflow.models import StoredFile
 
 router = APIRouter(tags=["files"])
-_CHUNK = 1024 * 1024
 _UPLOAD_BODIES = {
     "requestBody": {
         "required": True,
@@ -58,18 +57,17 @@ async def _multipart(request: Request, project_id: str, store: StoreDep, limit: 
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
         raise TooLargeError(f"file: the upload is over the limit of {limit} bytes", field="file", limit=limit)
-    form = await request.form()
-    file = form.get("file")
-    if not isinstance(file, UploadFile):
-        raise InvalidError("file: send the document as the multipart field 'file'", code="missing_file", field="file")
-    content = bytearray()
-    while chunk := await file.read(_CHUNK):
-        content.extend(chunk)
-        if len(content) > limit:
-            raise TooLargeError(f"file: the upload is over the limit of {limit} bytes", field="file", limit=limit)
-    filename = file.filename or "document"
-    mime = file.content_type or "application/octet-stream"
-    return await store_document(store, project_id, filename, mime, bytes(content), limit)
+    # Starlette spools file parts to a temporary file (on disk past 1 MiB); the body as a whole is capped by
+    # the BodyLimit middleware while it streams in, and the file is hashed and stored from the spool.
+    async with request.form() as form:
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise InvalidError(
+                "file: send the document as the multipart field 'file'", code="missing_file", field="file"
+            )
+        filename = file.filename or "document"
+        mime = file.content_type or "application/octet-stream"
+        return await store_upload(store, project_id, filename, mime, file.file, limit)
 
 
 @router.post("/upload/{file_id}/complete")

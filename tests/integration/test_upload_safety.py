@@ -7,9 +7,15 @@ the limits while the bytes stream in, and an oversized body is refused before it
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 import secrets
+import socket
+import threading
 import tracemalloc
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +24,8 @@ from retab import Retab
 from retab.types.mime import FileRef
 
 from activities.storage import ObjectStore, PreconditionFailed
+from docflow.processes import ThreadedApi
+from docflow.stack import free_port
 from tests.conftest import Stack
 from tests.integration.builders import build, wait_for
 
@@ -36,8 +44,8 @@ def _sha(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def _upload(http: httpx.Client, name: str, content: bytes) -> dict[str, Any]:
-    answer = http.post("/v1/files/upload", files={"file": (name, content, "text/plain")})
+def _upload(http: httpx.Client, name: str, content: bytes, mime: str = "text/plain") -> dict[str, Any]:
+    answer = http.post("/v1/files/upload", files={"file": (name, content, mime)})
     assert answer.status_code == 200, answer.text
     record: dict[str, Any] = answer.json()
     return record
@@ -162,23 +170,6 @@ def test_the_upload_url_is_signed_for_the_reserved_size(http: httpx.Client) -> N
     assert _put(reserved, content).status_code == 200
 
 
-def test_completion_streams_the_upload_instead_of_loading_it_whole(http: httpx.Client, stack: Stack) -> None:
-    size = stack.settings.max_upload_bytes
-    content = secrets.token_bytes(size)
-    reserved = _reserve(http, size, _sha(content))
-    assert _put(reserved, content).status_code == 200
-    del content
-    # The API runs in this process: tracemalloc sees its allocations.
-    tracemalloc.start()
-    try:
-        answer = http.post(f"/v1/files/upload/{reserved['fileId']}/complete", json={})
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert answer.status_code == 200, answer.text
-    assert peak < size / 2, f"completion allocated {peak} bytes at peak for a {size}-byte upload"
-
-
 def test_a_staging_object_replaced_after_verification_is_not_copied(store: ObjectStore) -> None:
     import asyncio
 
@@ -196,3 +187,184 @@ def test_a_staging_object_replaced_after_verification_is_not_copied(store: Objec
         assert await store.get_bytes(target) == b"swapped bytes!"
 
     asyncio.run(scenario())
+
+
+# -- item 7: limits hold while the bytes stream in ---------------------------------------------------------
+
+
+def _rss_bytes() -> int:
+    for line in open("/proc/self/status").read().splitlines():  # noqa: SIM115
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _raw_post(stack: Stack, path: str, content_type: str, parts: Iterator[bytes], length: int | None = None) -> bytes:
+    """POST `parts` over a raw socket, chunked unless `length` is declared; returns the raw response.
+
+    Stops sending as soon as the server has answered (as browsers and curl do), so the test can tell how much
+    of the body the server wanted before it refused.
+    """
+    host, port = stack.api_url.removeprefix("http://").rsplit(":", 1)
+    framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nApi-Key: {stack.api_key}\r\n"
+        f"Content-Type: {content_type}\r\n{framing}\r\n\r\n"
+    )
+    answer = bytearray()
+    done = threading.Event()
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+
+        def read() -> None:
+            try:
+                while chunk := sock.recv(65536):
+                    answer.extend(chunk)
+                    head, _, body = bytes(answer).partition(b"\r\n\r\n")
+                    declared = [x for x in head.lower().split(b"\r\n") if x.startswith(b"content-length:")]
+                    if declared and len(body) >= int(declared[0].split(b":")[1]):
+                        break
+            except OSError:
+                pass
+            done.set()
+
+        sock.sendall(head.encode())
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        for part in parts:
+            if done.is_set():
+                break
+            try:
+                sock.sendall(part if length is not None else f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            except OSError:
+                break
+        else:
+            if length is None:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"0\r\n\r\n")
+        done.wait(30)
+    return bytes(answer)
+
+
+def _status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/") else 0
+
+
+def test_a_chunked_multipart_upload_over_the_limit_is_413_before_it_is_read_whole(stack: Stack) -> None:
+    total, sent = 200 * MIB, [0]
+    boundary = "docflowboundary"
+
+    def body() -> Iterator[bytes]:
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n'
+            "Content-Type: text/plain\r\n\r\n"
+        ).encode()
+        block = b"x" * (256 * 1024)
+        while sent[0] < total:
+            sent[0] += len(block)
+            yield block
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    before = _rss_bytes()
+    answer = _raw_post(stack, "/v1/files/upload", f"multipart/form-data; boundary={boundary}", body())
+    grown = _rss_bytes() - before
+    assert _status(answer) == 413, answer[:500]
+    assert b'"too_large"' in answer
+    assert sent[0] < 32 * MIB, f"the client sent {sent[0]} bytes before the 413"
+    assert grown < 64 * MIB, f"the process grew by {grown} bytes"
+
+
+def test_a_request_body_over_the_limit_is_413_whatever_the_route(stack: Stack) -> None:
+    limit, sent = stack.settings.request_body_limit, [0]
+
+    def body() -> Iterator[bytes]:
+        yield b'{"workflow_id": "wf_x", "json_inputs": {"a": "'
+        while sent[0] < 200 * MIB:
+            sent[0] += 64 * 1024
+            yield b"y" * (64 * 1024)
+        yield b'"}}'
+
+    answer = _raw_post(stack, "/v1/workflows/runs", "application/json", body())
+    assert _status(answer) == 413, answer[:500]
+    assert b'"too_large"' in answer
+    assert sent[0] < 32 * MIB, f"the client sent {sent[0]} bytes before the 413"
+    declared = _raw_post(stack, "/v1/workflows/runs", "application/json", iter([b"{}"]), length=limit + 1)
+    assert _status(declared) == 413, declared[:500]
+
+
+def test_a_data_url_over_the_limit_is_413_without_being_decoded(
+    http: httpx.Client, client: Retab, stack: Stack
+) -> None:
+    wf_id, ids = build(client, stack.project_id, BLOCKS, EDGES)
+    encoded = base64.b64encode(b"x" * (stack.settings.max_upload_bytes + 3)).decode()
+    # Not valid base64 at the very end: a server that decodes before it checks the size answers 422.
+    doc = {"filename": "big.txt", "url": "data:text/plain;base64," + encoded[:-4] + "@@@@"}
+    answer = http.post(
+        "/v1/workflows/runs", json={"workflow_id": wf_id, "version": "draft", "documents": {ids["doc"]: doc}}
+    )
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["detail"]["details"]["field"] == f"documents.{ids['doc']}"
+
+
+def test_a_multipart_file_over_the_limit_within_the_request_limit_is_413(http: httpx.Client, stack: Stack) -> None:
+    content = b"z" * (stack.settings.max_upload_bytes + 1)
+    answer = http.post("/v1/files/upload", files={"file": ("big.txt", content, "text/plain")})
+    assert answer.status_code == 413 and answer.json()["detail"]["details"]["field"] == "file"
+
+
+@pytest.fixture(scope="module")
+def big_api(stack: Stack) -> Iterator[str]:
+    """A second API on the same servers with a 32 MiB upload limit, so memory use can be told from noise."""
+    settings = stack.settings.model_copy(update={"api_port": free_port(), "max_upload_bytes": 32 * MIB})
+    api = ThreadedApi(settings).start()
+    try:
+        yield api.url
+    finally:
+        api.stop()
+
+
+def _peak_of(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, int]:
+    """The answer and the peak of Python allocations in this process (the API's among them) during `call`."""
+    tracemalloc.start()
+    try:
+        answer = call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return answer, peak
+
+
+def test_a_completion_streams_the_upload_instead_of_loading_it_whole(big_api: str, stack: Stack) -> None:
+    size = 24 * MIB
+    content = secrets.token_bytes(size)
+    with httpx.Client(base_url=big_api, headers={"Api-Key": stack.api_key}, timeout=60) as http:
+        reserved = _reserve(http, size, _sha(content))
+        assert _put(reserved, content).status_code == 200
+        answer, peak = _peak_of(lambda: http.post(f"/v1/files/upload/{reserved['fileId']}/complete", json={}))
+        assert answer.status_code == 200, answer.text
+        assert peak < size / 4, f"completing a {size}-byte upload allocated {peak} bytes at peak"
+        _assert_intact(http, reserved["fileId"], content)
+
+
+def test_an_accepted_multipart_upload_is_not_held_in_memory_whole(big_api: str, stack: Stack, tmp_path: Path) -> None:
+    size = 24 * MIB
+    path = tmp_path / "random.bin"
+    path.write_bytes(secrets.token_bytes(size))
+    with httpx.Client(base_url=big_api, headers={"Api-Key": stack.api_key}, timeout=60) as http, path.open("rb") as f:
+        # The client streams from the file, so what tracemalloc sees is the API's.
+        files = {"file": ("random.bin", f, "application/octet-stream")}
+        answer, peak = _peak_of(lambda: http.post("/v1/files/upload", files=files))
+        assert answer.status_code == 200, answer.text
+        assert peak < size / 4, f"storing a {size}-byte upload allocated {peak} bytes at peak"
+        digest = hashlib.sha256()
+
+        def download() -> httpx.Response:
+            with http.stream("GET", f"/v1/files/{answer.json()['id']}/content") as streamed:
+                for chunk in streamed.iter_bytes():
+                    digest.update(chunk)
+            return streamed
+
+        downloaded, peak = _peak_of(download)
+        assert downloaded.status_code == 200
+        assert peak < size / 4, f"downloading a {size}-byte file allocated {peak} bytes at peak"
+    assert answer.json()["sha256"] == _sha(path.read_bytes()) == digest.hexdigest()
+    assert answer.json()["size_bytes"] == size
