@@ -7,6 +7,7 @@ the limits while the bytes stream in, and an oversized body is refused before it
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -130,7 +131,7 @@ def test_a_completion_sha256_cannot_override_the_promised_one(http: httpx.Client
 
 
 def test_a_completion_sha256_that_differs_from_the_bytes_is_refused_when_none_was_promised(
-    http: httpx.Client,
+    http: httpx.Client, store: ObjectStore, stack: Stack
 ) -> None:
     content = _text(secrets.token_hex(8))
     reserved = _reserve(http, len(content))
@@ -141,6 +142,8 @@ def test_a_completion_sha256_that_differs_from_the_bytes_is_refused_when_none_wa
     right = http.post(f"/v1/files/upload/{reserved['fileId']}/complete", json={})
     assert right.status_code == 200, right.text
     _assert_intact(http, reserved["fileId"], content)
+    # Completion leaves no staged bytes behind.
+    assert asyncio.run(store.list_keys(f"uploads/{stack.project_id}/{reserved['fileId']}/")) == []
 
 
 def test_putting_again_to_the_issued_url_after_completion_changes_nothing(
@@ -171,8 +174,6 @@ def test_the_upload_url_is_signed_for_the_reserved_size(http: httpx.Client) -> N
 
 
 def test_a_staging_object_replaced_after_verification_is_not_copied(store: ObjectStore) -> None:
-    import asyncio
-
     async def scenario() -> None:
         staging, target = f"_test/{secrets.token_hex(6)}/staging", f"_test/{secrets.token_hex(6)}/content"
         await store.put_bytes(staging, b"verified bytes")
