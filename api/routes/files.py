@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from api.deps import PrincipalDep, SettingsDep, StoreDep
 from api.errors import InvalidError, TooLargeError
@@ -59,7 +60,11 @@ async def _multipart(request: Request, project_id: str, store: StoreDep, limit: 
         raise TooLargeError(f"file: the upload is over the limit of {limit} bytes", field="file", limit=limit)
     # Starlette spools file parts to a temporary file (on disk past 1 MiB); the body as a whole is capped by
     # the BodyLimit middleware while it streams in, and the file is hashed and stored from the spool.
-    async with request.form() as form:
+    try:
+        form = await request.form(max_files=1, max_fields=16)
+    except HTTPException as exc:  # Starlette's answer to a malformed multipart body
+        raise InvalidError(f"file: {exc.detail}", code="invalid_multipart", field="file") from exc
+    try:
         file = form.get("file")
         if not isinstance(file, UploadFile):
             raise InvalidError(
@@ -68,6 +73,8 @@ async def _multipart(request: Request, project_id: str, store: StoreDep, limit: 
         filename = file.filename or "document"
         mime = file.content_type or "application/octet-stream"
         return await store_upload(store, project_id, filename, mime, file.file, limit)
+    finally:
+        await form.close()
 
 
 @router.post("/upload/{file_id}/complete")

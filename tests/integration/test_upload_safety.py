@@ -369,3 +369,11 @@ def test_an_accepted_multipart_upload_is_not_held_in_memory_whole(big_api: str, 
         assert peak < size / 4, f"downloading a {size}-byte file allocated {peak} bytes at peak"
     assert answer.json()["sha256"] == _sha(path.read_bytes()) == digest.hexdigest()
     assert answer.json()["size_bytes"] == size
+
+
+def test_a_malformed_or_many_file_multipart_body_is_422_naming_the_field(http: httpx.Client) -> None:
+    two = [("file", ("a.txt", b"a", "text/plain")), ("file", ("b.txt", b"b", "text/plain"))]
+    answer = http.post("/v1/files/upload", files=two)
+    assert answer.status_code == 422 and answer.json()["detail"]["details"]["field"] == "file"
+    broken = http.post("/v1/files/upload", content=b"no boundary here", headers={"Content-Type": "multipart/form-data"})
+    assert broken.status_code == 422 and broken.json()["detail"]["details"]["field"] == "file"
