@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, TypeVar
+from typing import IO, Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -51,6 +51,9 @@ class Versioned:
 
 class ObjectStore:
     """JSON records and bytes in one bucket."""
+
+    # Set by `probe_conditional_copy`: whether server-side copies honour their conditions.
+    copies_conditionally = False
 
     def __init__(self, settings: Settings) -> None:
         self.bucket = settings.s3_bucket
@@ -232,7 +235,7 @@ class ObjectStore:
     # Documents never pass through memory whole: a completion hashes the staging object chunk by chunk
     # and copies it server-side; a multipart upload is put from its spooled file; a download streams.
 
-    def _hash_object(self, key: str, limit: int) -> Digest:
+    def _hash_object(self, key: str, limit: int, sink: IO[bytes] | None) -> Digest:
         try:
             resp = self._client.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
@@ -249,6 +252,8 @@ class ObjectStore:
                 if size > limit:
                     raise TooLarge(key)
                 digest.update(chunk)
+                if sink is not None:
+                    sink.write(chunk)
         finally:
             body.close()
         return Digest(digest.hexdigest(), size, str(resp["ETag"]))
@@ -276,9 +281,12 @@ class ObjectStore:
             return False
         return True
 
-    async def hash_object(self, key: str, limit: int) -> Digest:
-        """sha256 and size of an object, read in chunks (NotFound if absent, TooLarge past `limit` bytes)."""
-        return await asyncio.to_thread(self._hash_object, key, limit)
+    async def hash_object(self, key: str, limit: int, sink: IO[bytes] | None = None) -> Digest:
+        """sha256 and size of an object, read in chunks (NotFound if absent, TooLarge past `limit` bytes).
+
+        With a `sink`, the chunks are also written to it: the bytes hashed are exactly the bytes kept.
+        """
+        return await asyncio.to_thread(self._hash_object, key, limit, sink)
 
     async def copy_if_absent(self, source: str, target: str, *, source_etag: str) -> bool:
         """Copy server-side, only if `target` is absent and `source` is still at `source_etag`.
@@ -303,7 +311,7 @@ class ObjectStore:
             body.close()
 
     async def put_file(
-        self, key: str, fileobj: BinaryIO, content_type: str = "application/octet-stream", *, if_none_match: bool
+        self, key: str, fileobj: IO[bytes], content_type: str = "application/octet-stream", *, if_none_match: bool
     ) -> str:
         """Write a seekable file's bytes, streamed from it; with `if_none_match` only if absent."""
         conditions = {"IfNoneMatch": "*"} if if_none_match else {}
@@ -315,24 +323,27 @@ class ObjectStore:
         params = {"Bucket": self.bucket, "Key": key, "ContentType": content_type, "ContentLength": size}
         return str(self._presigner.generate_presigned_url("put_object", Params=params, ExpiresIn=expires))
 
-    async def probe_conditional_copy(self) -> None:
-        """Refuse an endpoint whose CopyObject ignores `If-None-Match` or `x-amz-copy-source-if-match`."""
+    async def probe_conditional_copy(self) -> bool:
+        """Whether CopyObject honours `If-None-Match: *` and `x-amz-copy-source-if-match`; remembered.
+
+        Until probed, or where it does not, callers stream the bytes through a conditional put instead.
+        """
         source, target = f"_probe/{new_id('p')}", f"_probe/{new_id('p')}"
         etag = await self.put_bytes(source, b"1")
         await self.put_bytes(target, b"2")
         try:
-            if await self.copy_if_absent(source, target, source_etag=etag):
-                raise UnsafeEndpoint("the S3 endpoint ignored If-None-Match: * on CopyObject")
+            honoured = not await self.copy_if_absent(source, target, source_etag=etag)
             await self.delete(target)
             try:
                 await self.copy_if_absent(source, target, source_etag='"0000"')
+                honoured = False
             except PreconditionFailed:
                 pass
-            else:
-                raise UnsafeEndpoint("the S3 endpoint ignored x-amz-copy-source-if-match on CopyObject")
         finally:
             await self.delete(source)
             await self.delete(target)
+        self.copies_conditionally = honoured
+        return honoured
 
 
 def _code(exc: ClientError) -> str:

@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = ObjectStore(settings)
         await store.ensure_bucket()
-        await store.probe_conditional_copy()  # presigned uploads rely on conditional server-side copies
+        await store.probe_conditional_copy()  # completing a presigned upload copies server-side where it can
         app.state.store = store
         app.state.temporal = await connect(settings, external_storage(store, settings.payload_offload_bytes))
         yield

@@ -16,7 +16,7 @@ import mimetypes
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import IO
 from urllib.parse import quote
 
 from activities.storage import NotFound, ObjectStore, PreconditionFailed
@@ -94,7 +94,7 @@ async def store_upload(
     project_id: str,
     filename: str,
     mime_type: str,
-    upload: BinaryIO,
+    upload: IO[bytes],
     limit: int,
     field: str = "file",
 ) -> StoredFile:

@@ -2,11 +2,13 @@
 
 The rule: bytes a client PUTs never land where a file is read from. A reservation signs a URL for its own
 staging key, with the promised size in the signature (S3 refuses a body of another size). Completion streams
-the staging object to check its size and sha256, then copies it server-side to the file's content key, only if
-that key is absent and only the version that was verified (`If-None-Match: *`, `x-amz-copy-source-if-match`);
-then the staging object and the session are deleted. So a failed check never touches a stored file, a stored
-file cannot be overwritten through any URL we issued (a late PUT to the staging URL writes an object nothing
-reads), and the API never holds an upload in memory.
+the staging object to check its size and sha256, then copies it server-side to the file's content key, only
+if that key is absent and only the version that was verified (`If-None-Match: *`,
+`x-amz-copy-source-if-match`; on an endpoint whose copies ignore those, the verified bytes are spooled to a
+temporary file as they are hashed and put from it with `If-None-Match: *`). Then the staging object and the
+session are deleted. So a failed check never touches a stored file, a stored file cannot be overwritten
+through any URL we issued (a late PUT to the staging URL writes an object nothing reads), and the API never
+holds an upload in memory.
 
 The sha256 promised at reserve is binding: a completion that names another one is refused (422, nothing read),
 never taken instead. With a promise the file id is the content address (`file_` + sha256[:32]), so uploading
@@ -21,8 +23,9 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+import tempfile
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,6 +37,8 @@ from docflow.config import Settings
 from docflow.ids import FILE, new_id
 from docflow.models import Model, StoredFile
 
+# A completion without server-side copies spools the upload: in memory up to this, on disk past it.
+_SPOOL_IN_MEMORY = 1024 * 1024
 _FILE_URL = re.compile(r"/v1/files/(?P<id>file_[A-Za-z0-9]+)/content$")
 
 
@@ -133,14 +138,7 @@ async def complete(
             code="upload_mismatch",
             field="sha256",
         )
-    digest = await _verify(store, session, body.sha256)
-    content_key = keys.file_content(project_id, file_id)
-    try:
-        await store.copy_if_absent(session.staging_key, content_key, source_etag=digest.etag)
-    except PreconditionFailed as exc:
-        raise ConflictError(
-            "the uploaded bytes changed while they were verified; complete again", code="upload_changed"
-        ) from exc
+    digest = await _verify_and_store(store, session, body.sha256, keys.file_content(project_id, file_id))
     record = StoredFile(
         id=file_id,
         filename=session.filename,
@@ -158,11 +156,38 @@ async def complete(
     return {"filename": record.filename, "url": file_url(settings, file_id)}
 
 
-async def _verify(store: ObjectStore, session: UploadSession, completion_sha256: str | None) -> Digest:
+async def _verify_and_store(
+    store: ObjectStore, session: UploadSession, completion_sha256: str | None, content_key: str
+) -> Digest:
+    """Verify the staged bytes, then put exactly those at `content_key` unless something is there already.
+
+    Server-side copy conditioned on the verified ETag where the endpoint honours it; else the bytes are
+    spooled to a temporary file while they are hashed and put from it with `If-None-Match: *`.
+    """
+    staging = session.staging_key or ""
+    if store.copies_conditionally:
+        digest = await _verify(store, session, completion_sha256, None)
+        try:
+            await store.copy_if_absent(staging, content_key, source_etag=digest.etag)
+        except PreconditionFailed as exc:
+            raise ConflictError(
+                "the uploaded bytes changed while they were verified; complete again", code="upload_changed"
+            ) from exc
+        return digest
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
+        digest = await _verify(store, session, completion_sha256, spool)
+        with contextlib.suppress(PreconditionFailed):  # the same content id stored already: kept
+            await store.put_file(content_key, spool, session.mime_type, if_none_match=True)
+    return digest
+
+
+async def _verify(
+    store: ObjectStore, session: UploadSession, completion_sha256: str | None, sink: IO[bytes] | None
+) -> Digest:
     """Stream the staged bytes; 422 (and the staged object deleted) unless size and sha256 are as promised."""
     staging = session.staging_key or ""
     try:
-        digest = await store.hash_object(staging, limit=session.size_bytes)
+        digest = await store.hash_object(staging, limit=session.size_bytes, sink=sink)
     except NotFound as exc:
         if datetime.now(UTC) > session.expires_at:
             message = f"the upload of '{session.file_id}' expired before any bytes arrived"

@@ -25,6 +25,8 @@ from retab import Retab
 from retab.types.mime import FileRef
 
 from activities.storage import ObjectStore, PreconditionFailed
+from api.errors import InvalidError
+from api.uploads import CompleteRequest, complete
 from docflow.processes import ThreadedApi
 from docflow.stack import free_port
 from tests.conftest import Stack
@@ -188,6 +190,37 @@ def test_a_staging_object_replaced_after_verification_is_not_copied(store: Objec
         assert await store.get_bytes(target) == b"swapped bytes!"
 
     asyncio.run(scenario())
+
+
+def test_without_conditional_copies_completion_puts_the_verified_bytes_only_if_absent(
+    http: httpx.Client, stack: Stack
+) -> None:
+    """An endpoint whose CopyObject ignores conditions: completion streams through a conditional put."""
+    plain = ObjectStore(stack.settings)  # never probed: takes the path that needs no conditional copy
+    assert not plain.copies_conditionally
+
+    def finish(file_id: str, sha256: str | None = None) -> dict[str, Any]:
+        body = CompleteRequest(sha256=sha256)
+        return asyncio.run(complete(plain, stack.settings, stack.project_id, file_id, body))
+
+    original = _text(secrets.token_hex(8))
+    stored = _upload(http, "doc.txt", original)
+    reserved = _reserve(http, len(original), _sha(original))
+    assert _put(reserved, _text(secrets.token_hex(8))).status_code == 200
+    with pytest.raises(InvalidError) as refused:
+        finish(reserved["fileId"])
+    assert refused.value.details["field"] == "sha256"
+    _assert_intact(http, stored["id"], original)
+    assert _put(reserved, original).status_code == 200
+    assert finish(reserved["fileId"])["url"].endswith(f"/{stored['id']}/content")
+    _assert_intact(http, stored["id"], original)
+
+    content = secrets.token_bytes(3 * MIB // 2)  # past the in-memory spool: goes through disk
+    fresh = _reserve(http, len(content))
+    assert _put(fresh, content).status_code == 200
+    finish(fresh["fileId"], _sha(content))
+    _put(fresh, secrets.token_bytes(len(content)))
+    assert http.get(f"/v1/files/{fresh['fileId']}/content").content == content
 
 
 # -- item 7: limits hold while the bytes stream in ---------------------------------------------------------
