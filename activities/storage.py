@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -67,6 +68,9 @@ class Versioned:
 
 class ObjectStore:
     """JSON records and bytes in one bucket."""
+
+    # Set by `probe_conditional_copy`: whether server-side copies honour their conditions.
+    copies_conditionally = False
 
     def __init__(self, settings: Settings) -> None:
         self.bucket = settings.s3_bucket
@@ -266,6 +270,120 @@ class ObjectStore:
             raise
         return int(head["ContentLength"])
 
+    # -- streamed reads, conditional copies, streamed writes (uploads) -------------------------------
+    # Documents never pass through memory whole: a completion hashes the staging object chunk by chunk
+    # and copies it server-side; a multipart upload is put from its spooled file; a download streams.
+
+    def _hash_object(self, key: str, limit: int, sink: IO[bytes] | None) -> Digest:
+        try:
+            resp = self._client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                raise NotFound(key) from exc
+            raise
+        body = resp["Body"]
+        try:
+            if int(resp.get("ContentLength", 0)) > limit:
+                raise TooLarge(key)
+            digest, size = hashlib.sha256(), 0
+            while chunk := body.read(STREAM_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(key)
+                digest.update(chunk)
+                if sink is not None:
+                    sink.write(chunk)
+        finally:
+            body.close()
+        return Digest(digest.hexdigest(), size, str(resp["ETag"]))
+
+    def _copy_if_absent(self, source: str, target: str, source_etag: str) -> bool:
+        try:
+            self._client.copy_object(
+                Bucket=self.bucket,
+                Key=target,
+                CopySource={"Bucket": self.bucket, "Key": source},
+                CopySourceIfMatch=source_etag,
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if _code(exc) not in {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}:
+                raise
+            # One of two conditions failed: the target exists (kept as it is) or the source changed since it
+            # was verified (refused).
+            try:
+                self._client.head_object(Bucket=self.bucket, Key=target)
+            except ClientError as head_exc:
+                if _code(head_exc) in {"404", "NoSuchKey", "NotFound"}:
+                    raise PreconditionFailed(source) from exc
+                raise
+            return False
+        return True
+
+    async def hash_object(self, key: str, limit: int, sink: IO[bytes] | None = None) -> Digest:
+        """sha256 and size of an object, read in chunks (NotFound if absent, TooLarge past `limit` bytes).
+
+        With a `sink`, the chunks are also written to it: the bytes hashed are exactly the bytes kept.
+        """
+        return await self._call(f"read {key}", self._hash_object, key, limit, sink)
+
+    async def copy_if_absent(self, source: str, target: str, *, source_etag: str) -> bool:
+        """Copy server-side, only if `target` is absent and `source` is still at `source_etag`.
+
+        True if copied, False if the target existed (left untouched); PreconditionFailed if the source changed.
+        """
+        return await self._call(f"copy {source} to {target}", self._copy_if_absent, source, target, source_etag)
+
+    async def iter_bytes(self, key: str) -> AsyncIterator[bytes]:
+        """The object's bytes in chunks, never held whole (NotFound before the first chunk if absent)."""
+        try:
+            resp = await self._call(f"get {key}", self._client.get_object, Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                raise NotFound(key) from exc
+            raise
+        body = resp["Body"]
+        try:
+            while chunk := await self._call(f"read {key}", body.read, STREAM_CHUNK):
+                yield chunk
+        finally:
+            body.close()
+
+    async def put_file(
+        self, key: str, fileobj: IO[bytes], content_type: str = "application/octet-stream", *, if_none_match: bool
+    ) -> str:
+        """Write a seekable file's bytes, streamed from it; with `if_none_match` only if absent."""
+        conditions = {"IfNoneMatch": "*"} if if_none_match else {}
+        fileobj.seek(0)
+        return await self._call(f"put {key}", self._put, key, fileobj, content_type, **conditions)
+
+    def presigned_put_exact(self, key: str, content_type: str, size: int, expires: int) -> str:
+        """A presigned PUT URL whose signature covers Content-Length: S3 refuses a body of any other size."""
+        params = {"Bucket": self.bucket, "Key": key, "ContentType": content_type, "ContentLength": size}
+        return str(self._presigner.generate_presigned_url("put_object", Params=params, ExpiresIn=expires))
+
+    async def probe_conditional_copy(self) -> bool:
+        """Whether CopyObject honours `If-None-Match: *` and `x-amz-copy-source-if-match`; remembered.
+
+        Until probed, or where it does not, callers stream the bytes through a conditional put instead.
+        """
+        source, target = f"_probe/{new_id('p')}", f"_probe/{new_id('p')}"
+        etag = await self.put_bytes(source, b"1")
+        await self.put_bytes(target, b"2")
+        try:
+            honoured = not await self.copy_if_absent(source, target, source_etag=etag)
+            await self.delete(target)
+            try:
+                await self.copy_if_absent(source, target, source_etag='"0000"')
+                honoured = False
+            except PreconditionFailed:
+                pass
+        finally:
+            await self.delete(source)
+            await self.delete(target)
+        self.copies_conditionally = honoured
+        return honoured
+
 
 @contextlib.contextmanager
 def storage_deadline(seconds: float) -> Iterator[None]:
@@ -284,3 +402,19 @@ def _code(exc: ClientError) -> str:
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+STREAM_CHUNK = 256 * 1024
+
+
+class TooLarge(StorageError):
+    """The object is bigger than the caller's limit (reading stopped there)."""
+
+
+@dataclass(frozen=True)
+class Digest:
+    """What a streamed read found: sha256, size, and the ETag of the version that was read."""
+
+    sha256: str
+    size: int
+    etag: str

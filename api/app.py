@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 
 from activities.payloads import external_storage
 from activities.storage import ObjectStore
+from api.body_limit import BodyLimit
 from api.deps import get_principal
 from api.errors import install_error_handlers
 from api.openapi import install_openapi
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = ObjectStore(settings)
         await store.ensure_bucket()
+        await store.probe_conditional_copy()  # completing a presigned upload copies server-side where it can
         app.state.store = store
         app.state.temporal = await connect(settings, external_storage(store, settings.payload_offload_bytes))
         yield
@@ -55,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             structlog.contextvars.unbind_contextvars("request_id")
         response.headers["x-request-id"] = rid
         return response
+
+    # Added last, so it is the outermost of our middleware: it sees every body before anything reads it.
+    app.add_middleware(BodyLimit, limit=settings.request_body_limit)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -149,7 +149,7 @@ class Runs:
         if stored_id is not None:
             return public_ref(await get_file(self.store, project_id, stored_id, field=f"{field}.url"))
         if doc.url is not None:
-            mime, content = decode_data_url(doc.url, f"{field}.url")
+            mime, content = decode_data_url(doc.url, field, self.settings.max_upload_bytes)
             record = await store_document(
                 self.store, project_id, doc.filename or "document", mime, content, self.settings.max_upload_bytes, field
             )

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 50 * 1024 * 1024
     public_base_url: str | None = None
 
+    # Request limits (issue 5, item 7): every request body is counted as it arrives, chunked or not.
+    max_request_bytes: int | None = Field(
+        default=None,
+        description="Cap on any request body, in bytes; default: max_upload_bytes base64-encoded plus 1 MiB",
+    )
+
     # Engine
     inline_output_limit_bytes: int = 128 * 1024
     payload_offload_bytes: int = Field(
@@ -139,6 +145,11 @@ class Settings(BaseSettings):
     def keys_file(self) -> Path:
         """Where hashed API keys live."""
         return self.api_keys_file or self.data_dir / "api_keys.json"
+
+    @property
+    def request_body_limit(self) -> int:
+        """The cap on any request body: room for one document of max_upload_bytes as a base64 data URL."""
+        return self.max_request_bytes or self.max_upload_bytes * 4 // 3 + 1024 * 1024
 
     @property
     def temporal_ui_url(self) -> str:

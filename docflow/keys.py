@@ -1,5 +1,7 @@
 """S3 key layout: every record of a project under `projects/<project_id>/`, documents under `files/`.
 
+Bytes of presigned uploads not yet verified are under `uploads/`; nothing reads them once a file is complete.
+
 Listings the API needs are prefix scans: a workflow's versions, a run's steps.
 """
 
@@ -54,6 +56,15 @@ def file_content(project: str, file_id: str) -> str:
 def upload_session(project: str, file_id: str) -> str:
     """A presigned upload in progress: what the client promised to PUT."""
     return f"files/{project}/{file_id}/upload.json"
+
+
+def upload_staging(project: str, file_id: str, reservation: str) -> str:
+    """Where a presigned upload's bytes land before they are verified; never read after completion.
+
+    A top-level prefix of its own, so an operator's lifecycle rule can expire what clients PUT and never
+    completed (or PUT again after completion).
+    """
+    return f"uploads/{project}/{file_id}/{reservation}"
 
 
 def run_prefix(project: str, run_id: str) -> str:

@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from api.deps import PrincipalDep, SettingsDep, StoreDep
 from api.errors import InvalidError, TooLargeError
-from api.files_service import get_file, store_document
+from api.files_service import content_disposition, get_file, store_upload
 from api.uploads import CompleteRequest, UploadRequest, complete, reserve
 from docflow import keys
 from docflow.models import StoredFile
 
 router = APIRouter(tags=["files"])
-_CHUNK = 1024 * 1024
 _UPLOAD_BODIES = {
     "requestBody": {
         "required": True,
@@ -57,18 +58,23 @@ async def _multipart(request: Request, project_id: str, store: StoreDep, limit: 
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
         raise TooLargeError(f"file: the upload is over the limit of {limit} bytes", field="file", limit=limit)
-    form = await request.form()
-    file = form.get("file")
-    if not isinstance(file, UploadFile):
-        raise InvalidError("file: send the document as the multipart field 'file'", code="missing_file", field="file")
-    content = bytearray()
-    while chunk := await file.read(_CHUNK):
-        content.extend(chunk)
-        if len(content) > limit:
-            raise TooLargeError(f"file: the upload is over the limit of {limit} bytes", field="file", limit=limit)
-    filename = file.filename or "document"
-    mime = file.content_type or "application/octet-stream"
-    return await store_document(store, project_id, filename, mime, bytes(content), limit)
+    # Starlette spools file parts to a temporary file (on disk past 1 MiB); the body as a whole is capped by
+    # the BodyLimit middleware while it streams in, and the file is hashed and stored from the spool.
+    try:
+        form = await request.form(max_files=1, max_fields=16)
+    except HTTPException as exc:  # Starlette's answer to a malformed multipart body
+        raise InvalidError(f"file: {exc.detail}", code="invalid_multipart", field="file") from exc
+    try:
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise InvalidError(
+                "file: send the document as the multipart field 'file'", code="missing_file", field="file"
+            )
+        filename = file.filename or "document"
+        mime = file.content_type or "application/octet-stream"
+        return await store_upload(store, project_id, filename, mime, file.file, limit)
+    finally:
+        await form.close()
 
 
 @router.post("/upload/{file_id}/complete")
@@ -87,8 +93,9 @@ async def get_file_record(file_id: str, principal: PrincipalDep, store: StoreDep
 
 @router.get("/{file_id}/content")
 async def download_file(file_id: str, principal: PrincipalDep, store: StoreDep) -> Response:
-    """A document's bytes."""
+    """A document's bytes, streamed from storage."""
     record = await get_file(store, principal.project_id, file_id)
-    content = await store.get_bytes(keys.file_content(principal.project_id, file_id))
-    disposition = 'attachment; filename="' + record.filename.replace('"', "'") + '"'
-    return Response(content, media_type=record.mime_type, headers={"Content-Disposition": disposition})
+    key = keys.file_content(principal.project_id, file_id)
+    size = await store.size_of(key)
+    headers = {"Content-Disposition": content_disposition(record.filename), "Content-Length": str(size)}
+    return StreamingResponse(store.iter_bytes(key), media_type=record.mime_type, headers=headers)

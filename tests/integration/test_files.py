@@ -67,3 +67,14 @@ def test_upload_bad_requests(http: httpx.Client, stack: Stack) -> None:
     assert http.post("/v1/files/upload/file_unknown/complete", json={}).status_code == 404
     no_file = http.post("/v1/files/upload", files={"other": ("a.txt", b"x", "text/plain")})
     assert no_file.status_code == 422 and no_file.json()["detail"]["details"]["field"] == "file"
+
+
+def test_a_file_named_outside_latin_1_downloads_with_an_rfc_6266_disposition(http: httpx.Client) -> None:
+    content = "請求書 2026-0042\n".encode()
+    stored = http.post("/v1/files/upload", files={"file": ("請求書.txt", content, "text/plain")})
+    assert stored.status_code == 200, stored.text
+    download = http.get(f"/v1/files/{stored.json()['id']}/content")
+    assert download.status_code == 200, download.text
+    assert download.content == content
+    disposition = download.headers["content-disposition"]
+    assert disposition == "attachment; filename=\"___.txt\"; filename*=UTF-8''%E8%AB%8B%E6%B1%82%E6%9B%B8.txt"
