@@ -15,7 +15,7 @@ from activities.http_call import ApiCaller
 from activities.produced import Produced
 from activities.provider import ExtractionRequest, ModelProvider, ProviderError, ProviderTransientError
 from activities.storage import NotFound, ObjectStore
-from docflow import keys
+from docflow import keys, schemas
 from docflow.blocks import (
     ConditionalConfig,
     ExtractConfig,
@@ -85,11 +85,13 @@ class Executors:
         data = all_inputs[inp.block.id]
         if cfg.json_schema:
             try:
-                jsonschema.validate(data, cfg.json_schema)
+                schemas.validate(data, cfg.json_schema)
             except jsonschema.ValidationError as exc:
                 raise InputError(
                     f"JSON input does not match the schema: {exc.message}", code="schema_mismatch"
                 ) from exc
+            except jsonschema.SchemaError as exc:
+                raise InputError(f"the block's json_schema is invalid: {exc.message}", code="invalid_schema") from exc
         return Produced(outputs={"output-json-0": _json(data)})
 
     async def parse(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
