@@ -7,7 +7,8 @@ input could hold the API's request handler for seconds.
 
 `validate` uses jsonschema's validator for the schema's draft (2020-12 when `$schema` is absent), extended
 so that `pattern`, `patternProperties`, `additionalProperties` (which consults `patternProperties`) and
-`unevaluatedProperties` (likewise) search with RE2 (`docflow.patterns`). Chosen over jsonschema-rs with a
+`unevaluatedProperties` (likewise) search with RE2 (`docflow.patterns`), and `uniqueItems` hashes items
+instead of comparing every pair. Chosen over jsonschema-rs with a
 linear regex engine: one regex engine (RE2) for every user pattern, so one rule says what is refused; the
 same validator and error paths as before; and no remote `$ref` retrieval (jsonschema-rs fetches http refs
 unless told not to, an outbound call from user config). For draft 2019-09, `unevaluatedProperties` follows
@@ -64,7 +65,10 @@ def validate(instance: Any, schema: dict[str, Any]) -> None:
     A pattern RE2 cannot run (a schema stored before it was checked) raises jsonschema's SchemaError.
     """
     cls = _linear(jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator))
-    error = jsonschema.exceptions.best_match(cls(schema).iter_errors(instance))
+    try:
+        error = jsonschema.exceptions.best_match(cls(schema).iter_errors(instance))
+    except RecursionError as exc:
+        raise ValidationError("the value is nested too deeply to validate") from exc
     if error is not None:
         raise error
 
@@ -193,11 +197,38 @@ def _evaluated_keys(validator: Any, instance: dict[str, Any], schema: Any) -> se
     return keys
 
 
+def _unique_items(validator: Any, unique: Any, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+    # jsonschema compares unsortable items (objects) pairwise: 20,000 of them took minutes. Hash a canonical form.
+    if not unique or not validator.is_type(instance, "array"):
+        return
+    seen: set[Any] = set()
+    for index, item in enumerate(instance):
+        key = _canonical(item)
+        if key in seen:
+            yield ValidationError(f"item {index} repeats an earlier item; the array's items must be unique")
+            return
+        seen.add(key)
+
+
+def _canonical(value: Any) -> Any:
+    """A hashable form equal exactly when JSON Schema calls two values equal (1 == 1.0, True != 1)."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, list | tuple):
+        return ("array", tuple(_canonical(v) for v in value))
+    if isinstance(value, dict):
+        return ("object", frozenset((k, _canonical(v)) for k, v in value.items()))
+    return (type(value).__name__, value)
+
+
 _LINEAR = {
     "pattern": _pattern,
     "patternProperties": _pattern_properties,
     "additionalProperties": _additional_properties,
     "unevaluatedProperties": _unevaluated_properties,
+    "uniqueItems": _unique_items,
 }
 
 

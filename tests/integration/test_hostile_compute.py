@@ -82,6 +82,24 @@ def test_a_catastrophic_schema_pattern_is_checked_in_linear_time_by_the_api(
     assert wait_for(client, run.id).lifecycle.status == "completed"
 
 
+def test_unique_items_of_many_objects_are_checked_in_linear_time_by_the_api(
+    http: httpx.Client, client: Retab, stack: Stack
+) -> None:
+    schema = {"type": "object", "properties": {"rows": {"type": "array", "uniqueItems": True}}}
+    wf_id, ids = build(
+        client, stack.project_id, [{"id": "in", "type": "start_json", "config": {"json_schema": schema}}], []
+    )
+    rows = [{"n": i} for i in range(20_000)]
+    start = time.monotonic()
+    answer = http.post(
+        "/v1/workflows/runs",
+        json={"workflow_id": wf_id, "version": "draft", "json_inputs": {ids["in"]: {"rows": [*rows, {"n": 3}]}}},
+    )
+    assert time.monotonic() - start < 2.0
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"]["details"]["field"] == f"json_inputs.{ids['in']}.rows"
+
+
 def test_a_catastrophic_condition_regex_evaluates_at_once(http: httpx.Client, client: Retab, stack: Stack) -> None:
     sub = {"path": "code", "operator": "matches_regex", "expected": EVIL}
     blocks = [

@@ -15,11 +15,11 @@ EVIL = r"^(a+)+$"
 ATTACK = "a" * 40 + "!"
 
 
-def _fast_failure(instance: Any, schema: dict[str, Any]) -> jsonschema.ValidationError:
+def _fast_failure(instance: Any, schema: dict[str, Any], limit: float = 0.05) -> jsonschema.ValidationError:
     start = time.perf_counter()
     with pytest.raises(jsonschema.ValidationError) as raised:
         validate(instance, schema)
-    assert time.perf_counter() - start < 0.05
+    assert time.perf_counter() - start < limit
     return raised.value
 
 
@@ -78,3 +78,40 @@ def test_block_configs_refuse_such_schemas() -> None:
         StartJsonConfig.model_validate({"json_schema": bad})
     with pytest.raises(ValueError, match=r"properties\.code\.pattern"):
         ExtractConfig.model_validate({"json_schema": bad})
+
+
+def test_unique_items_of_objects_is_checked_in_linear_time() -> None:
+    items = [{"n": i} for i in range(20_000)]
+    start = time.perf_counter()
+    validate(items, {"uniqueItems": True})
+    assert time.perf_counter() - start < 0.5
+    _fast_failure([*items, {"n": 7}], {"uniqueItems": True}, limit=0.5)
+
+
+@pytest.mark.parametrize(
+    ("items", "unique"),
+    [
+        ([1, 1.0], False),
+        ([1, True], True),
+        ([0, False], True),
+        ([{"a": [1, {"b": None}]}, {"a": [1, {"b": None}]}], False),
+        ([{"a": 1, "b": 2}, {"b": 2, "a": 1}], False),
+        ([[1, 2], [2, 1]], True),
+        (["1", 1], True),
+        ([{"a": True}, {"a": 1}], True),
+    ],
+)
+def test_unique_items_keeps_json_schema_equality(items: list[Any], unique: bool) -> None:
+    if unique:
+        validate(items, {"uniqueItems": True})
+    else:
+        with pytest.raises(jsonschema.ValidationError):
+            validate(items, {"uniqueItems": True})
+
+
+def test_a_value_nested_too_deeply_is_a_validation_error() -> None:
+    deep: Any = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(jsonschema.ValidationError, match="nested too deeply"):
+        validate(deep, {"$defs": {"a": {"items": {"$ref": "#/$defs/a"}}}, "$ref": "#/$defs/a"})
