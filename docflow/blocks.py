@@ -185,6 +185,8 @@ class FunctionConfig(BlockConfig):
         default=60, ge=1, le=300, description="Time limit; expressions run as local activities, capped at 4 s"
     )
 
+    _valid_output_schema = field_validator("output_schema")(_check_json_schema)
+
     @model_validator(mode="after")
     def _one_body(self) -> FunctionConfig:
         if self.code is not None or self.language is not None:

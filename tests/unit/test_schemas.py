@@ -8,7 +8,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from docflow.blocks import ExtractConfig, StartJsonConfig
+from docflow.blocks import ExtractConfig, FunctionConfig, StartJsonConfig
 from docflow.schemas import SchemaProblem, check_schema, validate
 
 EVIL = r"^(a+)+$"
@@ -78,6 +78,8 @@ def test_block_configs_refuse_such_schemas() -> None:
         StartJsonConfig.model_validate({"json_schema": bad})
     with pytest.raises(ValueError, match=r"properties\.code\.pattern"):
         ExtractConfig.model_validate({"json_schema": bad})
+    with pytest.raises(ValueError, match=r"properties\.code\.pattern"):
+        FunctionConfig.model_validate({"expression": "input", "output_schema": bad})
 
 
 def test_unique_items_of_objects_is_checked_in_linear_time() -> None:
