@@ -18,6 +18,7 @@ from activities.blocks import BlockActivities
 from activities.egress import Egress, no_cookies
 from activities.executors import Executors
 from activities.http_call import ApiCaller
+from activities.isolation import IsolatedExecutor
 from activities.payloads import external_storage
 from activities.provider import build_provider
 from activities.runs import RunActivities
@@ -43,13 +44,24 @@ def model_http_client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=settings.model_timeout_seconds, cookies=no_cookies())
 
 
-def build_worker(client: Client, settings: Settings, store: ObjectStore, http: httpx.AsyncClient) -> Worker:
+def isolated_executor(settings: Settings) -> IsolatedExecutor:
+    """The pool that runs user-controlled computation (expressions, conditions, schemas); start it before use."""
+    return IsolatedExecutor(
+        processes=settings.isolation_processes,
+        memory_bytes=settings.isolation_memory_bytes,
+        cpu_seconds=settings.isolation_cpu_seconds,
+    )
+
+
+def build_worker(
+    client: Client, settings: Settings, store: ObjectStore, http: httpx.AsyncClient, isolated: IsolatedExecutor
+) -> Worker:
     """A worker on the settings' task queue with every workflow and activity."""
     # api_call gets no shared client: each call builds its own, through the egress guard.
     api = ApiCaller(
         Egress(settings.egress_allowlist, settings.egress_max_response_bytes), store, settings.secret_values
     )
-    executors = Executors(store, build_provider(settings, http), api)
+    executors = Executors(store, build_provider(settings, http), api, isolated)
     blocks = BlockActivities(store, executors)
     runs = RunActivities(store)
     return Worker(
@@ -67,8 +79,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     store = ObjectStore(settings)
     await store.ensure_bucket()
     client = await connect(settings, external_storage(store, settings.payload_offload_bytes))
-    async with model_http_client(settings) as http:
-        worker = build_worker(client, settings, store, http)
+    # The isolated pool is pre-warmed before the worker polls, so the first expression waits for no start-up.
+    async with model_http_client(settings) as http, isolated_executor(settings) as isolated:
+        worker = build_worker(client, settings, store, http, isolated)
         log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address)
         async with worker:
             await (stop or asyncio.Event()).wait()

@@ -7,11 +7,10 @@ import json
 import time
 from typing import Any
 
-import jsonschema
-
 from activities.documents import UnsupportedDocumentError, extract_pages
 from activities.errors import BlockError, InputError
 from activities.http_call import ApiCaller
+from activities.isolation import IsolatedExecutor, ResourceLimit, TaskError, TaskTimeout
 from activities.produced import Produced
 from activities.provider import ExtractionRequest, ModelProvider, ProviderError, ProviderTransientError
 from activities.storage import NotFound, ObjectStore
@@ -26,8 +25,7 @@ from docflow.blocks import (
     handles_of,
     parse_config,
 )
-from docflow.conditions import evaluate_conditional
-from docflow.expressions import ExpressionError, run_function
+from docflow.conditions import ConditionalResult
 from docflow.merge import MergeError, merge_dicts
 from docflow.models import FileRef
 from docflow.runs import ExecuteBlockInput, HandleValue
@@ -49,12 +47,33 @@ LOCAL_EVALUATION_LIMIT_SECONDS = 4.0
 
 
 class Executors:
-    """Block executors, with the store, the model provider and the HTTP caller injected."""
+    """Block executors, with the store, the model provider, the HTTP caller and the isolated executor injected.
 
-    def __init__(self, store: ObjectStore, provider: ModelProvider, api: ApiCaller) -> None:
+    User-controlled computation (expressions, conditions, user JSON Schemas) runs in the isolated executor's
+    processes, never on this event loop; its wall-clock limit covers the evaluation only. Running out of
+    time or memory there is the user's (a permanent BlockError); a lost process is infrastructure (retried).
+    """
+
+    def __init__(self, store: ObjectStore, provider: ModelProvider, api: ApiCaller, isolated: IsolatedExecutor) -> None:
         self.store = store
         self.provider = provider
         self.api = api
+        self.isolated = isolated
+
+    async def _isolated(self, task: str, payload: Any, limit: float, prefix: str, field: str) -> Any:
+        """Run a task in the isolated executor; its limits become the block's errors (TaskError passes)."""
+        try:
+            return await self.isolated.run(task, payload, timeout=limit)
+        except TaskTimeout as exc:
+            raise BlockError(
+                f"{field}: did not finish within {limit:g} s", code=f"{prefix}_timeout", details={"field": field}
+            ) from exc
+        except ResourceLimit as exc:
+            raise BlockError(
+                f"{field}: stopped at the {exc.resource} limit ({exc})",
+                code=f"{prefix}_resource_limit",
+                details={"field": field, "resource": exc.resource},
+            ) from exc
 
     async def _document_text(self, project_id: str, doc: FileRef) -> list[str]:
         try:
@@ -84,11 +103,12 @@ class Executors:
             raise InputError(f"no JSON input given for start block '{inp.block.id}'", code="missing_json_input")
         data = all_inputs[inp.block.id]
         if cfg.json_schema:
+            payload = {"schema": cfg.json_schema, "instance": data}
             try:
-                jsonschema.validate(data, cfg.json_schema)
-            except jsonschema.ValidationError as exc:
+                await self._isolated("json_schema", payload, LOCAL_EVALUATION_LIMIT_SECONDS, "schema", "json_schema")
+            except TaskError as exc:
                 raise InputError(
-                    f"JSON input does not match the schema: {exc.message}", code="schema_mismatch"
+                    f"JSON input does not match the schema: {exc.message}", code=exc.code, details=exc.details
                 ) from exc
         return Produced(outputs={"output-json-0": _json(data)})
 
@@ -165,12 +185,14 @@ class Executors:
         cfg = parse_config("conditional", inp.block.config)
         assert isinstance(cfg, ConditionalConfig)
         value = _one_json(inputs)
+        payload = {"config": cfg.model_dump(mode="json"), "data": value.data}
         try:
-            result = await asyncio.wait_for(
-                asyncio.to_thread(evaluate_conditional, cfg, value.data), LOCAL_EVALUATION_LIMIT_SECONDS
+            answer = await self._isolated(
+                "conditions", payload, LOCAL_EVALUATION_LIMIT_SECONDS, "condition", "conditions"
             )
-        except TimeoutError as exc:
-            raise BlockError("conditions did not finish evaluating in time (a costly regex?)", code="timeout") from exc
+        except TaskError as exc:
+            raise BlockError(f"conditions: {exc.message}", code=exc.code, details=exc.details) from exc
+        result = ConditionalResult.model_validate(answer)
         artifact = {
             "operation": "conditional_evaluation",
             "evaluations": result.evaluations,
@@ -188,21 +210,15 @@ class Executors:
         value = _one_json(inputs)
         start = time.perf_counter()
         artifact: dict[str, Any] = {"operation": "function_invocation", "inputs": {"input-json-0": value.data}}
-        # Off the event loop, under a time limit: function blocks run as local activities, which must stay short.
+        # In the isolated executor, under a time limit: function blocks run as local activities, which stay short.
         limit = min(cfg.timeout_seconds, LOCAL_EVALUATION_LIMIT_SECONDS)
+        field = "expression" if cfg.expression is not None else "mapping"
+        payload = {"config": cfg.model_dump(mode="json", exclude_none=True), "data": value.data}
         try:
-            output = await asyncio.wait_for(asyncio.to_thread(run_function, cfg, value.data), limit)
-        except TimeoutError as exc:
-            raise BlockError(
-                f"expression: did not finish within {limit} s",
-                code="expression_timeout",
-                details={"field": "expression"},
-            ) from exc
-        except ExpressionError as exc:
-            artifact.update(error={"message": str(exc), "block_id": inp.block.id}, output=None)
-            raise BlockError(
-                f"{exc.field}: {exc}", code="expression_error", details={"field": exc.field, "artifact": artifact}
-            ) from exc
+            output = await self._isolated("function", payload, limit, "expression", field)
+        except TaskError as exc:
+            artifact.update(error={"message": exc.message, "block_id": inp.block.id}, output=None)
+            raise BlockError(exc.message, code=exc.code, details={**exc.details, "artifact": artifact}) from exc
         artifact.update(output=output, duration_ms=int((time.perf_counter() - start) * 1000))
         return Produced(outputs={"output-json-0": _json(output)}, artifact=artifact)
 

@@ -30,7 +30,7 @@ from docflow.config import Settings  # noqa: E402
 from docflow.processes import ThreadedApi  # noqa: E402
 from docflow.stack import Ports, start_s3, start_temporal  # noqa: E402
 from docflow.temporal import connect  # noqa: E402
-from worker import build_worker  # noqa: E402
+from worker import build_worker, isolated_executor  # noqa: E402
 
 
 def make_chain(api: httpx.Client, project: str, n: int) -> tuple[str, str]:
@@ -83,7 +83,8 @@ async def measure(settings: Settings, api_url: str, key: str, project: str, n: i
     async with (
         httpx.AsyncClient(base_url=api_url, headers={"Api-Key": key}, timeout=60) as api,
         httpx.AsyncClient() as http,
-        build_worker(client, settings, store, http),
+        isolated_executor(settings) as isolated,
+        build_worker(client, settings, store, http, isolated),
         Worker(client, task_queue=raw_queue, workflows=[ChainWorkflow, LocalChainWorkflow], activities=[noop]),
     ):
         await time_docflow(api, settings, wf_id, start)  # warm-up: imports, connections, sandbox

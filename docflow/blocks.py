@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
 class BlockConfig(BaseModel):
@@ -35,14 +35,15 @@ class StartDocumentConfig(BlockConfig):
 
 
 def _check_json_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Refuse a JSON schema that is not itself valid (so runs never meet a broken schema)."""
+    """Refuse a JSON schema that is not itself valid or holds a pattern RE2 cannot run (docflow.schemas)."""
     if value is not None:
-        import jsonschema  # pure; kept local so workflow code importing this module stays light
+        # Pure; kept local so workflow code importing this module stays light.
+        from docflow.schemas import SchemaProblem, check_schema
 
         try:
-            jsonschema.validators.validator_for(value).check_schema(value)
-        except jsonschema.SchemaError as exc:
-            raise ValueError(f"not a valid JSON schema: {exc.message}") from exc
+            check_schema(value)
+        except SchemaProblem as exc:
+            raise ValueError(str(exc)) from exc
     return value
 
 
@@ -135,14 +136,18 @@ class SubCondition(BlockConfig):
     operator: Operator
     expected: Any = None
 
-    @model_validator(mode="after")
-    def _regex_compiles(self) -> SubCondition:
-        if self.operator == "matches_regex":
+    @field_validator("expected")
+    @classmethod
+    def _regex_runs_on_re2(cls, value: Any, info: ValidationInfo) -> Any:
+        # `operator` is declared before `expected`, so it is validated first and readable here.
+        if info.data.get("operator") == "matches_regex":
+            from docflow.patterns import PatternError, compile_pattern  # RE2: kept local, like jsonschema
+
             try:
-                re.compile(str(self.expected))
-            except re.error as exc:
-                raise ValueError(f"expected: not a valid regular expression: {exc}") from exc
-        return self
+                compile_pattern(str(value))
+            except PatternError as exc:
+                raise ValueError(f"{exc}") from exc
+        return value
 
 
 class Condition(BlockConfig):
@@ -179,6 +184,8 @@ class FunctionConfig(BlockConfig):
     timeout_seconds: int = Field(
         default=60, ge=1, le=300, description="Time limit; expressions run as local activities, capped at 4 s"
     )
+
+    _valid_output_schema = field_validator("output_schema")(_check_json_schema)
 
     @model_validator(mode="after")
     def _one_body(self) -> FunctionConfig:

@@ -9,6 +9,7 @@ Semantics (decisions where Retab leaves room, NOTES.md §1, §4):
   and an empty or absent list does not match;
 - values of incompatible types do not match; nothing here raises on data (a bad regex or path
   simply does not match);
+- `matches_regex` searches with RE2 (`docflow.patterns`): linear time, no backreferences or lookaround;
 - `gt`/`gte`/`lt`/`lte` compare numbers, reading numeric strings as numbers, and otherwise compare two
   strings (so ISO dates order correctly); `equals` treats `"100"` and `100` as equal but never a bool
   and a number;
@@ -23,7 +24,6 @@ The evaluations are shaped like the SDK's `ConditionEvaluationResult`.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from docflow.blocks import Condition, ConditionalConfig, Operator, SubCondition
 from docflow.jsonpath import MISSING, PathError, is_wildcard_path, resolve_all
+from docflow.patterns import PatternError, search
 
 ELSE_HANDLE = "output-json-else"
 
@@ -149,7 +150,7 @@ def compare(operator: Operator, actual: Any, expected: Any) -> bool:
         actual = None
     try:
         return _OPERATORS[operator](actual, expected)
-    except (TypeError, ValueError, re.error, RecursionError):
+    except (TypeError, ValueError, PatternError, RecursionError):
         # Mismatched types or a bad pattern are a non-match, never a failed run.
         return False
 
@@ -260,7 +261,7 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "not_contains": _not_contains,
     "starts_with": _strings(str.startswith),
     "ends_with": _strings(str.endswith),
-    "matches_regex": _strings(lambda a, pattern: re.search(pattern, a) is not None),
+    "matches_regex": _strings(lambda a, pattern: search(pattern, a)),
     "exists": _exists,
     "not_exists": lambda a, e: not _exists(a, e),
     "is_empty": _is_empty,

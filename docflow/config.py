@@ -84,6 +84,15 @@ class Settings(BaseSettings):
         default=20.0, gt=0, description="A deleted run's activities get this long to stop before it is terminated"
     )
 
+    # Isolated executor: expressions, conditions and user JSON Schemas run in a pool of limited processes.
+    isolation_processes: int = Field(default=4, ge=1, le=64, description="Processes in the worker's isolated pool")
+    isolation_memory_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=16 * 1024 * 1024, description="Address space a task may add to an idle process"
+    )
+    isolation_cpu_seconds: int = Field(
+        default=5, ge=1, description="CPU time of one isolated task (a backstop to the block's wall-clock limit)"
+    )
+
     # Model provider: "offline" needs no key and no network.
     model_provider: Literal["offline", "openai"] = "offline"
     model_base_url: str = "https://api.openai.com/v1"

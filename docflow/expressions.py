@@ -125,8 +125,8 @@ def _evaluate(expression: str, names: dict[str, Any], field: str) -> Any:
     evaluator = _Evaluator(names)
     try:
         result = evaluator.eval(expression, previously_parsed=tree)
-    except ExpressionError:
-        raise
+    except (ExpressionError, MemoryError):
+        raise  # a MemoryError is the process's limit, reported as such by the isolated executor
     except Exception as exc:  # the expression is user input: any failure is theirs to fix
         raise ExpressionError(_describe(exc), field) from exc
     return _to_json(result, field)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from retab.types.workflows.artifacts import ConditionalEvaluation, ConditionEvaluationResult
 
 from docflow.blocks import ConditionalConfig
@@ -188,3 +190,27 @@ def test_compare_never_raises_on_odd_types() -> None:
 def test_an_invalid_regex_is_refused_when_the_config_is_written() -> None:
     with pytest.raises(ValueError, match="regular expression"):
         config(cond("c", "invoice.number", "matches_regex", "(unclosed"))
+
+
+# -- linear-time regexes ----------------------------------------------------------------------------------
+
+CATASTROPHIC = r"^(a+)+$"
+
+
+@pytest.mark.parametrize("n", [29, 40])
+def test_a_catastrophic_regex_evaluates_in_milliseconds(n: int) -> None:
+    cfg = config(cond("c", "text", "matches_regex", CATASTROPHIC))
+    start = time.perf_counter()
+    result = evaluate_conditional(cfg, {"text": "a" * n + "!"})
+    assert time.perf_counter() - start < 0.05
+    assert result.matched_branch_id is None
+    assert evaluate_conditional(cfg, {"text": "a" * n}).matched_branch_id == "c"
+
+
+@pytest.mark.parametrize("pattern", [r"(a)\1", r"foo(?=bar)", r"(?<!x)y", r"(?!a)b"])
+def test_a_pattern_the_linear_engine_cannot_run_is_refused_on_expected(pattern: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        config(cond("c", "invoice.number", "matches_regex", pattern))
+    error = raised.value.errors()[0]
+    assert error["loc"] == ("conditions", 0, "sub_conditions", 0, "expected")
+    assert "RE2" in error["msg"]

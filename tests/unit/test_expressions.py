@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from docflow import expressions
 from docflow.blocks import FunctionConfig
 from docflow.expressions import ExpressionError, check_expressions, run_function
 
@@ -117,3 +118,13 @@ def test_expressions_do_not_modify_their_input() -> None:
     data = {"items": [3, 1, 2]}
     assert run("sorted(items)", data) == [1, 2, 3]
     assert data == {"items": [3, 1, 2]}
+
+
+def test_running_out_of_memory_is_not_an_expression_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # In the isolated executor a MemoryError is the process's limit, reported as such, not as the user's mistake.
+    def exhausted(*_: Any) -> Any:
+        raise MemoryError
+
+    monkeypatch.setitem(expressions.FUNCTIONS, "len", exhausted)
+    with pytest.raises(MemoryError):
+        run("len(items)")
