@@ -63,3 +63,9 @@ def test_a_to_date_datetime_is_an_inclusive_instant_and_a_day_covers_the_whole_d
 )
 def test_dates_past_the_representable_range_are_clamped_to_it(filters: dict[str, str], clause: str) -> None:
     assert visibility_query("p", filters, None).endswith(clause)
+
+
+def test_duration_filters_are_visibility_clauses_in_nanoseconds() -> None:
+    query = visibility_query("p", {"min_duration_ms": 1500, "max_duration_ms": 10**30}, None)
+    assert query.endswith("ExecutionDuration >= 1500000000 AND ExecutionDuration <= 9223372036854775807")
+    assert visibility_query("p", {"min_duration_ms": -5}, None).endswith("ExecutionDuration >= 0")
