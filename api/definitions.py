@@ -280,12 +280,6 @@ class Definitions:
             return record
         raise ConflictError(f"workflow '{workflow_id}' kept changing; retry", code="workflow_busy")
 
-    async def _read_record(self, key: str) -> WorkflowRecord | None:
-        try:
-            return await self._store.get_model(key, WorkflowRecord)
-        except NotFound:
-            return None
-
     async def _read_versioned(self, key: str) -> Versioned | None:
         try:
             return await self._store.get_json(key)
