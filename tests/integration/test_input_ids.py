@@ -11,6 +11,8 @@ from api.definitions import Definitions, WorkflowCreate
 from api.draft_edits import BlockCreate, GraphEditor
 from api.errors import InvalidError
 from docflow.config import Settings
+from docflow.processes import ThreadedApi
+from docflow.stack import free_port
 from tests.conftest import Stack
 from tests.integration.builders import build
 
@@ -51,3 +53,20 @@ async def test_a_workflow_refuses_blocks_past_its_limit(store: ObjectStore, stac
 
 def test_the_block_limit_is_a_setting_of_500_by_default() -> None:
     assert Settings().max_blocks_per_workflow == 500
+
+
+def test_the_api_applies_the_block_limit_setting(stack: Stack) -> None:
+    settings = stack.settings.model_copy(update={"api_port": free_port(), "max_blocks_per_workflow": 2})
+    api = ThreadedApi(settings).start()
+    try:
+        client = Retab(api_key=stack.api_key, base_url=api.url, max_retries=0)
+        workflow = client.workflows.create(project_id=stack.project_id, name="limited")
+        with httpx.Client(base_url=api.url, headers={"Api-Key": stack.api_key}) as http:
+            answers = [
+                http.post("/v1/workflows/blocks", json={"workflow_id": workflow.id, "type": "note"}) for _ in range(3)
+            ]
+    finally:
+        api.stop()
+    assert [a.status_code for a in answers] == [201, 201, 422]
+    detail = answers[2].json()["detail"]
+    assert detail["code"] == "too_many_blocks" and detail["details"]["field"] == "workflow_id"
