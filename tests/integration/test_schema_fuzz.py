@@ -73,8 +73,8 @@ def _with_real_ids(case: Any, real: dict[str, str]) -> Any:
     return case
 
 
-def _fuzz(operation: Any, mode: GenerationMode, base_url: str, headers: dict[str, str], real: dict[str, str]) -> None:
-    @given(case=operation.as_strategy(generation_mode=mode).map(lambda case: _with_real_ids(case, real)))
+def _fuzz(strategy: Any, base_url: str, headers: dict[str, str], real: dict[str, str]) -> None:
+    @given(case=strategy.map(lambda case: _with_real_ids(case, real)))
     @settings(
         max_examples=MAX_EXAMPLES,
         derandomize=True,
@@ -101,11 +101,14 @@ def test_no_input_gets_a_5xx_and_answers_match_the_schema(stack: Stack) -> None:
     for operation in operations:
         if (operation.method.upper(), operation.path) in EXCLUDED:
             continue
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        # The schema's own examples first, then generated valid and invalid cases.
+        strategies = [("examples", s) for s in schema.get_strategies_from_examples(operation)]
+        strategies += [(mode.value, operation.as_strategy(generation_mode=mode)) for mode in GenerationMode]
+        for kind, strategy in strategies:
             try:
-                _fuzz(operation, mode, stack.api_url, headers, real)
+                _fuzz(strategy, stack.api_url, headers, real)
             except (Exception, BaseExceptionGroup) as exc:  # collect every operation's failure, report them all
-                failures.append(f"{operation.label} [{mode.value}]: {exc}")
+                failures.append(f"{operation.label} [{kind}]: {exc}")
     elapsed = time.monotonic() - started
     print(f"schema run: {elapsed:.1f} s")
     assert not failures, "\n\n".join(failures)
