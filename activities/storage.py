@@ -247,6 +247,16 @@ class ObjectStore:
         """All keys under a prefix, sorted."""
         return await self._call(f"list {prefix}", self._list, prefix)
 
+    async def list_etags(self, prefix: str) -> dict[str, str]:
+        """Every key under a prefix with its ETag (quotes stripped), from the listing alone: no object is read."""
+        return await asyncio.to_thread(self._list_etags, prefix)
+
+    def _list_etags(self, prefix: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            found.update({obj["Key"]: obj["ETag"].strip('"') for obj in page.get("Contents", [])})
+        return found
+
     async def delete(self, key: str) -> None:
         """Delete one object (absent is fine)."""
         await self._call(f"delete {key}", self._client.delete_object, Bucket=self.bucket, Key=key)

@@ -1,14 +1,21 @@
 """API keys: configured in a JSON file of sha256 hashes, each belonging to one project.
 
 A key is sent as `Api-Key: <key>` or `Authorization: Bearer <key>`; the plaintext is never stored.
+Key files are created with mode 0600 (never world-readable, not even between a write and a chmod), and the
+key file is changed under an exclusive lock and replaced atomically, so concurrent `docflow keys create` calls
+lose no key and a reader never sees a half-written file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
+import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,11 +69,38 @@ class KeyRing:
 
 def create_key(path: Path, project_id: str | None = None, name: str = "dev") -> tuple[str, str]:
     """Add a new key to the key file; returns (plaintext key, project id)."""
-    entries = KeyRing.load(path).entries
     project = project_id or new_id(PROJECT)
     key = "sk_docflow_" + secrets.token_urlsafe(24)
-    entries.append(KeyEntry(sha256=hash_key(key), project_id=project, name=name))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([e.model_dump() for e in entries], indent=2))
-    path.chmod(0o600)
+    with _locked(path):
+        entries = KeyRing.load(path).entries
+        entries.append(KeyEntry(sha256=hash_key(key), project_id=project, name=name))
+        write_private(path, json.dumps([e.model_dump() for e in entries], indent=2))
     return key, project
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only: created 0600 under a temporary name, then renamed over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on a sidecar file (the key file itself is replaced, so it cannot carry the lock)."""
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

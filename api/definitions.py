@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.storage import NotFound, ObjectStore, PreconditionFailed
+from activities.storage import NotFound, ObjectStore, PreconditionFailed, Versioned
 from api import idempotency
 from api.draft_edits import GraphEditor
 from api.drafts import MAX_ATTEMPTS, graph_error, safe_id
@@ -52,6 +52,9 @@ class PublishRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     description: str | None = ""
+
+
+_INDEX_FORMAT = 1  # of the workflow listing index; another value is ignored and rebuilt
 
 
 def _now() -> datetime:
@@ -124,12 +127,38 @@ class Definitions:
             raise NotFoundError(f"no workflow '{workflow_id}'", workflow_id=workflow_id) from exc
 
     async def list_workflows(self, project_id: str) -> list[WorkflowRecord]:
-        """Every workflow of the project, unordered."""
+        """Every workflow of the project, unordered, reading only the records that changed since the last listing.
+
+        The listing index (`keys.workflow_list()`) holds each workflow record with the ETag it was read at; an S3
+        listing (keys and ETags, no object read) says which records are new, changed or gone, and only those are
+        read. The index is a cache, rebuilt from the records whenever it is absent, stale or of another format;
+        a lost race writing it only costs the next request those reads again.
+        """
         prefix = keys.workflows_prefix(project_id)
-        found = [k for k in await self._store.list_keys(prefix) if k.endswith("/workflow.json")]
         depth = prefix.count("/") + 1
-        records = await asyncio.gather(*(self._read_record(k) for k in found if k.count("/") == depth))
-        return [r for r in records if r is not None]
+        listed = await self._store.list_etags(prefix)
+        current = {k: e for k, e in listed.items() if k.endswith("/workflow.json") and k.count("/") == depth}
+        cached, index_etag = await self._read_index(project_id)
+        stale = [k for k, etag in current.items() if cached.get(k, {}).get("etag") != etag]
+        fresh = await asyncio.gather(*(self._read_versioned(k) for k in stale))
+        entries = {k: cached[k] for k in current if k not in stale}
+        for key, found in zip(stale, fresh, strict=True):
+            if found is not None:  # else deleted since the listing
+                entries[key] = {"etag": found.etag.strip('"'), "record": found.data}
+        if stale or len(entries) != len(cached):
+            conditions: dict[str, Any] = {"if_match": index_etag} if index_etag else {"if_none_match": True}
+            with contextlib.suppress(PreconditionFailed):  # a concurrent listing wrote it: next time refreshes
+                index = {"format": _INDEX_FORMAT, "entries": entries}
+                await self._store.put_json(keys.workflow_list(project_id), index, **conditions)
+        return [WorkflowRecord.model_validate(entry["record"]) for entry in entries.values()]
+
+    async def _read_index(self, project_id: str) -> tuple[dict[str, Any], str | None]:
+        try:
+            found = await self._store.get_json(keys.workflow_list(project_id))
+        except NotFound:
+            return {}, None
+        same_format = found.data.get("format") == _INDEX_FORMAT
+        return (found.data.get("entries", {}) if same_format else {}), found.etag
 
     async def update_workflow(self, project_id: str, workflow_id: str, body: WorkflowUpdate) -> WorkflowRecord:
         """Change the name or description."""
@@ -266,9 +295,9 @@ class Definitions:
             return record
         raise ConflictError(f"workflow '{workflow_id}' kept changing; retry", code="workflow_busy")
 
-    async def _read_record(self, key: str) -> WorkflowRecord | None:
+    async def _read_versioned(self, key: str) -> Versioned | None:
         try:
-            return await self._store.get_model(key, WorkflowRecord)
+            return await self._store.get_json(key)
         except NotFound:
             return None
 

@@ -4,6 +4,10 @@ A block write validates the block's config against its type's model (`validate_b
 validates the resulting graph and refuses what the edge breaks (missing block or handle, file↔json, a second
 edge into an input, an edge into a start block, a cycle). Issues the draft already had do not block an edit:
 a draft may be incomplete while it is edited; publishing requires it whole.
+
+A draft holds at most `max_blocks` blocks (setting `max_blocks_per_workflow`): the whole graph is read and
+rewritten on every edit and walked by every run, so its size must be bounded. The count is checked inside the
+conditional write, so concurrent creates cannot pass it together.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from docflow.models import Block, Edge, Graph
 T = TypeVar("T")
 Item = TypeVar("Item", Block, Edge)
 ConfigMode = Literal["merge", "replace"]
+DEFAULT_MAX_BLOCKS = 500  # the default of Settings.max_blocks_per_workflow
 _TYPES = "start_document, start_json, note, parse, extract, conditional, function, api_call, merge_dicts"
 
 
@@ -129,8 +134,9 @@ def _find_edge(graph: Graph, edge_id: str) -> Edge:
 class GraphEditor:
     """Reads and edits the blocks and edges of drafts."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, *, max_blocks: int = DEFAULT_MAX_BLOCKS) -> None:
         self.drafts = DraftStore(store)
+        self.max_blocks = max_blocks
 
     async def workflow_of(self, project_id: str, kind: Kind, item_id: str, workflow_id: str | None) -> str:
         """The workflow given, or the one holding the block or edge id; 404 if none."""
@@ -162,9 +168,12 @@ class GraphEditor:
                 "updated_at": _now(),
             }
         )
-        etag = await self._add(
-            project_id, "block", block_id, body.workflow_id, lambda g: _put_block(g, block, new=True), if_match
-        )
+
+        def put(graph: Graph) -> Block:
+            _check_room(graph, body.workflow_id, self.max_blocks)
+            return _put_block(graph, block, new=True)
+
+        etag = await self._add(project_id, "block", block_id, body.workflow_id, put, if_match)
         return block, etag
 
     async def update_block(
@@ -286,6 +295,17 @@ def _patched(block: Block, body: BlockUpdate) -> Block:
     if body.config is not None:
         changes["config"] = body.config if body.config_mode == "replace" else merge_patch(block.config, body.config)
     return block.model_copy(update={**changes, "updated_at": _now()})
+
+
+def _check_room(graph: Graph, workflow_id: str, max_blocks: int) -> None:
+    if len(graph.blocks) >= max_blocks:
+        raise InvalidError(
+            f"workflow_id: workflow '{workflow_id}' has {len(graph.blocks)} blocks, the limit is {max_blocks}",
+            code="too_many_blocks",
+            field="workflow_id",
+            workflow_id=workflow_id,
+            limit=max_blocks,
+        )
 
 
 def _put_block(graph: Graph, block: Block, *, new: bool = False) -> Block:

@@ -2,6 +2,8 @@
 
 Block configs travel as free-form objects (as in the SDK), validated on write against the model of the
 block's `type`; here each model becomes a component, and the block bodies' `config` points at them.
+Error answers are documented as what we send, `{"detail": {"code", "message", "details"}}` (`ErrorResponse`),
+not FastAPI's default list-of-errors shape.
 """
 
 from __future__ import annotations
@@ -46,7 +48,40 @@ def install_openapi(app: FastAPI) -> None:
                     "description": "The config of the block's type; validated on write against that type's model.",
                     "x-config-model-by-type": by_type,
                 }
+        _document_errors(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_ERROR_RESPONSE = {
+    "type": "object",
+    "title": "ErrorResponse",
+    "required": ["detail"],
+    "properties": {
+        "detail": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string", "description": "A stable code to branch on"},
+                "message": {"type": "string", "description": "What is wrong, naming the field or block"},
+                "details": {"type": "object", "description": "The failing `field`, block or other specifics"},
+            },
+        }
+    },
+}
+
+
+def _document_errors(schema: dict[str, Any]) -> None:
+    """Point every 422 answer at our error shape (see `api.errors`) instead of FastAPI's default."""
+    schemas = schema["components"]["schemas"]
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["ErrorResponse"] = _ERROR_RESPONSE
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            answer = operation.get("responses", {}).get("422")
+            if answer is not None:
+                answer["description"] = "Invalid input; `details.field` names the field"
+                answer["content"] = {"application/json": {"schema": {"$ref": _REF.format(model="ErrorResponse")}}}

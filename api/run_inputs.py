@@ -1,4 +1,9 @@
-"""Request models of the run routes."""
+"""Request models of the run routes.
+
+A document's `id` becomes part of S3 keys (`files/<project>/<id>/…`), so it must be one of our file ids
+(`file_` and letters or digits): anything with path characters (`/`, `..`, `\\`) is refused with 422 before it
+reaches storage, so no id can name a key outside the caller's project prefix.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+FILE_ID_PATTERN = r"^file_[A-Za-z0-9]{1,64}$"
+
 
 class DocumentIn(BaseModel):
     """A document given to a run: a `MIMEData` (`filename` + `data:` URL) or a `FileRef` (`id`)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    id: str | None = None
+    id: str | None = Field(default=None, pattern=FILE_ID_PATTERN, description="A stored file's id (`file_…`)")
     filename: str | None = None
     url: str | None = None
     mime_type: str | None = None

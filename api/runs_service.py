@@ -29,7 +29,7 @@ from api.errors import ConflictError, InvalidError, NotFoundError
 from api.files_service import decode_data_url, get_file, public_ref, store_document
 from api.run_deletion import delete_execution, delete_run_data, run_deleted, stop_run
 from api.run_inputs import CreateRunRequest, DocumentIn
-from api.run_queries import duration_ok, visibility_query
+from api.run_queries import visibility_query
 from api.run_views import public_step
 from api.uploads import file_id_from_url
 from docflow import keys, schemas
@@ -229,7 +229,10 @@ class Runs:
     async def list(
         self, project_id: str, filters: dict[str, Any], after: str | None, limit: int
     ) -> tuple[list[RunState], bool]:
-        """Runs of the project, newest first, through visibility; keyset on start time."""
+        """Runs of the project, newest first: one visibility page (every filter is a clause), keyset on start time.
+
+        A page may hold fewer than `limit` runs when some were deleted but not yet removed from visibility.
+        """
         started_before = None
         if after:
             try:
@@ -239,14 +242,10 @@ class Runs:
                     f"after: no run '{after}' to page after", code="invalid_cursor", field="after"
                 ) from exc
         query = visibility_query(project_id, filters, started_before)
-        found: list[RunState] = []
-        async for execution in self.temporal.list_workflows(query, page_size=min(100, limit + 1)):
-            state = await _from_execution(execution)
-            if duration_ok(state, filters) and not await self._deleted(project_id, state.run_id):
-                found.append(state)
-            if len(found) > limit:
-                break
-        return found[:limit], len(found) > limit
+        listed = [e async for e in self.temporal.list_workflows(query, limit=limit + 1, page_size=limit + 1)]
+        states = [await _from_execution(e) for e in listed[:limit]]
+        deleted = await asyncio.gather(*(self._deleted(project_id, s.run_id) for s in states))
+        return [s for s, gone in zip(states, deleted, strict=True) if not gone], len(listed) > limit
 
     # -- cancel, delete --------------------------------------------------------------------------
 

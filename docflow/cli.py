@@ -20,7 +20,7 @@ app.add_typer(keys_app, name="keys")
 
 def _dev_key(settings: Settings) -> tuple[str, str]:
     """The development key: created (and printed) on first start; kept in <data_dir>/dev-api-key (0600)."""
-    from api.auth import KeyRing, create_key
+    from api.auth import KeyRing, create_key, write_private
 
     path = settings.data_dir / "dev-api-key"
     if path.exists():
@@ -28,9 +28,7 @@ def _dev_key(settings: Settings) -> tuple[str, str]:
         if KeyRing.load(settings.keys_file).authenticate(key) is not None:
             return key, project
     key, project = create_key(settings.keys_file, name="dev")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{key} {project}\n")
-    path.chmod(0o600)
+    write_private(path, f"{key} {project}\n")
     print(f"created a development API key for project {project}: {key}")
     return key, project
 

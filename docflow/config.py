@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         default=5, ge=1, description="CPU time of one isolated task (a backstop to the block's wall-clock limit)"
     )
 
+    # Input limits (issue 5, item 12)
+    max_blocks_per_workflow: int = Field(
+        default=500, ge=1, description="Blocks a workflow's draft may hold; one more is refused with 422"
+    )
+
     # Model provider: "offline" needs no key and no network.
     model_provider: Literal["offline", "openai"] = "offline"
     model_base_url: str = "https://api.openai.com/v1"

@@ -18,6 +18,11 @@ def workflows_prefix(project: str) -> str:
     return f"projects/{project}/workflows/"
 
 
+def workflow_list(project: str) -> str:
+    """The project's workflow listing index: each workflow record with the ETag it was read at (a cache)."""
+    return f"projects/{project}/index/workflow-list.json"
+
+
 def draft(project: str, workflow_id: str) -> str:
     """The editable draft graph, written with If-Match."""
     return f"projects/{project}/workflows/{workflow_id}/draft.json"

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel
 
-from api.deps import PrincipalDep, StoreDep
+from api.deps import PrincipalDep, SettingsDep, StoreDep
 from api.draft_edits import BlockCreate, BlockUpdate, ConfigCheck, GraphEditor
 from api.paging import Page, PageQuery, paginate
 from docflow.ids import fingerprint
@@ -19,8 +19,8 @@ IfMatch = Annotated[str | None, Header(alias="If-Match", description="The draft'
 WorkflowQuery = Annotated[str | None, Query(description="The block's workflow (found from the block id if left out)")]
 
 
-def _editor(store: StoreDep) -> GraphEditor:
-    return GraphEditor(store)
+def _editor(store: StoreDep, settings: SettingsDep) -> GraphEditor:
+    return GraphEditor(store, max_blocks=settings.max_blocks_per_workflow)
 
 
 EditorDep = Annotated[GraphEditor, Depends(_editor)]

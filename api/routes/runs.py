@@ -14,6 +14,20 @@ from api.runs_service import Runs
 
 router = APIRouter(tags=["runs"])
 
+# A day or a datetime (see api.run_queries); documented as both formats so clients and fuzzers know them.
+DateFilter = Annotated[
+    str | None,
+    Query(
+        description="A day (YYYY-MM-DD, UTC) or an ISO 8601 datetime; an offset is honoured",
+        json_schema_extra={"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]},
+        openapi_examples={
+            "day": {"value": "2026-11-01"},
+            "with an offset": {"value": "2026-11-01T10:00:00+02:00"},
+            "no bound": {"value": "9999-12-31"},
+        },
+    ),
+]
+
 
 def runs_of(request: Request) -> Runs:
     """The run service bound to the app's clients."""
@@ -45,8 +59,8 @@ async def list_runs(
     status: str | None = None,
     exclude_status: str | None = None,
     trigger_type: str | None = None,
-    from_date: str | None = None,
-    to_date: str | None = None,
+    from_date: DateFilter = None,
+    to_date: DateFilter = None,
     min_duration_ms: int | None = None,
     max_duration_ms: int | None = None,
     search: str | None = None,
