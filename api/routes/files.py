@@ -91,7 +91,15 @@ async def get_file_record(file_id: str, principal: PrincipalDep, store: StoreDep
     return await get_file(store, principal.project_id, file_id)
 
 
-@router.get("/{file_id}/content")
+_DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The document's bytes, with its own content type and a Content-Disposition naming it",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}, "*/*": {}},
+    }
+}
+
+
+@router.get("/{file_id}/content", response_class=Response, responses=_DOWNLOAD_RESPONSES)
 async def download_file(file_id: str, principal: PrincipalDep, store: StoreDep) -> Response:
     """A document's bytes, streamed from storage."""
     record = await get_file(store, principal.project_id, file_id)
