@@ -115,13 +115,17 @@ class ObjectStore:
             raise
         return str(resp["ETag"])
 
-    def _get(self, key: str) -> tuple[bytes, str]:
+    def _get_object(self, key: str) -> Any:
+        """boto3's GetObject answer, its body not read yet (NotFound if absent)."""
         try:
-            resp = self._client.get_object(Bucket=self.bucket, Key=key)
+            return self._client.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
+            if _code(exc) in _MISSING:
                 raise NotFound(key) from exc
             raise
+
+    def _get(self, key: str) -> tuple[bytes, str]:
+        resp = self._get_object(key)
         return resp["Body"].read(), str(resp["ETag"])
 
     def _list(self, prefix: str) -> list[str]:
@@ -238,7 +242,7 @@ class ObjectStore:
         try:
             await self._call(f"head {key}", self._client.head_object, Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
+            if _code(exc) in _MISSING:
                 return False
             raise
         return True
@@ -275,7 +279,7 @@ class ObjectStore:
         try:
             head = await self._call(f"head {key}", self._client.head_object, Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
+            if _code(exc) in _MISSING:
                 raise NotFound(key) from exc
             raise
         return int(head["ContentLength"])
@@ -285,12 +289,7 @@ class ObjectStore:
     # and copies it server-side; a multipart upload is put from its spooled file; a download streams.
 
     def _hash_object(self, key: str, limit: int, sink: IO[bytes] | None) -> Digest:
-        try:
-            resp = self._client.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
-                raise NotFound(key) from exc
-            raise
+        resp = self._get_object(key)
         body = resp["Body"]
         try:
             if int(resp.get("ContentLength", 0)) > limit:
@@ -324,7 +323,7 @@ class ObjectStore:
             try:
                 self._client.head_object(Bucket=self.bucket, Key=target)
             except ClientError as head_exc:
-                if _code(head_exc) in {"404", "NoSuchKey", "NotFound"}:
+                if _code(head_exc) in _MISSING:
                     raise PreconditionFailed(source) from exc
                 raise
             return False
@@ -346,12 +345,7 @@ class ObjectStore:
 
     async def iter_bytes(self, key: str) -> AsyncIterator[bytes]:
         """The object's bytes in chunks, never held whole (NotFound before the first chunk if absent)."""
-        try:
-            resp = await self._call(f"get {key}", self._client.get_object, Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if _code(exc) in {"NoSuchKey", "404", "NotFound"}:
-                raise NotFound(key) from exc
-            raise
+        resp = await self._call(f"get {key}", self._get_object, key)
         body = resp["Body"]
         try:
             while chunk := await self._call(f"read {key}", body.read, STREAM_CHUNK):
@@ -403,6 +397,9 @@ def storage_deadline(seconds: float) -> Iterator[None]:
         yield
     finally:
         _deadline.reset(token)
+
+
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 def _code(exc: ClientError) -> str:

@@ -30,7 +30,6 @@ BLOCK_RETRY = RetryPolicy(
     maximum_attempts=5,
     non_retryable_error_types=NON_RETRYABLE,
 )
-LOCAL_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=NON_RETRYABLE)
 # Local blocks retry storage failures with backoff; the activity itself stops retrying (non-retryable
 # StorageUnavailable) once the run's `storage_retry_budget_seconds` has passed since its first attempt.
 # (A local activity's schedule-to-close timeout did not bound its retries on the dev server: measured.)
