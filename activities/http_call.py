@@ -33,6 +33,8 @@ from typing import Any
 
 import httpx
 import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.deleted import refuse_if_deleted
 from activities.egress import Answer, Egress, ResponseTooLarge
@@ -49,7 +51,10 @@ from docflow.templating import TemplateError, UnknownSecretError, redact, render
 log = structlog.get_logger("docflow.api_call")
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MAX_JSON_DEPTH = 64
-RECORD_ATTEMPTS = 4
+RECORD_FIRST_BACKOFF_SECONDS = 0.5
+RECORD_MAX_BACKOFF_SECONDS = 5.0
+# The record's retries stop this long before the activity's own timeout, which would retry (and resend) it.
+RECORD_TIMEOUT_MARGIN_SECONDS = 10.0
 _REDACTED_HEADERS = {"authorization", "api-key", "x-api-key", "cookie", "proxy-authorization"}
 
 
@@ -204,21 +209,43 @@ class ApiCaller:
         return record
 
     async def _record(self, inp: ExecuteBlockInput, key: str, outcome: dict[str, Any]) -> None:
-        """Write the outcome before anything else may fail; if it cannot be written, the step fails for good."""
-        await refuse_if_deleted(self.store, inp.run.project_id, inp.run.run_id)
-        delay = 0.5
-        for attempt in range(RECORD_ATTEMPTS):
+        """Write the outcome before anything else may fail; if it cannot be written, the step fails for good.
+
+        A storage outage is retried with backoff for the run's storage budget, within the activity's own time
+        limit; past either the step fails with `api_call_unrecorded` rather than letting a retry send again.
+        """
+        deadline = time.monotonic() + min(inp.storage_retry_budget_seconds, _activity_time_left())
+        delay = RECORD_FIRST_BACKOFF_SECONDS
+        attempt = 0
+        while True:
+            attempt += 1
             try:
+                await refuse_if_deleted(self.store, inp.run.project_id, inp.run.run_id)
                 await self.store.put_json(key, outcome)
                 return
+            except ApplicationError:
+                raise  # the run was deleted: nothing is recorded
             except Exception as exc:  # any storage failure: the call must not be sent again
-                log.warning("api_call outcome not recorded", attempt=attempt + 1, error=type(exc).__name__)
+                log.warning("api_call outcome not recorded", attempt=attempt, error=type(exc).__name__)
+                if time.monotonic() + delay > deadline:
+                    break
                 await asyncio.sleep(delay)
-                delay *= 2
+                delay = min(delay * 2, RECORD_MAX_BACKOFF_SECONDS)
         raise BlockError(
             "the call was answered but its outcome could not be stored; it is not sent again",
             code="api_call_unrecorded",
         )
+
+
+def _activity_time_left() -> float:
+    """Seconds left before this activity's start-to-close timeout, less a margin (unbounded outside one)."""
+    if not activity.in_activity():
+        return float("inf")
+    info = activity.info()
+    if info.start_to_close_timeout is None:
+        return float("inf")
+    ends = info.started_time + info.start_to_close_timeout
+    return (ends - datetime.now(UTC)).total_seconds() - RECORD_TIMEOUT_MARGIN_SECONDS
 
 
 @dataclass
