@@ -13,7 +13,8 @@ the highest similarity, earliest row on ties), or starts a row of its own. Votes
 result is deterministic.
 
 Bound: fuzzy matching compares an item with every open row, so it runs only while every vote has at most
-50 items (`FUZZY_ALIGN_MAX_ITEMS`: ≤ 10 · 50 · 500 comparisons); longer arrays match keys exactly (after
+50 items (`FUZZY_ALIGN_MAX_ITEMS`: ≤ 10 · 50 · 500 comparisons, each of the first 100 characters of the
+strings, `ALIGN_COMPARE_CHARS`); longer arrays match keys exactly (after
 case folding and whitespace collapsing) in linear time, or by position when they have no key field.
 """
 
@@ -25,6 +26,8 @@ from typing import Any
 from docflow.agreement import canonical, is_number, values_agree
 
 FUZZY_ALIGN_MAX_ITEMS = 50
+# Alignment only pairs items (the merge then compares them in full): short prefixes keep it cheap.
+ALIGN_COMPARE_CHARS = 100
 KEY_MIN_SCORE = 0.67
 ITEM_MIN_AGREEMENT = 0.67
 
@@ -45,7 +48,7 @@ def align(arrays: Sequence[list[Any]], item_schema: dict[str, Any]) -> list[Row]
             return _match(arrays, lambda item: ("json", canonical(item)), _item_agreement, fuzzy)
         return _by_position(arrays)
     if all(not isinstance(item, dict | list) for item in items):
-        return _match(arrays, _exact, lambda a, b: 1.0 if values_agree(a, b) else 0.0, fuzzy)
+        return _match(arrays, _exact, _scalar_agreement, fuzzy)
     return _by_position(arrays)
 
 
@@ -87,17 +90,21 @@ def _exact(value: Any) -> Hashable:
 def _key_matcher(key: str) -> Callable[[Any, Any], float]:
     def similarity(a: dict[str, Any], b: dict[str, Any]) -> float:
         if _is_key(a.get(key)) and _is_key(b.get(key)):
-            return 1.0 if values_agree(a[key], b[key]) else 0.0
+            return 1.0 if values_agree(a[key], b[key], ALIGN_COMPARE_CHARS) else 0.0
         return _item_agreement(a, b)
 
     return similarity
+
+
+def _scalar_agreement(a: Any, b: Any) -> float:
+    return 1.0 if values_agree(a, b, ALIGN_COMPARE_CHARS) else 0.0
 
 
 def _item_agreement(a: dict[str, Any], b: dict[str, Any]) -> float:
     fields = [name for name in dict.fromkeys([*a, *b]) if a.get(name) is not None or b.get(name) is not None]
     if not fields:
         return 1.0
-    share = sum(values_agree(a.get(name), b.get(name)) for name in fields) / len(fields)
+    share = sum(values_agree(a.get(name), b.get(name), ALIGN_COMPARE_CHARS) for name in fields) / len(fields)
     return share if share >= ITEM_MIN_AGREEMENT else 0.0
 
 

@@ -290,3 +290,38 @@ def test_split_ties_go_to_overlap_then_the_earliest_vote() -> None:
 def test_malformed_split_votes_are_refused_naming_the_vote() -> None:
     with pytest.raises(ValueError, match="vote 1, split 0"):
         merge_splits([[{"name": "a", "pages": [1]}], [{"name": "a", "pages": [0]}]])
+
+
+def test_objects_without_a_key_field_align_on_their_agreeing_fields() -> None:
+    # No field is unique within a vote, so items pair up when most of their fields agree.
+    first = [{"kind": "fee", "amount": 10, "note": "late"}, {"kind": "fee", "amount": 10, "note": "admin"}]
+    second = [{"kind": "fee", "amount": 10.1, "note": "Admin"}, {"kind": "fee", "amount": 10, "note": "late"}]
+    result = merge_votes([{"fees": first}, {"fees": second}])
+    assert [item["note"] for item in result.value["fees"]] == ["late", "admin"]
+    assert result.likelihoods["fees"] == [{"kind": 1.0, "amount": 1.0, "note": 1.0}] * 2
+
+
+def test_optional_fields_in_anyof_keep_their_schema_rules() -> None:
+    schema = {
+        "properties": {
+            "status": {"anyOf": [{"type": "string", "enum": ["Open", "open"]}, {"type": "null"}]},
+            "count": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+        }
+    }
+    result = merge_votes([{"status": "Open", "count": 1000}, {"status": "open", "count": 1001}, {}], schema)
+    assert result.value == {"status": "Open", "count": 1000}  # integer mean 1000.5 rounds half to even
+    assert result.likelihoods == {"status": pytest.approx(1 / 3), "count": pytest.approx(2 / 3)}
+
+
+@pytest.mark.timeout(20)
+def test_pathological_arrays_stay_bounded() -> None:
+    # Ten votes of fifty items whose distinct keys are long strings: every item is compared with every
+    # open row, so each comparison must stay short (this took ~36 s before alignment capped it).
+    rng = random.Random(6)
+    letters = "abcdefghijklmnopqrstuvwxyz "
+    votes = [
+        {"rows": [{"id": "".join(rng.choice(letters) for _ in range(2_000)), "v": 1} for _ in range(50)]}
+        for _ in range(10)
+    ]
+    result = merge_votes(votes)
+    assert result.value == {"rows": []}  # every row is one vote's alone
