@@ -1,21 +1,22 @@
 """Align the items of K voted arrays into rows, so the consensus merges like with like.
 
-- arrays of objects align on a key field: among the fields holding a string or a number, those present in
-  every non-empty vote, scored by coverage (share of all items that have it) times uniqueness (distinct
-  values per item within a vote, averaged); the best score of at least 0.67 wins, strings before numbers,
-  then schema order, then first appearance. Items match when their keys agree (`docflow.agreement`).
-  Without a key field, items match when at least 0.67 of their non-null top-level fields agree;
+- arrays of objects align on a key field: among the fields holding a string or a number in every
+  non-empty vote (the first 32 in schema order, then order of appearance), the one with the best coverage
+  (share of all items that have it) times uniqueness (distinct values per item within a vote, averaged),
+  if at least 0.67; strings before numbers, then that order, on ties. Items match when their keys agree
+  (`docflow.agreement`). Without a key field, items match when at least 0.67 of their non-null top-level
+  fields (the first 32) agree;
 - arrays of scalars align on the values themselves (a multiset: each item is its own key);
 - arrays of arrays or of mixed items align by position.
 
-Each item joins the best matching row that has no item from its own vote yet (exact matches first, then
-the highest similarity, earliest row on ties), or starts a row of its own. Votes are read in order, so the
-result is deterministic.
+Each item joins a row that has no item from its own vote yet: the first with the same exact spelling
+(case folded, whitespace collapsed), else the most similar agreeing one (earliest on ties), else a new
+row. Votes are read in order, so the result is deterministic.
 
-Bound: fuzzy matching compares an item with every open row, so it runs only while every vote has at most
-50 items (`FUZZY_ALIGN_MAX_ITEMS`: ≤ 10 · 50 · 500 comparisons, each of the first 100 characters of the
-strings, `ALIGN_COMPARE_CHARS`); longer arrays match keys exactly (after
-case folding and whitespace collapsing) in linear time, or by position when they have no key field.
+Bounds: fuzzy matching compares an item with every open row, so it runs only while every vote has at most
+50 items (`FUZZY_ALIGN_MAX_ITEMS`: ≤ 10 · 50 · 500 comparisons, each over the first 100 characters,
+`ALIGN_COMPARE_CHARS`); longer arrays match exact spellings only, in linear time, or align by position
+when they have no key field.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ FUZZY_ALIGN_MAX_ITEMS = 50
 # Alignment only pairs items (the merge then compares them in full): short prefixes keep it cheap.
 ALIGN_COMPARE_CHARS = 100
 KEY_MIN_SCORE = 0.67
+MAX_KEY_CANDIDATES = 32
+MAX_ITEM_FIELDS = 32
 ITEM_MIN_AGREEMENT = 0.67
 
 # A row is the items that stand for one element: (vote index, position in that vote, item).
@@ -54,15 +57,17 @@ def align(arrays: Sequence[list[Any]], item_schema: dict[str, Any]) -> list[Row]
 
 def key_field(arrays: Sequence[list[Any]], item_schema: dict[str, Any]) -> str | None:
     voting = [array for array in arrays if array]
+    if not voting:
+        return None
     items: list[dict[str, Any]] = [item for array in voting for item in array]
+    shared = set.intersection(*({name for item in array for name in item if _is_key(item[name])} for array in voting))
     properties = item_schema.get("properties")
     order = list(properties) if isinstance(properties, dict) else []
-    order += [name for item in items for name in item if name not in order]
+    order += [name for item in voting[0] for name in item]
+    candidates = [name for name in dict.fromkeys(order) if name in shared][:MAX_KEY_CANDIDATES]
     best: tuple[float, bool, int] | None = None
     chosen: str | None = None
-    for position, name in enumerate(dict.fromkeys(order)):
-        if not all(any(_is_key(item.get(name)) for item in array) for array in voting):
-            continue
+    for position, name in enumerate(candidates):
         valued = [[item[name] for item in array if _is_key(item.get(name))] for array in voting]
         coverage = sum(len(values) for values in valued) / len(items)
         uniqueness = sum(len({_exact(value) for value in values}) / len(values) for values in valued) / len(valued)
@@ -101,7 +106,8 @@ def _scalar_agreement(a: Any, b: Any) -> float:
 
 
 def _item_agreement(a: dict[str, Any], b: dict[str, Any]) -> float:
-    fields = [name for name in dict.fromkeys([*a, *b]) if a.get(name) is not None or b.get(name) is not None]
+    both = dict.fromkeys([*a, *b])
+    fields = [name for name in both if a.get(name) is not None or b.get(name) is not None][:MAX_ITEM_FIELDS]
     if not fields:
         return 1.0
     share = sum(values_agree(a.get(name), b.get(name), ALIGN_COMPARE_CHARS) for name in fields) / len(fields)
@@ -116,20 +122,39 @@ def _match(
 ) -> list[Row]:
     rows: list[Row] = []
     by_exact: dict[Hashable, list[int]] = {}
+    # Per spelling, the vote being read and how many of its rows that vote has already filled, so
+    # repeated items ("1", "1", "1") find their row in amortised constant time.
+    cursor: dict[Hashable, tuple[int, int]] = {}
     for vote, array in enumerate(arrays):
         for position, item in enumerate(array):
             spelling = exact(item)
-            known = by_exact.get(spelling, []) if spelling is not None else []
-            target = next((row for row in known if rows[row][-1][0] != vote), None)
-            if target is None and fuzzy:
-                target = _closest(rows, vote, item, similarity)
+            target = None if spelling is None else _exact_row(rows, by_exact, cursor, spelling, vote)
             if target is None:
-                target = len(rows)
-                rows.append([])
-            if spelling is not None and target not in by_exact.setdefault(spelling, []):
-                by_exact[spelling].append(target)
+                target = _closest(rows, vote, item, similarity) if fuzzy else None
+                if target is None:
+                    target = len(rows)
+                    rows.append([])
+                if spelling is not None:
+                    # Not yet known under this spelling: every known row already holds this vote.
+                    by_exact.setdefault(spelling, []).append(target)
             rows[target].append((vote, position, item))
     return rows
+
+
+def _exact_row(
+    rows: list[Row],
+    by_exact: dict[Hashable, list[int]],
+    cursor: dict[Hashable, tuple[int, int]],
+    spelling: Hashable,
+    vote: int,
+) -> int | None:
+    known = by_exact.get(spelling, [])
+    read_by, at = cursor.get(spelling, (vote, 0))
+    at = at if read_by == vote else 0
+    while at < len(known) and rows[known[at]][-1][0] == vote:
+        at += 1
+    cursor[spelling] = (vote, at)
+    return known[at] if at < len(known) else None
 
 
 def _closest(rows: list[Row], vote: int, item: Any, similarity: Callable[[Any, Any], float]) -> int | None:
