@@ -16,8 +16,9 @@ ties); its fields or rows then merge among the votes that have it. A row of an a
 half of those votes have an item in it. Values of another type than the field's count as disagreeing.
 
 Likelihood: each leaf of `likelihoods` (a tree mirroring `value`) is the share of all K votes that agree
-with the chosen value; votes that are null, miss the field, or miss the enclosing object or row count in
-the denominator. A null chosen by majority has the share of null votes.
+with the chosen value (for numbers and strings, the votes in the winning cluster); votes that are null,
+miss the field, or miss the enclosing object or row count in the denominator. A null chosen by majority
+has the share of null votes. An empty object or array has an empty likelihood tree.
 
 Tie rule (deterministic): the larger group wins; on equal size a value beats None; among values the group
 containing the earliest vote wins (for clusters, the earliest centre). Categories follow the same rule.

@@ -325,3 +325,20 @@ def test_pathological_arrays_stay_bounded() -> None:
     ]
     result = merge_votes(votes)
     assert result.value == {"rows": []}  # every row is one vote's alone
+
+
+def test_a_null_array_by_majority_is_one_leaf_and_votes_are_left_untouched() -> None:
+    votes = [{"tags": None}, {"tags": ["a"]}, {}]
+    before = copy.deepcopy(votes)
+    result = merge_votes(votes)
+    assert result.value == {"tags": None}
+    assert result.likelihoods == {"tags": pytest.approx(2 / 3)}
+    mixed = merge_votes([{"m": {"a": 1}}, {"m": "text"}, {"m": "text"}])
+    assert mixed.value == {"m": "text"}
+    # Mixed kinds vote by exact value; the winning object's likelihood tree still mirrors it.
+    shared = {"a": [1, 2]}
+    kept = merge_votes([{"m": shared}, {"m": shared}, {"m": "text"}])
+    assert kept.likelihoods == {"m": {"a": [pytest.approx(2 / 3), pytest.approx(2 / 3)]}}
+    kept.value["m"]["a"].append(3)
+    assert shared == {"a": [1, 2]}
+    assert votes == before
