@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
+import jsonschema
 from pydantic import BaseModel, Field
 
 from activities.labelled_text import extract_fields
@@ -241,7 +242,10 @@ def combined_usage(results: Sequence[ExtractionResult], wall_time_ms: int | None
 
 async def read_in_process(content: str, schema: dict[str, Any]) -> dict[str, Any]:
     """Read an answer on this thread: for tests and tools; the worker reads in the isolated executor."""
-    return read_answer(content, schema)
+    try:
+        return read_answer(content, schema)
+    except jsonschema.SchemaError as exc:
+        raise ProviderError(f"json_schema: {exc.message}") from exc
 
 
 def isolated_reader(isolated: IsolatedExecutor, limit_seconds: float = READ_LIMIT_SECONDS) -> OutputReader:

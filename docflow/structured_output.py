@@ -10,6 +10,10 @@ where an integer is wanted, a number where a string is wanted, an enum value in 
 dropped where `additionalProperties` is false. What is still invalid is an `OutputProblem` naming the
 JSON path (`$.lines[2].amount`), never a null in its place.
 
+Null is the answer's word for "the document does not give it" (the system prompt asks for it), so a
+null value is accepted wherever a value goes, and a required key the answer left out is filled with null.
+`check_answer` applies the same rule to data built from answers (a consensus merge).
+
 The schema is the user's: validation goes through `docflow.schemas.validate` (patterns on RE2), and in
 the worker this runs in the isolated executor (`activities.isolated_tasks`), not on the event loop.
 """
@@ -26,7 +30,7 @@ import json_repair
 import jsonschema
 
 from docflow.patterns import PatternError, search
-from docflow.schemas import validate
+from docflow.schemas import iter_errors
 
 # Deeper than this, repairs stop (validation still runs): bounds the walk on a recursive schema.
 _MAX_DEPTH = 64
@@ -58,12 +62,20 @@ def read_answer(content: str, schema: dict[str, Any]) -> dict[str, Any]:
     if data is None:
         raise OutputProblem("the answer holds no JSON object")
     repaired = conform(data, schema)
-    try:
-        validate(repaired, schema)
-    except jsonschema.ValidationError as exc:
-        raise OutputProblem(exc.message, json_path(exc.absolute_path)) from exc
+    check_answer(repaired, schema)
     assert isinstance(repaired, dict)  # conform keeps an object an object
     return repaired
+
+
+def check_answer(data: Any, schema: dict[str, Any]) -> None:
+    """Raise OutputProblem (with the JSON path) where `data` breaks `schema`; a null value breaks nothing."""
+    try:
+        errors = [error for error in iter_errors(data, schema) if error.instance is not None]
+    except RecursionError as exc:
+        raise OutputProblem("the answer is nested too deeply to validate") from exc
+    error = jsonschema.exceptions.best_match(errors)
+    if error is not None:
+        raise OutputProblem(error.message, json_path(error.absolute_path))
 
 
 def parse_object(content: str) -> dict[str, Any] | None:
@@ -144,6 +156,11 @@ def _conform_object(value: dict[str, Any], schema: dict[str, Any], root: Any, de
             continue  # a key the schema forbids: dropped rather than failing the answer
         else:
             result[key] = conform(item, extra, root, depth + 1) if isinstance(extra, dict) else item
+    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    assert isinstance(required, list)
+    for key in required:
+        if isinstance(key, str) and key in properties and key not in result:
+            result[key] = None  # left out: the document does not give it (see the module docstring)
     return result
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from docflow.structured_output import OutputProblem, conform, parse_object, read_answer
+from docflow.structured_output import OutputProblem, check_answer, conform, parse_object, read_answer
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -92,3 +92,16 @@ def test_a_recursive_schema_is_walked_to_a_bounded_depth() -> None:
         deep = {"n": "1", "child": deep}
     repaired = conform(deep, node)
     assert repaired["n"] == 1 and repaired["child"]["n"] == 1
+
+
+def test_null_stands_for_a_value_the_document_does_not_give() -> None:
+    # Null where a string, a number or an enum value goes, and a required key left out, are not errors.
+    answer = '{"number": null, "status": null, "lines": [{"sku": null, "amount": null}, {"sku": "B"}]}'
+    assert read_answer(answer, SCHEMA) == {
+        "number": None,
+        "status": None,
+        "lines": [{"sku": None, "amount": None}, {"sku": "B", "amount": None}],
+    }
+    with pytest.raises(OutputProblem) as info:
+        check_answer({"lines": [{"amount": None}, {"amount": "x"}]}, SCHEMA)
+    assert info.value.path == "$.lines[1].amount"
