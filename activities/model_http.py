@@ -5,7 +5,9 @@ A retryable failure waits, then tries again: the server's `Retry-After` (seconds
 `max_wait`, times 0.5–1 so parallel votes do not retry in step). A `Retry-After` longer than `max_wait`
 is not waited out here: the call ends as transient at once and the activity's retry policy takes over.
 After `max_retries` retries the last failure is raised as `ProviderTransientError`; anything else that
-fails (a 4xx, a body that is not JSON) is a `ProviderError` at once.
+fails (a 4xx, a body that is not JSON) is a `ProviderError` at once. One logical call (`CallStats`, which
+may span a repair request) also has a time budget: no attempt, wait or queueing for a slot runs past it,
+so an extraction ends within the budget and the activity's own timeout never cuts it short.
 
 Every attempt holds one slot of a semaphore shared by all calls through the same `ChatEndpoint` (one per
 worker): `max_concurrency` requests in flight at most. Waits between attempts hold no slot.
@@ -36,6 +38,7 @@ class RetryPolicy:
     max_retries: int = 4
     initial_seconds: float = 0.5
     max_wait_seconds: float = 30.0
+    budget_seconds: float = 600.0
 
     def backoff(self, retry: int) -> float:
         """The wait before retry number `retry` (0-based) when the server named none."""
@@ -45,8 +48,9 @@ class RetryPolicy:
 
 @dataclass
 class CallStats:
-    """What one logical call cost: HTTP requests sent and how many of them were retries."""
+    """One logical call: when it started, HTTP requests sent, how many were retries, the usage reported."""
 
+    started: float = field(default_factory=time.monotonic)
     requests: int = 0
     retries: int = 0
     usage: list[dict[str, Any]] = field(default_factory=list)
@@ -99,12 +103,12 @@ class ChatEndpoint:
 
     async def post(self, payload: dict[str, Any], stats: CallStats) -> dict[str, Any]:
         """The response body of a successful request, retrying what may succeed later."""
+        deadline = stats.started + self.retry.budget_seconds
         retry = 0
         while True:
             stats.requests += 1
             try:
-                async with self._slots:
-                    response = await self._send(payload)
+                response = await self._attempt(payload, deadline)
                 _raise_for_status(response)
                 return _json_body(response)
             except ProviderTransientError as exc:
@@ -113,14 +117,26 @@ class ChatEndpoint:
                         f"{exc.message} (after {retry} retries)", exc.status, retry_after=exc.retry_after
                     ) from exc
                 wait = exc.retry_after if exc.retry_after is not None else self.retry.backoff(retry)
-                if wait > self.retry.max_wait_seconds:
+                if wait > self.retry.max_wait_seconds or time.monotonic() + wait >= deadline:
                     raise  # longer than we wait in-process: the activity's retry policy takes it from here
             retry += 1
             stats.retries += 1
             await asyncio.sleep(wait)
 
-    async def _send(self, payload: dict[str, Any]) -> httpx.Response:
-        timeout = self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT
+    async def _attempt(self, payload: dict[str, Any], deadline: float) -> httpx.Response:
+        """One request within the call's budget: waiting for a slot, then sending it."""
+        remaining = deadline - time.monotonic()
+        budget = f"model call to {self.url} ran out of its {self.retry.budget_seconds:g} s budget"
+        if remaining <= 0:
+            raise ProviderTransientError(budget)
+        try:
+            async with asyncio.timeout(remaining), self._slots:
+                return await self._send(payload, remaining)
+        except TimeoutError as exc:
+            raise ProviderTransientError(budget) from exc
+
+    async def _send(self, payload: dict[str, Any], remaining: float) -> httpx.Response:
+        timeout = min(self._timeout, remaining) if self._timeout is not None else httpx.USE_CLIENT_DEFAULT
         started = time.monotonic()
         try:
             return await self.client.post(self.url, json=payload, headers=self._headers, timeout=timeout)

@@ -117,7 +117,6 @@ class OpenAICompatibleProvider:
 
     async def extract(self, request: ExtractionRequest) -> ExtractionResult:
         """Data matching `request.json_schema`: one completion, and one repair request if it does not match."""
-        started = time.monotonic()
         stats = CallStats()
         model = request.model or self._default_model
         messages = [
@@ -141,7 +140,7 @@ class OpenAICompatibleProvider:
                     f"after one repair request; the answer: {content[:_EXCERPT_CHARS]}",
                     path=again.path,
                 ) from again
-        return ExtractionResult(data=data, model=str(body.get("model") or model), usage=_usage(stats, started))
+        return ExtractionResult(data=data, model=str(body.get("model") or model), usage=_usage(stats))
 
     async def extract_votes(self, request: ExtractionRequest, n: int) -> list[ExtractionResult]:
         """`n` extractions of the same request in parallel, within the concurrency limit (consensus votes)."""
@@ -305,7 +304,7 @@ def parse_json_content(content: str) -> dict[str, Any] | None:
     return parse_object(content)
 
 
-def _usage(stats: CallStats, started: float) -> dict[str, int]:
+def _usage(stats: CallStats) -> dict[str, int]:
     def count(key: str) -> int:
         return sum(v for u in stats.usage if isinstance(v := u.get(key), int) and not isinstance(v, bool))
 
@@ -315,7 +314,7 @@ def _usage(stats: CallStats, started: float) -> dict[str, int]:
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": count("total_tokens") or prompt + completion,
-        "wall_time_ms": _elapsed_ms(started),
+        "wall_time_ms": _elapsed_ms(stats.started),
         "retries": stats.retries,
     }
 
@@ -343,6 +342,7 @@ def build_provider(
                 max_retries=settings.model_max_retries,
                 initial_seconds=settings.model_retry_initial_seconds,
                 max_wait_seconds=settings.model_retry_max_wait_seconds,
+                budget_seconds=settings.model_call_budget_seconds,
             ),
             max_concurrency=settings.model_max_concurrency,
             reader=isolated_reader(isolated) if isolated is not None else None,

@@ -121,6 +121,13 @@ class Settings(BaseSettings):
         le=600,
         description="Longest wait before one retry; a Retry-After asking for more ends the call as transient",
     )
+    # Under the extract activity's 15-minute timeout (workflows/options.py), so a call ends as ours, not cut off.
+    model_call_budget_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        le=840,
+        description="Longest one extraction takes, retries, waits and its repair request included; then transient",
+    )
     model_max_concurrency: int = Field(
         default=8, ge=1, le=256, description="Model requests one worker has in flight at once, all blocks together"
     )

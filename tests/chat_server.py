@@ -72,7 +72,8 @@ class ChatCompletionsServer:
         self.max_concurrent = 0
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="chat-server", daemon=True)
+        # A short poll interval: stopping the server (every test does) waits for one poll.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="chat-server", daemon=True)
 
     @property
     def url(self) -> str:

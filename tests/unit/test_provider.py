@@ -334,6 +334,19 @@ async def test_a_hang_hits_the_timeout_and_is_retried(server: ChatCompletionsSer
     assert 0.3 <= time.monotonic() - started < 1.5  # timed out at 0.3 s, did not wait for the hung answer
 
 
+async def test_the_call_budget_bounds_retries_of_a_hung_server(
+    server: ChatCompletionsServer, client: httpx.AsyncClient
+) -> None:
+    server.hang_next(1.0, times=5)
+    budget = RetryPolicy(max_retries=4, initial_seconds=0.05, max_wait_seconds=1.0, budget_seconds=0.6)
+    started = time.monotonic()
+    with pytest.raises(ProviderTransientError):
+        await provider(server, client, timeout_seconds=0.25, retry=budget).extract(total_request())
+    # Four retries of 0.25 s each would take over 1.2 s; the budget ends the call at 0.6 s.
+    assert time.monotonic() - started < 0.9
+    assert 2 <= len(server.requests) <= 3
+
+
 async def test_the_concurrency_limit_holds_across_calls(
     server: ChatCompletionsServer, client: httpx.AsyncClient
 ) -> None:
@@ -393,8 +406,14 @@ async def test_answers_are_read_in_the_isolated_executor(
 
 def test_build_provider_passes_the_call_settings(client: httpx.AsyncClient) -> None:
     settings = Settings(
-        model_provider="openai", model_max_retries=2, model_retry_max_wait_seconds=5, model_max_concurrency=3
+        model_provider="openai",
+        model_max_retries=2,
+        model_retry_max_wait_seconds=5,
+        model_call_budget_seconds=60,
+        model_max_concurrency=3,
     )
     built = build_provider(settings, client)
     assert isinstance(built, OpenAICompatibleProvider)
-    assert built._endpoint.retry == RetryPolicy(max_retries=2, initial_seconds=0.5, max_wait_seconds=5)
+    assert built._endpoint.retry == RetryPolicy(
+        max_retries=2, initial_seconds=0.5, max_wait_seconds=5, budget_seconds=60
+    )
