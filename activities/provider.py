@@ -47,6 +47,7 @@ __all__ = ["ProviderError", "ProviderTransientError"]
 _EXCERPT_CHARS = 300
 # Structured-output modes, best first: the next is tried when a server refuses one.
 _FORMATS = ("json_schema", "json_object", "text")
+_REMEMBERED_MODELS = 256
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "structured output")
 # Reading an answer against a user schema runs in the isolated executor under this wall-clock limit.
 READ_LIMIT_SECONDS = 4.0
@@ -94,7 +95,10 @@ class ModelProvider(Protocol):
 
 
 class OpenAICompatibleProvider:
-    """A chat-completions client (`POST {base_url}/chat/completions`) asking for schema-shaped JSON."""
+    """A chat-completions client (`POST {base_url}/chat/completions`) asking for schema-shaped JSON.
+
+    The request's `model` (the block's) overrides `default_model` (the settings' `model_name`).
+    """
 
     def __init__(
         self,
@@ -161,7 +165,9 @@ class OpenAICompatibleProvider:
                 if level + 1 >= len(_FORMATS) or not _refuses_format(exc):
                     raise
                 level += 1
-                self._format_level[model] = level
+                # The model name is the block's (user config): remember a bounded number of downgrades.
+                if model in self._format_level or len(self._format_level) < _REMEMBERED_MODELS:
+                    self._format_level[model] = level
                 continue
             usage = body.get("usage")
             stats.usage.append(usage if isinstance(usage, dict) else {})
