@@ -61,7 +61,7 @@ def build_worker(
     api = ApiCaller(
         Egress(settings.egress_allowlist, settings.egress_max_response_bytes), store, settings.secret_values
     )
-    executors = Executors(store, build_provider(settings, http), api, isolated)
+    executors = Executors(store, build_provider(settings, http, isolated), api, isolated)
     blocks = BlockActivities(store, executors)
     runs = RunActivities(store)
     return Worker(

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import timedelta
 from typing import Any
+
+from temporalio.exceptions import ApplicationError
 
 from activities.documents import UnsupportedDocumentError, extract_pages
 from activities.errors import BlockError, InputError
@@ -161,8 +164,14 @@ class Executors:
         )
         try:
             result = await self.provider.extract(request)
-        except ProviderTransientError:
-            raise  # rate limits, 5xx, timeouts: Temporal retries the activity with backoff
+        except ProviderTransientError as exc:
+            # Rate limits, 5xx, timeouts past the provider's own retries: Temporal retries the activity with
+            # backoff, not sooner than a Retry-After the provider would not wait out itself.
+            if exc.retry_after is None:
+                raise
+            raise ApplicationError(
+                str(exc), type="ProviderTransientError", next_retry_delay=timedelta(seconds=exc.retry_after)
+            ) from exc
         except ProviderError as exc:
             raise BlockError(f"model call failed: {exc}", code="provider_error") from exc
         file = source or FileRef(id="", filename="", mime_type="text/plain")

@@ -29,6 +29,7 @@ from docflow.blocks import ConditionalConfig, FunctionConfig
 from docflow.conditions import evaluate_conditional
 from docflow.expressions import ExpressionError, run_function
 from docflow.schemas import validate
+from docflow.structured_output import OutputProblem, read_answer
 
 _HEADER = struct.Struct(">I")
 _PR_SET_PDEATHSIG = 1
@@ -70,10 +71,21 @@ def json_schema_task(payload: dict[str, Any]) -> Any:
     return None
 
 
+def model_output_task(payload: dict[str, Any]) -> Any:
+    """A model's answer read as the object a user schema asks for (parsed, repaired, validated)."""
+    try:
+        return read_answer(payload["content"], payload["schema"])
+    except OutputProblem as exc:
+        raise TaskFailure("model_output_invalid", exc.message, {"path": exc.path}) from exc
+    except jsonschema.SchemaError as exc:
+        raise TaskFailure("invalid_schema", exc.message) from exc
+
+
 TASKS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "function": function_task,
     "conditions": conditions_task,
     "json_schema": json_schema_task,
+    "model_output": model_output_task,
 }
 
 

@@ -6,40 +6,54 @@ Errors (catch at any level):
     └── ProviderTransientError     429, 5xx, timeouts, connection failures: retry later
 
 `OpenAICompatibleProvider` speaks chat completions over an injected httpx client (OpenAI, Azure,
-vLLM, Ollama, llama.cpp server…). `OfflineProvider` reads labelled values (`Total Due: EUR 1,440.00`)
-from the text with no network and no randomness, for the demo and tests (`activities.labelled_text`).
+vLLM, Ollama, llama.cpp server…). It asks for JSON-schema structured output; a server that refuses
+`response_format` (a 400 naming it) is asked again with `json_object`, then with plain text, and the
+provider remembers the downgrade per model. Every answer is read by `docflow.structured_output`
+(fences stripped, broken JSON repaired, values coerced toward the schema, validated); an answer still
+invalid gets one repair request naming the JSON path and the problem, then fails as a `ProviderError`
+with that `path`: never a silent null. Requests are retried and limited as `activities.model_http` says.
+
+`OfflineProvider` reads labelled values (`Total Due: EUR 1,440.00`) from the text with no network and
+no randomness, for the demo and tests (`activities.labelled_text`).
+
+Usage per call (`ExtractionResult.usage`): `calls` (completions received), `prompt_tokens`,
+`completion_tokens`, `total_tokens` (0 when the server reports none), `wall_time_ms` (retries and
+waits included) and `retries` (requests repeated after a transient failure).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
+import jsonschema
 from pydantic import BaseModel, Field
 
 from activities.labelled_text import extract_fields
+from activities.model_http import CallStats, ChatEndpoint, RetryPolicy
+from activities.provider_errors import ProviderError, ProviderTransientError
+from docflow.structured_output import OutputProblem, parse_object, read_answer
 
 if TYPE_CHECKING:
+    from activities.isolation import IsolatedExecutor
     from docflow.config import Settings
 
-_TRANSIENT_STATUS = {408, 409, 425, 429}
+__all__ = ["ProviderError", "ProviderTransientError"]
+
 _EXCERPT_CHARS = 300
-_FENCE = re.compile(r"^```[a-zA-Z]*\s*(.*?)\s*```$", re.DOTALL)
+# Structured-output modes, best first: the next is tried when a server refuses one.
+_FORMATS = ("json_schema", "json_object", "text")
+_REMEMBERED_MODELS = 256
+_FORMAT_WORDS = ("response_format", "json_schema", "json_object", "structured output")
+# Reading an answer against a user schema runs in the isolated executor under this wall-clock limit.
+READ_LIMIT_SECONDS = 4.0
 
-
-class ProviderError(Exception):
-    """A model call that failed for good: a refused request, or an answer that is not the JSON asked for."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class ProviderTransientError(ProviderError):
-    """A model call that may succeed later: rate limited, server error, timeout, connection failure."""
+# Reads a model's message content as the schema's object, or raises OutputProblem.
+OutputReader = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class ExtractionRequest(BaseModel):
@@ -52,14 +66,20 @@ class ExtractionRequest(BaseModel):
     temperature: float = 0.0
 
 
+USAGE_KEYS = ("calls", "prompt_tokens", "completion_tokens", "total_tokens", "wall_time_ms", "retries")
+
+
+def empty_usage() -> dict[str, int]:
+    """Usage with every count at zero (the keys of the module docstring)."""
+    return dict.fromkeys(USAGE_KEYS, 0)
+
+
 class ExtractionResult(BaseModel):
-    """The extracted data, the model that produced it and its token usage."""
+    """The extracted data, the model that produced it and its usage (calls, tokens, wall time, retries)."""
 
     data: dict[str, Any]
     model: str
-    usage: dict[str, int] = Field(
-        default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    )
+    usage: dict[str, int] = Field(default_factory=empty_usage)
 
 
 class ModelProvider(Protocol):
@@ -69,9 +89,16 @@ class ModelProvider(Protocol):
         """Extract data matching `request.json_schema` from `request.text`."""
         ...
 
+    async def extract_votes(self, request: ExtractionRequest, n: int) -> list[ExtractionResult]:
+        """`n` independent extractions of the same request, run in parallel (the votes of a consensus)."""
+        ...
+
 
 class OpenAICompatibleProvider:
-    """A chat-completions client (`POST {base_url}/chat/completions`) asking for schema-shaped JSON."""
+    """A chat-completions client (`POST {base_url}/chat/completions`) asking for schema-shaped JSON.
+
+    The request's `model` (the block's) overrides `default_model` (the settings' `model_name`).
+    """
 
     def __init__(
         self,
@@ -80,32 +107,71 @@ class OpenAICompatibleProvider:
         api_key: str | None,
         default_model: str,
         timeout_seconds: float | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int = 8,
+        reader: OutputReader | None = None,
     ) -> None:
-        self._client = client
-        self._url = base_url.rstrip("/") + "/chat/completions"
-        self._api_key = api_key
+        self._endpoint = ChatEndpoint(
+            client, base_url, api_key, timeout_seconds, retry or RetryPolicy(), max_concurrency
+        )
         self._default_model = default_model
-        self._timeout = timeout_seconds
+        self._read = reader or read_in_process
+        self._format_level: dict[str, int] = {}  # model → index in _FORMATS the server accepted
 
     async def extract(self, request: ExtractionRequest) -> ExtractionResult:
-        """One chat-completions call; its message content parsed as the extracted JSON object."""
+        """Data matching `request.json_schema`: one completion, and one repair request if it does not match."""
+        stats = CallStats()
         model = request.model or self._default_model
-        payload = _chat_payload(request, model)
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        timeout = self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT
+        messages = [
+            {"role": "system", "content": system_prompt(request.json_schema, request.instructions)},
+            {"role": "user", "content": request.text},
+        ]
+        body = await self._complete(model, messages, request, stats)
+        content, finish = _content(body)
         try:
-            response = await self._client.post(self._url, json=payload, headers=headers, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            raise ProviderTransientError(f"model call to {self._url} timed out") from exc
-        except httpx.TransportError as exc:
-            raise ProviderTransientError(f"model call to {self._url} failed: {exc!r}") from exc
-        _raise_for_status(response)
-        body = _json_body(response)
-        return ExtractionResult(
-            data=_content_object(body),
-            model=str(body.get("model") or model),
-            usage=_usage(body.get("usage")),
-        )
+            data = await self._read(content, request.json_schema)
+        except OutputProblem as problem:
+            messages += [{"role": "assistant", "content": content}, {"role": "user", "content": repair_prompt(problem)}]
+            body = await self._complete(model, messages, request, stats)
+            content, finish = _content(body)
+            try:
+                data = await self._read(content, request.json_schema)
+            except OutputProblem as again:
+                hint = " (cut off: finish_reason=length)" if finish == "length" else ""
+                raise ProviderError(
+                    f"model answer does not match the schema at {again.path}: {again.message}{hint}, "
+                    f"after one repair request; the answer: {content[:_EXCERPT_CHARS]}",
+                    path=again.path,
+                ) from again
+        return ExtractionResult(data=data, model=str(body.get("model") or model), usage=_usage(stats))
+
+    async def extract_votes(self, request: ExtractionRequest, n: int) -> list[ExtractionResult]:
+        """`n` extractions of the same request in parallel, within the concurrency limit (consensus votes)."""
+        return await gather_votes(self, request, n)
+
+    async def _complete(
+        self, model: str, messages: list[dict[str, str]], request: ExtractionRequest, stats: CallStats
+    ) -> dict[str, Any]:
+        """One completion, stepping down the structured-output modes while the server refuses them."""
+        level = self._format_level.get(model, 0)
+        while True:
+            payload = _chat_payload(model, messages, request, _FORMATS[level])
+            try:
+                body = await self._endpoint.post(payload, stats)
+            except ProviderTransientError:
+                raise
+            except ProviderError as exc:
+                if level + 1 >= len(_FORMATS) or not _refuses_format(exc):
+                    raise
+                level += 1
+                # The model name is the block's (user config): remember a bounded number of downgrades.
+                if model in self._format_level or len(self._format_level) < _REMEMBERED_MODELS:
+                    self._format_level[model] = level
+                continue
+            usage = body.get("usage")
+            stats.usage.append(usage if isinstance(usage, dict) else {})
+            return body
 
 
 class OfflineProvider:
@@ -115,16 +181,24 @@ class OfflineProvider:
 
     async def extract(self, request: ExtractionRequest) -> ExtractionResult:
         """Fill each schema property from a `Label: value` line of the text (None when absent)."""
+        started = time.monotonic()
         data = extract_fields(request.json_schema, request.text)
         # Word counts stand in for tokens so usage is non-zero and repeatable.
         prompt = len(request.text.split())
         completion = len(json.dumps(data).split())
         usage = {
+            **empty_usage(),
+            "calls": 1,
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
+            "wall_time_ms": _elapsed_ms(started),
         }
         return ExtractionResult(data=data, model=self.model_name, usage=usage)
+
+    async def extract_votes(self, request: ExtractionRequest, n: int) -> list[ExtractionResult]:
+        """`n` extractions of the same request (identical: label reading has no randomness)."""
+        return await gather_votes(self, request, n)
 
 
 def system_prompt(json_schema: dict[str, Any], instructions: str | None) -> str:
@@ -138,45 +212,86 @@ def system_prompt(json_schema: dict[str, Any], instructions: str | None) -> str:
     return f"{prompt}\n\nInstructions:\n{instructions}" if instructions else prompt
 
 
-def _chat_payload(request: ExtractionRequest, model: str) -> dict[str, Any]:
-    return {
-        "model": model,
-        "messages": [
-            {"role": "system", "content": system_prompt(request.json_schema, request.instructions)},
-            {"role": "user", "content": request.text},
-        ],
-        "response_format": {
+def repair_prompt(problem: OutputProblem) -> str:
+    """The follow-up message asking the model to correct an answer that broke the schema."""
+    return (
+        f"Your answer does not match the JSON schema at {problem.path}: {problem.message}. "
+        "Answer again with only the corrected JSON object."
+    )
+
+
+async def gather_votes(provider: ModelProvider, request: ExtractionRequest, n: int) -> list[ExtractionResult]:
+    """`n` calls of `provider.extract` at once; the first failure cancels the others and is raised."""
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    tasks = [asyncio.ensure_future(provider.extract(request)) for _ in range(n)]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def combined_usage(results: Sequence[ExtractionResult], wall_time_ms: int | None = None) -> dict[str, int]:
+    """The usage of several calls as one step's: counts summed, wall time the given one (else the longest)."""
+    total = empty_usage()
+    for result in results:
+        for key in USAGE_KEYS:
+            total[key] += result.usage.get(key, 0)
+    longest = max((r.usage.get("wall_time_ms", 0) for r in results), default=0)
+    total["wall_time_ms"] = longest if wall_time_ms is None else wall_time_ms
+    return total
+
+
+async def read_in_process(content: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """Read an answer on this thread: for tests and tools; the worker reads in the isolated executor."""
+    try:
+        return read_answer(content, schema)
+    except jsonschema.SchemaError as exc:
+        raise ProviderError(f"json_schema: {exc.message}") from exc
+
+
+def isolated_reader(isolated: IsolatedExecutor, limit_seconds: float = READ_LIMIT_SECONDS) -> OutputReader:
+    """An `OutputReader` that reads answers against the user's schema in the isolated executor."""
+    from activities.isolation import ResourceLimit, TaskError, TaskTimeout
+
+    async def read(content: str, schema: dict[str, Any]) -> dict[str, Any]:
+        try:
+            data = await isolated.run("model_output", {"content": content, "schema": schema}, timeout=limit_seconds)
+        except TaskError as exc:
+            if exc.code == "model_output_invalid":
+                raise OutputProblem(exc.message, str(exc.details.get("path", "$"))) from exc
+            raise ProviderError(f"json_schema: {exc.message}") from exc
+        except (TaskTimeout, ResourceLimit) as exc:
+            raise ProviderError(f"json_schema: reading the model's answer against it stopped: {exc}") from exc
+        assert isinstance(data, dict)
+        return data
+
+    return read
+
+
+def _chat_payload(model: str, messages: list[dict[str, str]], request: ExtractionRequest, mode: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {"model": model, "messages": messages, "temperature": request.temperature}
+    if mode == "json_schema":
+        payload["response_format"] = {
             "type": "json_schema",
             # strict=False: strict mode refuses common schemas (optional keys, free-form objects).
             "json_schema": {"name": "extraction", "schema": request.json_schema, "strict": False},
-        },
-        "temperature": request.temperature,
-    }
+        }
+    elif mode == "json_object":
+        payload["response_format"] = {"type": "json_object"}
+    return payload
 
 
-def _raise_for_status(response: httpx.Response) -> None:
-    status = response.status_code
-    if status < 400:
-        return
-    excerpt = response.text[:_EXCERPT_CHARS]
-    message = f"model server answered HTTP {status}: {excerpt}"
-    if status >= 500 or status in _TRANSIENT_STATUS:
-        raise ProviderTransientError(message, status)
-    raise ProviderError(message, status)
+def _refuses_format(exc: ProviderError) -> bool:
+    """A 400/422 whose message names the structured-output request: worth asking again in a plainer mode."""
+    return exc.status in (400, 422) and any(word in exc.message.lower() for word in _FORMAT_WORDS)
 
 
-def _json_body(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError as exc:
-        excerpt = response.text[:_EXCERPT_CHARS]
-        raise ProviderError(f"model server answered non-JSON: {excerpt}", response.status_code) from exc
-    if not isinstance(body, dict):
-        raise ProviderError("model server answered JSON that is not an object", response.status_code)
-    return body
-
-
-def _content_object(body: dict[str, Any]) -> dict[str, Any]:
+def _content(body: dict[str, Any]) -> tuple[str, str | None]:
+    """The first choice's message content and finish reason."""
     try:
         choice = body["choices"][0]
         message = choice["message"]
@@ -186,38 +301,42 @@ def _content_object(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(content, str):
         refusal = message.get("refusal") if isinstance(message, dict) else None
         raise ProviderError(f"model gave no content{f' (refusal: {refusal})' if refusal else ''}")
-    data = parse_json_content(content)
-    if data is None:
-        reason = choice.get("finish_reason") if isinstance(choice, dict) else None
-        hint = " (cut off: finish_reason=length)" if reason == "length" else ""
-        raise ProviderError(f"model content is not a JSON object{hint}: {content[:_EXCERPT_CHARS]}")
-    return data
+    reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+    return content, reason if isinstance(reason, str) else None
 
 
 def parse_json_content(content: str) -> dict[str, Any] | None:
-    """The JSON object in a model's message content (``` fences stripped), or None if there is none."""
-    text = content.strip()
-    fenced = _FENCE.match(text)
-    if fenced:
-        text = fenced.group(1)
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+    """The JSON object in a model's message content (fences stripped, broken JSON repaired), or None."""
+    return parse_object(content)
 
 
-def _usage(raw: Any) -> dict[str, int]:
-    usage = raw if isinstance(raw, dict) else {}
-    counts = {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
-    result = {k: v if isinstance(v, int) else 0 for k, v in counts.items()}
-    if not result["total_tokens"]:
-        result["total_tokens"] = result["prompt_tokens"] + result["completion_tokens"]
-    return result
+def _usage(stats: CallStats) -> dict[str, int]:
+    def count(key: str) -> int:
+        return sum(v for u in stats.usage if isinstance(v := u.get(key), int) and not isinstance(v, bool))
+
+    prompt, completion = count("prompt_tokens"), count("completion_tokens")
+    return {
+        "calls": len(stats.usage),
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": count("total_tokens") or prompt + completion,
+        "wall_time_ms": _elapsed_ms(stats.started),
+        "retries": stats.retries,
+    }
 
 
-def build_provider(settings: Settings, client: httpx.AsyncClient) -> ModelProvider:
-    """The provider the settings name: "offline" (no network) or "openai" (any chat-completions server)."""
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def build_provider(
+    settings: Settings, client: httpx.AsyncClient, isolated: IsolatedExecutor | None = None
+) -> ModelProvider:
+    """The provider the settings name: "offline" (no network) or "openai" (any chat-completions server).
+
+    One provider per worker: its concurrency limit is shared by every call the worker makes. With an
+    isolated executor, answers are read against user schemas there; without one, in process.
+    """
     if settings.model_provider == "openai":
         return OpenAICompatibleProvider(
             client,
@@ -225,5 +344,13 @@ def build_provider(settings: Settings, client: httpx.AsyncClient) -> ModelProvid
             api_key=settings.model_api_key,
             default_model=settings.model_name,
             timeout_seconds=settings.model_timeout_seconds,
+            retry=RetryPolicy(
+                max_retries=settings.model_max_retries,
+                initial_seconds=settings.model_retry_initial_seconds,
+                max_wait_seconds=settings.model_retry_max_wait_seconds,
+                budget_seconds=settings.model_call_budget_seconds,
+            ),
+            max_concurrency=settings.model_max_concurrency,
+            reader=isolated_reader(isolated) if isolated is not None else None,
         )
     return OfflineProvider()

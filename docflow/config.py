@@ -105,6 +105,33 @@ class Settings(BaseSettings):
     model_name: str = "gpt-4o-mini"
     model_timeout_seconds: float = 120.0
 
+    # Model calls: retries, waits and concurrency (issue 6, item 5; activities/provider.py)
+    model_max_retries: int = Field(
+        default=4,
+        ge=0,
+        le=10,
+        description="Retries of one model call after a 429, a 5xx, a timeout or a lost connection",
+    )
+    model_retry_initial_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="First backoff wait; it doubles per retry (with jitter)"
+    )
+    model_retry_max_wait_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Longest wait before one retry; a Retry-After asking for more ends the call as transient",
+    )
+    # Under the extract activity's 15-minute timeout (workflows/options.py), so a call ends as ours, not cut off.
+    model_call_budget_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        le=840,
+        description="Longest one extraction takes, retries, waits and its repair request included; then transient",
+    )
+    model_max_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Model requests one worker has in flight at once, all blocks together"
+    )
+
     # Egress and secrets of api_call (docflow/egress.py, activities/egress.py). The model provider's base URL is
     # operator config, not user config: it is not subject to the egress rule.
     egress_allow: str = Field(

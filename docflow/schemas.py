@@ -73,6 +73,12 @@ def validate(instance: Any, schema: dict[str, Any]) -> None:
         raise error
 
 
+def iter_errors(instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+    """Every way `instance` breaks `schema`, as `validate` checks it (patterns on RE2); lazily, may recurse deep."""
+    cls = _linear(jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator))
+    return cls(schema).iter_errors(instance)
+
+
 def _dotted(path: Any) -> str:
     return ".".join(str(part) for part in path)
 

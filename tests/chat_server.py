@@ -1,12 +1,16 @@
 """A real HTTP server speaking the chat-completions protocol, for driving model clients in tests.
 
 It listens on a free 127.0.0.1 port in a background thread; `url` ends in `/v1`. It records every
-request, answers with scripted content (a dict, a string, or a callable of the request body), and
-can be told to fail the next N requests with a status code or to delay its answers.
+request (with the time it arrived), answers with scripted content (a dict, a string, or a callable of
+the request body), and can be told to fail the next N requests with a status code and headers
+(`Retry-After`), to hang on the next N, to answer the next ones with given contents in turn, to answer
+a body that is not JSON, or to delay every answer. It records the most requests it held at once.
 
     with ChatCompletionsServer() as server:
         server.answer({"total": 12})
-        server.fail_next(500, times=2)
+        server.fail_next(429, headers={"Retry-After": "1"})
+        server.hang_next(2.0)
+        server.answer_next('{"total": 12,', {"total": 12})
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    received_at: float = 0.0  # time.monotonic() when the request arrived
 
     def header(self, name: str) -> str | None:
         """A header by case-insensitive name."""
@@ -37,9 +42,18 @@ class RecordedRequest:
 
 
 @dataclass
+class _Reply:
+    status: int
+    body: str
+    headers: dict[str, str]
+
+
+@dataclass
 class _Script:
     answer: Answer = field(default_factory=dict)
-    failures: list[tuple[int, str]] = field(default_factory=list)
+    failures: list[_Reply] = field(default_factory=list)
+    next_answers: list[Answer] = field(default_factory=list)
+    hangs: list[float] = field(default_factory=list)
     delay_seconds: float = 0.0
     model: str | None = None
     usage: dict[str, int] = field(
@@ -54,9 +68,12 @@ class ChatCompletionsServer:
         self.requests: list[RecordedRequest] = []
         self._script = _Script()
         self._lock = threading.Lock()
+        self._in_flight = 0
+        self.max_concurrent = 0
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="chat-server", daemon=True)
+        # A short poll interval: stopping the server (every test does) waits for one poll.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="chat-server", daemon=True)
 
     @property
     def url(self) -> str:
@@ -87,26 +104,41 @@ class ChatCompletionsServer:
             self._script.answer = content
             self._script.model = model
 
-    def fail_next(self, status: int, times: int = 1, body: str | None = None) -> None:
-        """Answer the next `times` requests with this HTTP status (and an OpenAI-style error body)."""
+    def fail_next(
+        self, status: int, times: int = 1, body: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        """Answer the next `times` requests with this HTTP status (and an OpenAI-style error body).
+
+        A status of 200 with a `body` answers that body as it is (a completion that is not JSON).
+        """
         text = body or json.dumps({"error": {"message": f"scripted failure {status}", "type": "test"}})
         with self._lock:
-            self._script.failures.extend([(status, text)] * times)
+            self._script.failures.extend([_Reply(status, text, headers or {})] * times)
+
+    def answer_next(self, *contents: Answer) -> None:
+        """Answer the next successful requests with these contents in turn, then the `answer` again."""
+        with self._lock:
+            self._script.next_answers.extend(contents)
+
+    def hang_next(self, seconds: float, times: int = 1) -> None:
+        """Hold the next `times` requests this long before answering (a hung server, for client timeouts)."""
+        with self._lock:
+            self._script.hangs.extend([seconds] * times)
 
     def delay(self, seconds: float) -> None:
         """Wait this long before answering each request (to provoke client timeouts)."""
         with self._lock:
             self._script.delay_seconds = seconds
 
-    def _respond(self, request: RecordedRequest) -> tuple[int, str]:
+    def _respond(self, request: RecordedRequest) -> _Reply:
         with self._lock:
-            self.requests.append(request)
             if self._script.failures:
                 return self._script.failures.pop(0)
             script = self._script
+            scripted = script.next_answers.pop(0) if script.next_answers else script.answer
         if request.path.rstrip("/") != "/v1/chat/completions":
-            return 404, json.dumps({"error": {"message": f"no route {request.path}"}})
-        answer = script.answer(request.body) if callable(script.answer) else script.answer
+            return _Reply(404, json.dumps({"error": {"message": f"no route {request.path}"}}), {})
+        answer = scripted(request.body) if callable(scripted) else scripted
         content = answer if isinstance(answer, str) else json.dumps(answer)
         body = request.body if isinstance(request.body, dict) else {}
         completion = {
@@ -117,7 +149,19 @@ class ChatCompletionsServer:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
             "usage": script.usage,
         }
-        return 200, json.dumps(completion)
+        return _Reply(200, json.dumps(completion), {})
+
+    def _arrive(self, request: RecordedRequest) -> float:
+        """Record a request; the time to hold it before answering."""
+        with self._lock:
+            self.requests.append(request)
+            self._in_flight += 1
+            self.max_concurrent = max(self.max_concurrent, self._in_flight)
+            return self._script.hangs.pop(0) if self._script.hangs else self._script.delay_seconds
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -130,14 +174,20 @@ class ChatCompletionsServer:
                     body: Any = json.loads(raw) if raw else None
                 except ValueError:
                     body = raw.decode("utf-8", errors="replace")
-                recorded = RecordedRequest("POST", self.path, dict(self.headers.items()), body)
-                if server._script.delay_seconds:
-                    time.sleep(server._script.delay_seconds)
-                status, text = server._respond(recorded)
-                payload = text.encode()
+                recorded = RecordedRequest("POST", self.path, dict(self.headers.items()), body, time.monotonic())
+                wait = server._arrive(recorded)
                 try:
-                    self.send_response(status)
+                    if wait:
+                        time.sleep(wait)
+                    reply = server._respond(recorded)
+                finally:
+                    server._leave()
+                payload = reply.body.encode()
+                try:
+                    self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json")
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)

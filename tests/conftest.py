@@ -90,6 +90,9 @@ def _start_servers(data_dir: Path, model_url: str, attempts: int = 3) -> tuple[S
             model_base_url=model_url,
             model_api_key="sk-test",
             model_name="test-model",
+            # One quick retry in the provider, so a few scripted failures reach the activity's retry policy too.
+            model_max_retries=1,
+            model_retry_initial_seconds=0.05,
             # Egress: only the api_call target's loopback address (tests/http_target.py); the rest of loopback
             # (API, S3, Temporal, all on 127.0.0.1) stays refused, so the SSRF tests mean something.
             egress_allow=f"{ALLOWED_HOST}/32",

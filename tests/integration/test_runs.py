@@ -291,9 +291,13 @@ def _extract_chain(client: Retab, stack: Stack) -> tuple[str, dict[str, str]]:
     return build(client, stack.project_id, blocks, edges)
 
 
-def test_a_model_server_error_is_retried(client: Retab, stack: Stack, model_server: ChatCompletionsServer) -> None:
+def test_a_model_server_error_is_retried(
+    client: Retab, stack: Stack, http: httpx.Client, model_server: ChatCompletionsServer
+) -> None:
     wf_id, ids = _extract_chain(client, stack)
-    model_server.fail_next(503, times=1)
+    # The provider retries once in process (the stack's model_max_retries=1); the third failure is met by
+    # the activity's retry, whose provider call then retries once more and succeeds.
+    model_server.fail_next(503, times=3)
     run = client.workflows.runs.create(
         workflow_id=wf_id, json_inputs={ids["in"]: {"text": "Total: 12.50"}}, version="draft"
     )
@@ -301,6 +305,11 @@ def test_a_model_server_error_is_retried(client: Retab, stack: Stack, model_serv
     step = client.workflows.steps.get(ids["ex"], run_id=run.id)
     assert step.handle_outputs["output-json-0"].data == {"total": 12.5}
     assert step.retry_count == 1
+    assert step.artifact is not None
+    usage = http.get(f"/v1/workflows/artifacts/{step.artifact.id}").json()["usage"]
+    # The attempt that succeeded: one completion after one in-process retry, its tokens and wall time.
+    assert usage["credits"] == 0.0 and usage["calls"] == 1 and usage["retries"] == 1
+    assert usage["prompt_tokens"] == 11 and usage["completion_tokens"] == 7 and usage["wall_time_ms"] >= 25
 
 
 def test_a_model_refusal_fails_the_run_at_its_block(
