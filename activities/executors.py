@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,14 @@ from activities.errors import BlockError, InputError
 from activities.http_call import ApiCaller
 from activities.isolation import IsolatedExecutor, ResourceLimit, TaskError, TaskTimeout
 from activities.produced import Produced
-from activities.provider import ExtractionRequest, ModelProvider, ProviderError, ProviderTransientError
+from activities.provider import (
+    ExtractionRequest,
+    ExtractionResult,
+    ModelProvider,
+    ProviderError,
+    ProviderTransientError,
+    combined_usage,
+)
 from activities.storage import NotFound, ObjectStore
 from docflow import keys
 from docflow.blocks import (
@@ -47,6 +55,8 @@ def _one_json(inputs: dict[str, HandleValue], handle: str = "input-json-0") -> H
 
 # Pure blocks run as local activities (5 s start-to-close): their evaluation gets less than that.
 LOCAL_EVALUATION_LIMIT_SECONDS = 4.0
+# The consensus merge of K votes runs in the isolated executor; its bounds (docflow.consensus) keep it far below.
+CONSENSUS_LIMIT_SECONDS = 30.0
 
 
 class Executors:
@@ -162,32 +172,34 @@ class Executors:
             model=cfg.model,
             temperature=cfg.temperature,
         )
-        try:
-            result = await self.provider.extract(request)
-        except ProviderTransientError as exc:
-            # Rate limits, 5xx, timeouts past the provider's own retries: Temporal retries the activity with
-            # backoff, not sooner than a Retry-After the provider would not wait out itself.
-            if exc.retry_after is None:
-                raise
-            raise ApplicationError(
-                str(exc), type="ProviderTransientError", next_retry_delay=timedelta(seconds=exc.retry_after)
-            ) from exc
-        except ProviderError as exc:
-            raise BlockError(f"model call failed: {exc}", code="provider_error") from exc
+        n = cfg.n_consensus
+        results = await _model_call(self.provider.extract_votes(request, n) if n > 1 else _one(self.provider, request))
+        consensus: dict[str, Any] | None = None
+        data = results[0].data
+        if n > 1:
+            votes = [r.data for r in results]
+            payload = {"votes": votes, "schema": cfg.json_schema}
+            try:
+                merged = await self._isolated("consensus", payload, CONSENSUS_LIMIT_SECONDS, "consensus", "n_consensus")
+            except TaskError as exc:
+                raise BlockError(exc.message, code=exc.code, details=exc.details) from exc
+            data = merged["value"]
+            consensus = {"choices": votes, "likelihoods": merged["likelihoods"]}
         file = source or FileRef(id="", filename="", mime_type="text/plain")
         artifact = {
             "operation": "extraction",
             "file": file.model_dump(),
-            "model": result.model,
+            "model": results[0].model,
             "json_schema": cfg.json_schema,
-            "n_consensus": cfg.n_consensus,
+            "n_consensus": n,
             "instructions": cfg.instructions,
-            "output": result.data,
+            "output": data,
+            "consensus": consensus,
             "status": "completed",
             # Retab's usage carries credits; a self-hosted model call costs none.
-            "usage": {"credits": 0.0, **result.usage},
+            "usage": {"credits": 0.0, **(combined_usage(results) if n > 1 else results[0].usage)},
         }
-        return Produced(outputs={"output-json-0": _json(result.data, source)}, artifact=artifact, model=result.model)
+        return Produced(outputs={"output-json-0": _json(data, source)}, artifact=artifact, model=results[0].model)
 
     async def conditional(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
         """The first matching branch; the input passes through on its handle."""
@@ -246,6 +258,26 @@ class Executors:
         """The HTTP request, retried on 5xx and timeouts, traced in the artifact."""
         value = inputs.get("input-json-0")
         return await self.api.call(inp, value.data if value else None)
+
+
+async def _one(provider: ModelProvider, request: ExtractionRequest) -> list[ExtractionResult]:
+    return [await provider.extract(request)]
+
+
+async def _model_call(call: Awaitable[list[ExtractionResult]]) -> list[ExtractionResult]:
+    """Await model calls, mapping the provider's errors to the activity's: transient retried, permanent not."""
+    try:
+        return await call
+    except ProviderTransientError as exc:
+        # Rate limits, 5xx, timeouts past the provider's own retries: Temporal retries the activity with
+        # backoff, not sooner than a Retry-After the provider would not wait out itself.
+        if exc.retry_after is None:
+            raise
+        raise ApplicationError(
+            str(exc), type="ProviderTransientError", next_retry_delay=timedelta(seconds=exc.retry_after)
+        ) from exc
+    except ProviderError as exc:
+        raise BlockError(f"model call failed: {exc}", code="provider_error") from exc
 
 
 def _dumps(data: Any) -> str:

@@ -27,9 +27,10 @@ import jsonschema
 
 from docflow.blocks import ConditionalConfig, FunctionConfig
 from docflow.conditions import evaluate_conditional
+from docflow.consensus import merge_votes
 from docflow.expressions import ExpressionError, run_function
 from docflow.schemas import validate
-from docflow.structured_output import OutputProblem, read_answer
+from docflow.structured_output import OutputProblem, check_answer, read_answer
 
 _HEADER = struct.Struct(">I")
 _PR_SET_PDEATHSIG = 1
@@ -81,11 +82,24 @@ def model_output_task(payload: dict[str, Any]) -> Any:
         raise TaskFailure("invalid_schema", exc.message) from exc
 
 
+def consensus_task(payload: dict[str, Any]) -> Any:
+    """K extraction votes merged field by field, the merge checked against the schema (nulls allowed)."""
+    schema = payload["schema"]
+    merged = merge_votes(payload["votes"], schema)
+    try:
+        check_answer(merged.value, schema)
+    except OutputProblem as exc:
+        message = f"the merged votes break the schema at {exc.path}: {exc.message}"
+        raise TaskFailure("consensus_invalid", message, {"path": exc.path}) from exc
+    return {"value": merged.value, "likelihoods": merged.likelihoods}
+
+
 TASKS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "function": function_task,
     "conditions": conditions_task,
     "json_schema": json_schema_task,
     "model_output": model_output_task,
+    "consensus": consensus_task,
 }
 
 

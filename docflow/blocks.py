@@ -85,7 +85,9 @@ class ExtractConfig(BlockConfig):
     json_schema: dict[str, Any]
     inputs: list[ExtractInput] | None = None
     instructions: str | None = None
-    n_consensus: int = Field(default=1)
+    n_consensus: int = Field(
+        default=1, ge=1, le=10, description="Independent model calls merged field by field (docflow.consensus)"
+    )
     temperature: float = Field(default=0.0, ge=0, le=2)
     reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
 
@@ -95,13 +97,6 @@ class ExtractConfig(BlockConfig):
         if value.get("type", "object") != "object" or not isinstance(value.get("properties", {}), dict):
             raise ValueError("json_schema must be an object schema with 'properties'")
         _check_json_schema(value)
-        return value
-
-    @field_validator("n_consensus")
-    @classmethod
-    def _consensus_not_built(cls, value: int) -> int:
-        if value != 1:
-            raise ValueError("n_consensus > 1 is not built yet; use 1")
         return value
 
 
