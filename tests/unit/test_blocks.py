@@ -16,7 +16,7 @@ from docflow.blocks import handles_of, parse_config
         ("start_json", {"json_schema": {"type": "objectx"}}, "not a valid JSON schema"),
         ("extract", {"json_schema": {"type": "object", "properties": {"a": {"type": "strin"}}}}, "JSON schema"),
         ("extract", {"json_schema": {"type": "array"}}, "object schema"),
-        ("extract", {"json_schema": {"type": "object", "properties": {}}, "n_consensus": 3}, "not built yet"),
+        ("extract", {"json_schema": {"type": "object", "properties": {}}, "n_consensus": 11}, "less than or equal to 10"),
         ("function", {"language": "python", "code": "def transform(x): return x"}, "isolated executor"),
         ("function", {"expression": "1", "mapping": {"a": "1"}}, "exactly one"),
         ("api_call", {"url": "ftp://example.com"}, "url"),

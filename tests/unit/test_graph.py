@@ -139,7 +139,7 @@ def test_nested_config_error_has_dotted_location() -> None:
 
 
 def test_one_issue_per_pydantic_error_and_value_error_prefix_is_dropped() -> None:
-    issues = validate_block("extract", {"json_schema": {"type": "array"}, "n_consensus": 3, "typo": 1})
+    issues = validate_block("extract", {"json_schema": {"type": "array"}, "n_consensus": 0, "typo": 1})
     assert codes(issues) == ["invalid_config"] * 3
     assert sorted(i.field or "" for i in issues) == [
         "config.json_schema",
