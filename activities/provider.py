@@ -19,6 +19,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 from pydantic import BaseModel, Field
 
+from activities import offline_documents
+from activities.document_tasks import (
+    AnswerError,
+    ClassificationRequest,
+    ClassificationResult,
+    SplitRequest,
+    SplitResult,
+    classification_instructions,
+    classification_schema,
+    paged_text,
+    read_classification,
+    read_split,
+    split_instructions,
+    split_schema,
+)
 from activities.labelled_text import extract_fields
 
 if TYPE_CHECKING:
@@ -69,6 +84,14 @@ class ModelProvider(Protocol):
         """Extract data matching `request.json_schema` from `request.text`."""
         ...
 
+    async def classify(self, request: ClassificationRequest) -> ClassificationResult:
+        """Choose one of `request.categories` for `request.text`."""
+        ...
+
+    async def split(self, request: SplitRequest) -> SplitResult:
+        """Find the sub-documents of `request.pages` and their pages."""
+        ...
+
 
 class OpenAICompatibleProvider:
     """A chat-completions client (`POST {base_url}/chat/completions`) asking for schema-shaped JSON."""
@@ -107,6 +130,35 @@ class OpenAICompatibleProvider:
             usage=_usage(body.get("usage")),
         )
 
+    # Classification and split are structured-output calls through `extract` (activities.document_tasks).
+    async def classify(self, request: ClassificationRequest) -> ClassificationResult:
+        """One structured call: the category (an enum of the names), the reasoning and a score per category."""
+        ask = ExtractionRequest(
+            text=request.text,
+            json_schema=classification_schema(request.categories),
+            instructions=classification_instructions(request.categories, request.instructions),
+            model=request.model,
+        )
+        result = await self.extract(ask)
+        try:
+            return read_classification(request, result.data, result.model, result.usage)
+        except AnswerError as exc:
+            raise ProviderError(f"model answer does not fit the classification: {exc}") from exc
+
+    async def split(self, request: SplitRequest) -> SplitResult:
+        """One structured call over the page-marked text: splits as [{name, pages}]."""
+        ask = ExtractionRequest(
+            text=paged_text(request.pages),
+            json_schema=split_schema(request.subdocuments, len(request.pages)),
+            instructions=split_instructions(request.subdocuments, request.instructions),
+            model=request.model,
+        )
+        result = await self.extract(ask)
+        try:
+            return read_split(request, result.data, result.model, result.usage)
+        except AnswerError as exc:
+            raise ProviderError(f"model answer does not fit the split: {exc}") from exc
+
 
 class OfflineProvider:
     """Deterministic extraction by label matching; reports the model "offline"."""
@@ -125,6 +177,14 @@ class OfflineProvider:
             "total_tokens": prompt + completion,
         }
         return ExtractionResult(data=data, model=self.model_name, usage=usage)
+
+    async def classify(self, request: ClassificationRequest) -> ClassificationResult:
+        """Word similarity of the text to each category (activities.offline_documents)."""
+        return offline_documents.classify(request, self.model_name)
+
+    async def split(self, request: SplitRequest) -> SplitResult:
+        """Boundaries from page-number resets, changing identifiers and headings (activities.offline_documents)."""
+        return offline_documents.split(request, self.model_name)
 
 
 def system_prompt(json_schema: dict[str, Any], instructions: str | None) -> str:
