@@ -117,7 +117,10 @@ def classification_schema(categories: list[Category]) -> dict[str, Any]:
             "scores": {
                 "type": "object",
                 "description": "For every category, how well the document fits it, from 0 to 1",
-                "properties": {name: {"type": "number", "minimum": 0, "maximum": 1} for name in names},
+                "properties": {
+                    c.name: {"type": "number", "minimum": 0, "maximum": 1, "description": c.description}
+                    for c in categories
+                },
             },
         },
         "required": ["reasoning", "category", "scores"],
