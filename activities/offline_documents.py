@@ -7,10 +7,11 @@ through a softmax (temperature `SOFTMAX_TEMPERATURE`), so a category's likelihoo
 real evidence: equal when nothing matches, near 1 when one category alone matches.
 
 Split: each page after the first gets a log-odds that a new document starts there, from
-- a page-number reset ("Page 1 of 3", "Page 1") for, a page numbered after the previous one against;
-- an identifier (invoice / order / document … number) that differs from the previous page's for, the same
-  one against;
-- a heading naming one of the sub-documents for;
+- its page number: a reset ("Page 1 of 3", "Page 1") for a new document, the number after the previous
+  page's against;
+- an identifier (invoice / order / document … number) shared with the previous page: a different value
+  for, the same value against;
+- a short heading naming one of the sub-documents ("INVOICE") for;
 and starts one when the probability (logistic of the log-odds) passes 0.5. Each run of pages is then
 classified among the sub-documents as above; instances of a sub-document that may appear only once are
 merged. A first page's likelihood is the probability that a document starts there, a later page's the
@@ -43,10 +44,12 @@ _IDENTIFIER_LOG_ODDS = 3.0
 _HEADING_LOG_ODDS = 1.5
 
 _WORD = re.compile(r"[a-z0-9]+")
-_PAGE_NUMBER = re.compile(r"\bpage\s+(\d{1,4})(?:\s*(?:of|/)\s*(\d{1,4}))?\b", re.IGNORECASE)
+# These run over untrusted text: every repeat next to another that could match the same characters is bounded,
+# so a page of spaces or of identifier characters costs linear time.
+_PAGE_NUMBER = re.compile(r"\bpage[ \t]{1,3}(\d{1,4})(?:[ \t]{0,3}(?:of|/)[ \t]{0,3}(\d{1,4}))?\b", re.IGNORECASE)
 _IDENTIFIER = re.compile(
     r"\b(invoice|document|order|receipt|contract|statement|reference|policy|bill|quote|delivery|purchase order)"
-    r"\s*(?:number|no\.?|num|#|id)\s*[:#.]?\s*([A-Za-z0-9][A-Za-z0-9/_.-]*[A-Za-z0-9])",
+    r"[ \t]{0,3}(?:number|no\.?|num|#|id)[ \t]{0,3}[:#.]?[ \t]{0,3}([A-Za-z0-9][A-Za-z0-9/_.-]{0,62}[A-Za-z0-9])",
     re.IGNORECASE,
 )
 _STOP_WORDS = (
