@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,13 @@ from pypdf import PdfReader
 from retab import Retab
 from retab.types.workflows.artifacts import ClassificationWorkflowArtifact, SplitWorkflowArtifact
 
+from activities.executors import Executors
+from activities.produced import Produced
+from activities.provider import OfflineProvider
+from activities.storage import ObjectStore
+from activities.stored_files import store_made_document
+from docflow.models import Block
+from docflow.runs import ExecuteBlockInput, HandleValue, RunContext
 from docflow.sample_invoice import invoice_pdf_bytes
 from tests.conftest import Stack
 from tests.documents import THREE_INVOICES, three_invoices_pdf
@@ -157,3 +166,47 @@ def test_document_block_configs_are_422_naming_the_field(client: Retab, stack: S
         detail = response.json()["detail"]
         assert detail["details"]["field"] == field, detail
     assert client.workflows.blocks.list(workflow_id=wf).data == []
+
+
+def test_offline_provider_split_stores_each_part_as_a_downloadable_pdf(
+    stack: Stack, store: ObjectStore, http: httpx.Client
+) -> None:
+    """The default (offline) provider through the split executor, against the stack's real S3."""
+
+    async def run() -> Produced:
+        source = await store_made_document(
+            store, stack.project_id, "bundle.pdf", "application/pdf", three_invoices_pdf()
+        )
+        block = Block(
+            id="split-offline",
+            workflow_id="wf_offline",
+            type="split",
+            config={"subdocuments": SUBDOCUMENTS},
+            updated_at=datetime.now(UTC),
+        )
+        inp = ExecuteBlockInput(
+            run=RunContext(run_id="run_offline", project_id=stack.project_id, workflow_id="wf_offline", version_id="v"),
+            block=block,
+            step_id=block.id,
+        )
+        executors = Executors(store, OfflineProvider(), api=None, isolated=None)  # type: ignore[arg-type]
+        return await executors.split(inp, {"input-file-0": HandleValue(type="file", document=source)})
+
+    produced = asyncio.run(run())
+    splits = produced.outputs["output-json-splits"].data
+    assert [s["pages"] for s in splits] == [[1, 2], [3, 4], [5, 6]]
+    for entry, (number, _, _) in zip(splits, THREE_INVOICES, strict=True):
+        pdf = _pdf(http, entry["file"]["id"])
+        assert len(pdf.pages) == 2 and number in (pdf.pages[0].extract_text() or "")
+        assert entry["file"]["filename"].startswith("bundle-invoice-")
+    combined = produced.outputs["output-file-invoice"].document
+    assert combined is not None and len(_pdf(http, combined.id).pages) == 6
+    assert produced.routing == ["output-file-invoice", "output-json-splits"]
+    assert produced.artifact is not None
+    artifact = SplitWorkflowArtifact.model_validate(
+        {**produced.artifact, "id": "splt_x", "created_at": "2026-11-26T00:00:00Z"}
+    )
+    assert artifact.model == "offline" and artifact.consensus is not None
+    likelihoods = artifact.consensus.likelihoods or []
+    assert all(lk.name is not None and 0.5 < lk.name < 1 for lk in likelihoods)
+    assert all(0.5 < p <= 1 for lk in likelihoods for p in lk.pages or [])
