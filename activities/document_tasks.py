@@ -8,7 +8,9 @@ pages are 1-based numbers of the document. The document's pages reach the model 
 naming the path, never a silent guess.
 
 Likelihoods: a classification's likelihood is the chosen category's share of the scores (None when the
-model gave none); its top margin is the chosen share minus the best other share.
+model gave none); its top margin is the chosen share minus the best other share. A split part's likelihood is
+the model's optional `confidence` for it (None when absent or not a number in [0, 1]); a model gives no
+per-page likelihoods.
 """
 
 from __future__ import annotations
@@ -186,6 +188,12 @@ def split_schema(subdocuments: list[Subdocument], page_count: int) -> dict[str, 
                             "type": "array",
                             "items": {"type": "integer", "minimum": 1, "maximum": page_count},
                         },
+                        "confidence": {
+                            "type": "number",
+                            "minimum": 0,
+                            "maximum": 1,
+                            "description": "How sure the split is of this sub-document and its pages",
+                        },
                     },
                     "required": ["name", "pages"],
                 },
@@ -229,9 +237,23 @@ def read_split(request: SplitRequest, data: dict[str, Any], model: str, usage: d
         for j, page in enumerate(pages):
             if isinstance(page, bool) or not isinstance(page, int) or not 1 <= page <= count:
                 raise AnswerError(f"splits[{i}].pages[{j}]: {page!r} is not a page of this {count}-page document")
+        confidence = _confidence(item.get("confidence"))
         if pages:
-            parts.append(SplitPart(name=by_name[name.strip().casefold()].name, pages=sorted(set(pages))))
+            parts.append(
+                SplitPart(
+                    name=by_name[name.strip().casefold()].name,
+                    pages=sorted(set(pages)),
+                    likelihood=confidence,
+                )
+            )
     return SplitResult(parts=merge_single_instances(parts, request.subdocuments), model=model, usage=usage)
+
+
+def _confidence(raw: Any) -> float | None:
+    """An optional confidence: a number in [0, 1], else None (dropped, never guessed)."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw <= 1:
+        return None
+    return float(raw)
 
 
 def merge_single_instances(parts: list[SplitPart], subdocuments: list[Subdocument]) -> list[SplitPart]:

@@ -79,9 +79,14 @@ def test_different_kinds_are_named_and_single_instances_merged() -> None:
 
 def test_model_split_answers_are_checked_against_names_and_pages() -> None:
     request = SplitRequest(pages=["a", "b", "c"], subdocuments=[INVOICE, RECEIPT])
-    answer = {"splits": [{"name": "Invoice", "pages": [2, 1]}, {"name": "receipt", "pages": [3]}]}
+    answer = {
+        "splits": [
+            {"name": "Invoice", "pages": [2, 1], "confidence": 0.8},
+            {"name": "receipt", "pages": [3], "confidence": "high"},
+        ]
+    }
     good = read_split(request, answer, "m", {})
-    assert [(p.name, p.pages) for p in good.parts] == [("invoice", [1, 2]), ("receipt", [3])]
+    assert [(p.name, p.pages, p.likelihood) for p in good.parts] == [("invoice", [1, 2], 0.8), ("receipt", [3], None)]
     with pytest.raises(AnswerError, match=r"splits\[0\]\.pages\[1\]: 4 is not a page of this 3-page document"):
         read_split(request, {"splits": [{"name": "invoice", "pages": [1, 4]}]}, "m", {})
     with pytest.raises(AnswerError, match=r"splits\[0\]\.name: 'memo'"):
