@@ -212,3 +212,27 @@ def test_offline_provider_split_stores_each_part_as_a_downloadable_pdf(
     likelihoods = artifact.consensus.likelihoods or []
     assert all(lk.name is not None and 0.5 < lk.name < 1 for lk in likelihoods)
     assert all(0.5 < p <= 1 for lk in likelihoods for p in lk.pages or [])
+
+
+def test_a_one_page_text_document_splits_into_itself(stack: Stack, store: ObjectStore) -> None:
+    """Only PDFs are cut; a document that is one part as a whole passes through as it is."""
+
+    async def run() -> Produced:
+        text = b"INVOICE\nInvoice Number: T-1\nTotal Due: EUR 5.00\n"
+        source = await store_made_document(store, stack.project_id, "note.txt", "text/plain", text)
+        block = Block(
+            id="split-text",
+            workflow_id="wf_text",
+            type="split",
+            config={"subdocuments": SUBDOCUMENTS},
+            updated_at=datetime.now(UTC),
+        )
+        context = RunContext(run_id="run_text", project_id=stack.project_id, workflow_id="wf_text", version_id="v")
+        inp = ExecuteBlockInput(run=context, block=block, step_id=block.id)
+        executors = Executors(store, OfflineProvider(), api=None, isolated=None)  # type: ignore[arg-type]
+        return await executors.split(inp, {"input-file-0": HandleValue(type="file", document=source)})
+
+    produced = asyncio.run(run())
+    [entry] = produced.outputs["output-json-splits"].data
+    assert entry["name"] == "Invoice" and entry["pages"] == [1]
+    assert entry["file"]["filename"] == "note.txt" and entry["file"]["mime_type"] == "text/plain"
