@@ -70,6 +70,16 @@ class BlockActivities:
         """extract: document or text + schema → data, through the model provider."""
         return await self._run(inp, self.ex.extract)
 
+    @activity.defn(name="ClassifyDocument")
+    async def classify_document(self, inp: ExecuteBlockInput) -> BlockOutcome:
+        """classifier: document → one category, routed to its handle."""
+        return await self._run(inp, self.ex.classifier)
+
+    @activity.defn(name="SplitDocument")
+    async def split_document(self, inp: ExecuteBlockInput) -> BlockOutcome:
+        """split: document → page ranges per sub-document, each stored as its own PDF."""
+        return await self._run(inp, self.ex.split)
+
     @activity.defn(name="EvaluateConditions")
     async def evaluate_conditions(self, inp: ExecuteBlockInput) -> BlockOutcome:
         """conditional: conditions on JSON → the active branch."""
@@ -97,6 +107,8 @@ class BlockActivities:
             self.read_json_input,
             self.parse_document,
             self.extract_data,
+            self.classify_document,
+            self.split_document,
             self.evaluate_conditions,
             self.run_function,
             self.merge_dicts,

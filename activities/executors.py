@@ -11,10 +11,12 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
+from activities.document_tasks import ClassificationRequest, SplitPart, SplitRequest
 from activities.documents import UnsupportedDocumentError, extract_pages
 from activities.errors import BlockError, InputError
 from activities.http_call import ApiCaller
 from activities.isolation import IsolatedExecutor, ResourceLimit, TaskError, TaskTimeout
+from activities.pdf_pages import PageRangeError, pdf_of_pages
 from activities.produced import Produced
 from activities.provider import (
     ExtractionRequest,
@@ -25,13 +27,16 @@ from activities.provider import (
     combined_usage,
 )
 from activities.storage import NotFound, ObjectStore
+from activities.stored_files import store_made_document
 from docflow import keys
 from docflow.blocks import (
+    ClassifierConfig,
     ConditionalConfig,
     ExtractConfig,
     FunctionConfig,
     MergeDictsConfig,
     ParseConfig,
+    SplitConfig,
     StartJsonConfig,
     handles_of,
     parse_config,
@@ -97,6 +102,12 @@ class Executors:
             return await asyncio.to_thread(extract_pages, content, doc.mime_type, doc.filename)
         except UnsupportedDocumentError as exc:
             raise BlockError(str(exc), code="unsupported_document") from exc
+
+    async def _document_bytes(self, project_id: str, doc: FileRef) -> bytes:
+        try:
+            return await self.store.get_bytes(keys.file_content(project_id, doc.id))
+        except NotFound as exc:
+            raise BlockError(f"document '{doc.id}' is not stored", code="document_missing") from exc
 
     async def start_document(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
         """The document given for this start block."""
@@ -201,6 +212,113 @@ class Executors:
         }
         return Produced(outputs={"output-json-0": _json(data, source)}, artifact=artifact, model=results[0].model)
 
+    async def classifier(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
+        """One category for the document; the document passes through on that category's handle only."""
+        cfg = parse_config("classifier", inp.block.config)
+        assert isinstance(cfg, ClassifierConfig)
+        doc = _one_document(inputs, "input-file-document")
+        pages = await self._document_text(inp.run.project_id, doc)
+        request = ClassificationRequest(
+            text="\n\n".join(pages), categories=cfg.categories, instructions=cfg.instructions, model=cfg.model
+        )
+        start = time.perf_counter()
+        try:
+            result = await self.provider.classify(request)
+        except ProviderTransientError:
+            raise  # rate limits, 5xx, timeouts: Temporal retries the activity with backoff
+        except ProviderError as exc:
+            raise BlockError(f"model call failed: {exc}", code="provider_error") from exc
+        chosen = next(c for c in cfg.categories if c.name == result.category)
+        handle = f"output-file-{chosen.key}"
+        decision = {"reasoning": result.reasoning, "category": result.category}
+        artifact = {
+            "operation": "classification",
+            "file": doc.model_dump(),
+            "model": result.model,
+            "categories": [{"name": c.name, "description": c.description, "handle_key": c.key} for c in cfg.categories],
+            "n_consensus": cfg.n_consensus,
+            "instructions": cfg.instructions,
+            "output": decision,
+            "status": "completed",
+            "consensus": {"choices": [decision], "likelihoods": result.likelihood},
+            # Beyond Retab's record (clients ignore them): what review gates on.
+            "likelihood": result.likelihood,
+            "top_margin": result.top_margin,
+            "scores": result.scores,
+            "selected_handle": handle,
+            "usage": _usage(result.usage, start),
+        }
+        outputs = {handle: HandleValue(type="file", document=doc)}
+        return Produced(outputs=outputs, routing=[handle], artifact=artifact, model=result.model)
+
+    async def split(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
+        """Page ranges per sub-document, each stored as its own PDF; routed to the sub-documents found."""
+        cfg = parse_config("split", inp.block.config)
+        assert isinstance(cfg, SplitConfig)
+        project = inp.run.project_id
+        doc = _one_document(inputs, "input-file-0")
+        pages = await self._document_text(project, doc)
+        request = SplitRequest(
+            pages=pages, subdocuments=cfg.subdocuments, instructions=cfg.instructions, model=cfg.model
+        )
+        start = time.perf_counter()
+        try:
+            result = await self.provider.split(request)
+        except ProviderTransientError:
+            raise
+        except ProviderError as exc:
+            raise BlockError(f"model call failed: {exc}", code="provider_error") from exc
+        content = await self._document_bytes(project, doc)
+        keys_by_name = {d.name: d.key for d in cfg.subdocuments}
+        stem = doc.filename.rsplit(".", 1)[0] or "document"
+        splits: list[dict[str, Any]] = []
+        for index, part in enumerate(result.parts, start=1):
+            name = f"{stem}-{keys_by_name[part.name]}-{index}.pdf"
+            file = await self._store_pages(project, doc, content, part.pages, name, len(pages))
+            splits.append({"name": part.name, "pages": part.pages, "file": file.model_dump()})
+        outputs: dict[str, HandleValue] = {}
+        for sub in cfg.subdocuments:
+            mine = [p for p in result.parts if p.name == sub.name]
+            if len(mine) == 1:
+                only = splits[result.parts.index(mine[0])]["file"]
+                outputs[f"output-file-{sub.key}"] = HandleValue(type="file", document=FileRef.model_validate(only))
+            elif mine:
+                # Several instances: the handle carries one PDF of all their pages; each is in output-json-splits.
+                every = sorted({page for part in mine for page in part.pages})
+                file = await self._store_pages(project, doc, content, every, f"{stem}-{sub.key}.pdf", len(pages))
+                outputs[f"output-file-{sub.key}"] = HandleValue(type="file", document=file)
+        outputs["output-json-splits"] = _json(splits, doc)
+        votes = [{"name": p.name, "pages": p.pages} for p in result.parts]
+        artifact = {
+            "operation": "split",
+            "file": doc.model_dump(),
+            "model": result.model,
+            "subdocuments": [d.model_dump() for d in cfg.subdocuments],
+            "n_consensus": cfg.n_consensus,
+            "instructions": cfg.instructions,
+            "output": votes,
+            "status": "completed",
+            "consensus": {"likelihoods": [_split_likelihood(p) for p in result.parts], "choices": [votes]},
+            # Beyond Retab's record (clients ignore it): the stored PDF of each split.
+            "splits": splits,
+            "usage": _usage(result.usage, start),
+        }
+        return Produced(outputs=outputs, routing=list(outputs), artifact=artifact, model=result.model)
+
+    async def _store_pages(
+        self, project: str, doc: FileRef, content: bytes, pages: list[int], filename: str, count: int
+    ) -> FileRef:
+        """The pages as a document of their own: a PDF of them, or the document itself when it is all of it."""
+        if not _is_pdf(content):
+            if pages == list(range(1, count + 1)):
+                return doc
+            raise BlockError(f"{doc.filename}: only a PDF can be split into page ranges", code="unsupported_document")
+        try:
+            made = await asyncio.to_thread(pdf_of_pages, content, pages)
+        except PageRangeError as exc:
+            raise BlockError(f"{doc.filename}: {exc}", code="unsupported_document") from exc
+        return await store_made_document(self.store, project, filename, "application/pdf", made)
+
     async def conditional(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
         """The first matching branch; the input passes through on its handle."""
         cfg = parse_config("conditional", inp.block.config)
@@ -278,6 +396,27 @@ async def _model_call(call: Awaitable[list[ExtractionResult]]) -> list[Extractio
         ) from exc
     except ProviderError as exc:
         raise BlockError(f"model call failed: {exc}", code="provider_error") from exc
+
+
+def _one_document(inputs: dict[str, HandleValue], handle: str) -> FileRef:
+    value = inputs.get(handle)
+    if value is None or value.document is None:
+        raise InputError(f"input handle '{handle}' has no document", code="missing_input", details={"handle": handle})
+    return value.document
+
+
+def _is_pdf(content: bytes) -> bool:
+    # The PDF spec lets the header sit anywhere in the first 1024 bytes.
+    return b"%PDF-" in content[:1024]
+
+
+def _usage(tokens: dict[str, int], start: float) -> dict[str, Any]:
+    # Retab's usage carries credits; a self-hosted model call costs none.
+    return {"credits": 0.0, "calls": 1, "wall_ms": int((time.perf_counter() - start) * 1000), **tokens}
+
+
+def _split_likelihood(part: SplitPart) -> dict[str, Any]:
+    return {"name": part.likelihood, "pages": part.page_likelihoods or []}
 
 
 def _dumps(data: Any) -> str:

@@ -33,6 +33,21 @@ import httpx
 import jsonschema
 from pydantic import BaseModel, Field
 
+from activities import offline_documents
+from activities.document_tasks import (
+    AnswerError,
+    ClassificationRequest,
+    ClassificationResult,
+    SplitRequest,
+    SplitResult,
+    classification_instructions,
+    classification_schema,
+    paged_text,
+    read_classification,
+    read_split,
+    split_instructions,
+    split_schema,
+)
 from activities.labelled_text import extract_fields
 from activities.model_http import CallStats, ChatEndpoint, RetryPolicy
 from activities.provider_errors import ProviderError, ProviderTransientError
@@ -91,6 +106,14 @@ class ModelProvider(Protocol):
 
     async def extract_votes(self, request: ExtractionRequest, n: int) -> list[ExtractionResult]:
         """`n` independent extractions of the same request, run in parallel (the votes of a consensus)."""
+        ...
+
+    async def classify(self, request: ClassificationRequest) -> ClassificationResult:
+        """Choose one of `request.categories` for `request.text`."""
+        ...
+
+    async def split(self, request: SplitRequest) -> SplitResult:
+        """Find the sub-documents of `request.pages` and their pages."""
         ...
 
 
@@ -173,6 +196,35 @@ class OpenAICompatibleProvider:
             stats.usage.append(usage if isinstance(usage, dict) else {})
             return body
 
+    # Classification and split are structured-output calls through `extract` (activities.document_tasks).
+    async def classify(self, request: ClassificationRequest) -> ClassificationResult:
+        """One structured call: the category (an enum of the names), the reasoning and a score per category."""
+        ask = ExtractionRequest(
+            text=request.text,
+            json_schema=classification_schema(request.categories),
+            instructions=classification_instructions(request.categories, request.instructions),
+            model=request.model,
+        )
+        result = await self.extract(ask)
+        try:
+            return read_classification(request, result.data, result.model, result.usage)
+        except AnswerError as exc:
+            raise ProviderError(f"model answer does not fit the classification: {exc}") from exc
+
+    async def split(self, request: SplitRequest) -> SplitResult:
+        """One structured call over the page-marked text: splits as [{name, pages}]."""
+        ask = ExtractionRequest(
+            text=paged_text(request.pages),
+            json_schema=split_schema(request.subdocuments, len(request.pages)),
+            instructions=split_instructions(request.subdocuments, request.instructions),
+            model=request.model,
+        )
+        result = await self.extract(ask)
+        try:
+            return read_split(request, result.data, result.model, result.usage)
+        except AnswerError as exc:
+            raise ProviderError(f"model answer does not fit the split: {exc}") from exc
+
 
 class OfflineProvider:
     """Deterministic extraction by label matching; reports the model "offline"."""
@@ -199,6 +251,14 @@ class OfflineProvider:
     async def extract_votes(self, request: ExtractionRequest, n: int) -> list[ExtractionResult]:
         """`n` extractions of the same request (identical: label reading has no randomness)."""
         return await gather_votes(self, request, n)
+
+    async def classify(self, request: ClassificationRequest) -> ClassificationResult:
+        """Word similarity of the text to each category (activities.offline_documents)."""
+        return offline_documents.classify(request, self.model_name)
+
+    async def split(self, request: SplitRequest) -> SplitResult:
+        """Boundaries from page-number resets, changing identifiers and headings (activities.offline_documents)."""
+        return offline_documents.split(request, self.model_name)
 
 
 def system_prompt(json_schema: dict[str, Any], instructions: str | None) -> str:

@@ -10,7 +10,16 @@ Decisions where Retab's notes are inference [I]:
 - `function` runs a safe expression language (`expression` or `mapping`), never user code; Retab's
   `language: python` + `code` is refused with a clear error until an isolated executor exists.
 - `merge_dicts` reads `input-json-0 … input-json-<n-1>` where n = max(2, len(config.inputs)).
-- `for_each`, `while_loop`, `split`, `classifier`, `edit` are not built yet: their configs are refused on write.
+- `classifier` and `split` route: one output handle per category / sub-document, `output-file-<slug>`, where
+  the slug of a name (or of a category's `handle_key`) is its lowercase form with every run of characters
+  other than a-z and 0-9 turned into one '-', trimmed of '-' (`"Booking Confirmation"` →
+  `booking-confirmation`). Two names with the same slug are refused on write. The classifier passes its
+  input document through on the chosen category's handle only; the other handles are not taken, so blocks
+  reached only through them are skipped with a reason. `split` also outputs `output-json-splits`.
+- `split` with `allow_multiple_instances`: each instance is its own PDF (listed in `output-json-splits`);
+  the sub-document's handle carries one PDF holding the pages of all its instances, in page order.
+- `n_consensus` other than 1 on `extract`, `classifier` and `split` is refused until consensus is built.
+- `for_each`, `while_loop`, `edit` are not built yet: their configs are refused on write.
 """
 
 from __future__ import annotations
@@ -70,6 +79,15 @@ class ParseConfig(BlockConfig):
     image_resolution_dpi: int = Field(default=192, ge=72, le=600)
 
 
+def _check_consensus(value: int) -> int:
+    # Consensus (several votes merged) is wired separately; until then only one vote is allowed.
+    if not 1 <= value <= 10:
+        raise ValueError("n_consensus must be between 1 and 10")
+    if value != 1:
+        raise ValueError("n_consensus > 1 is not built yet; use 1")
+    return value
+
+
 class ExtractInput(BlockConfig):
     """A named input of an extract block."""
 
@@ -98,6 +116,87 @@ class ExtractConfig(BlockConfig):
             raise ValueError("json_schema must be an object schema with 'properties'")
         _check_json_schema(value)
         return value
+
+
+def slug(name: str) -> str:
+    """The handle key of a category or sub-document name: lowercase, non-alphanumeric runs → '-'."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+class Category(BlockConfig):
+    """A classifier category; `handle_key` (else the name) names its output handle."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=4000)
+    handle_key: str | None = Field(default=None, max_length=200)
+
+    @property
+    def key(self) -> str:
+        """The slug of its output handle, `output-file-<key>`."""
+        return slug(self.handle_key or self.name)
+
+
+class Subdocument(BlockConfig):
+    """A kind of document a split looks for."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=4000)
+    allow_multiple_instances: bool = False
+
+    @property
+    def key(self) -> str:
+        """The slug of its output handle, `output-file-<key>`."""
+        return slug(self.name)
+
+
+def _check_keys(items: list[Any], what: str) -> list[Any]:
+    """Names unique (ignoring case) and slugs non-empty and unique, so every output handle is distinct."""
+    seen_names: dict[str, str] = {}
+    seen_keys: dict[str, str] = {}
+    for item in items:
+        if not item.key:
+            raise ValueError(f"{what} '{item.name}' has no letter or digit to name its output handle")
+        folded = item.name.casefold()
+        if folded in seen_names:
+            raise ValueError(f"{what} names must be unique: '{item.name}' repeats '{seen_names[folded]}'")
+        if item.key in seen_keys:
+            raise ValueError(
+                f"{what} '{seen_keys[item.key]}' and '{item.name}' both make the handle 'output-file-{item.key}'"
+            )
+        seen_names[folded], seen_keys[item.key] = item.name, item.name
+    return items
+
+
+class ClassifierConfig(BlockConfig):
+    """A document → one of `categories`, routed to that category's handle."""
+
+    model: str | None = None
+    categories: list[Category] = Field(min_length=1, max_length=100)
+    instructions: str | None = Field(default=None, max_length=20000)
+    n_consensus: int = Field(default=1)
+
+    _consensus_not_built = field_validator("n_consensus")(_check_consensus)
+
+    @field_validator("categories")
+    @classmethod
+    def _unique(cls, value: list[Category]) -> list[Category]:
+        return _check_keys(value, "category")
+
+
+class SplitConfig(BlockConfig):
+    """A multi-page document → page ranges per sub-document, each stored as its own PDF."""
+
+    model: str | None = None
+    subdocuments: list[Subdocument] = Field(min_length=1, max_length=100)
+    instructions: str | None = Field(default=None, max_length=20000)
+    n_consensus: int = Field(default=1)
+
+    _consensus_not_built = field_validator("n_consensus")(_check_consensus)
+
+    @field_validator("subdocuments")
+    @classmethod
+    def _unique(cls, value: list[Subdocument]) -> list[Subdocument]:
+        return _check_keys(value, "subdocument")
 
 
 Operator = Literal[
@@ -271,13 +370,15 @@ CONFIG_MODELS: dict[str, type[BlockConfig]] = {
     "function": FunctionConfig,
     "api_call": ApiCallConfig,
     "merge_dicts": MergeDictsConfig,
+    "classifier": ClassifierConfig,
+    "split": SplitConfig,
 }
 
-NOT_BUILT = {"edit", "split", "classifier", "for_each", "while_loop"}
+NOT_BUILT = {"edit", "for_each", "while_loop"}
 START_TYPES = {"start_document", "start_json"}
 # Pure, cheap blocks run as local activities.
 LOCAL_TYPES = {"start_document", "start_json", "conditional", "function", "merge_dicts"}
-ROUTING_TYPES = {"conditional"}
+ROUTING_TYPES = {"conditional", "classifier", "split"}
 
 
 @dataclass(frozen=True)
@@ -320,6 +421,11 @@ def handles_of(block_type: str, config: BlockConfig) -> Handles:
         return Handles(("input-json-0",), outs + (("output-json-else",) if config.else_branch else ()))
     if isinstance(config, FunctionConfig | ApiCallConfig):
         return Handles(("input-json-0",), ("output-json-0",))
+    if isinstance(config, ClassifierConfig):
+        return Handles(("input-file-document",), tuple(f"output-file-{c.key}" for c in config.categories))
+    if isinstance(config, SplitConfig):
+        outs = tuple(f"output-file-{d.key}" for d in config.subdocuments)
+        return Handles(("input-file-0",), outs + ("output-json-splits",))
     if isinstance(config, MergeDictsConfig):
         n = max(2, len(config.inputs or []))
         return Handles(tuple(f"input-json-{i}" for i in range(n)), ("output-json-0",))

@@ -18,9 +18,18 @@ import pytest
 import truststore
 from retab import Retab
 
+from activities import offline_documents
+from activities.document_tasks import (
+    CLASSIFICATION_SCHEMA_TITLE,
+    SPLIT_SCHEMA_TITLE,
+    ClassificationRequest,
+    SplitRequest,
+    read_paged_text,
+)
 from activities.labelled_text import extract_fields
 from activities.storage import ObjectStore
 from api.auth import create_key
+from docflow.blocks import Category, Subdocument
 from docflow.config import Settings
 from docflow.processes import ThreadedApi, start_worker, wait_for_worker
 from docflow.stack import Ports, Server, StackError, start_servers
@@ -65,9 +74,26 @@ class Stack:
 
 
 def _model_answer(body: dict[str, Any]) -> dict[str, Any]:
-    """The test model: reads labelled fields off the document text, for the schema the request carries."""
+    """The test model: reads labelled fields off the document text, for the schema the request carries.
+
+    A classification or split schema (by its title) is answered by the offline logic, with the categories
+    and sub-documents read from the schema's enums (and the categories' descriptions from their scores).
+    """
     schema = body["response_format"]["json_schema"]["schema"]
     text = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    if schema.get("title") == CLASSIFICATION_SCHEMA_TITLE:
+        scores = schema["properties"]["scores"]["properties"]
+        categories = [
+            Category(name=n, description=scores[n].get("description", ""))
+            for n in schema["properties"]["category"]["enum"]
+        ]
+        decided = offline_documents.classify(ClassificationRequest(text=text, categories=categories))
+        return {"reasoning": decided.reasoning, "category": decided.category, "scores": decided.scores}
+    if schema.get("title") == SPLIT_SCHEMA_TITLE:
+        names = schema["properties"]["splits"]["items"]["properties"]["name"]["enum"]
+        subdocuments = [Subdocument(name=n, allow_multiple_instances=True) for n in names]
+        found = offline_documents.split(SplitRequest(pages=read_paged_text(text), subdocuments=subdocuments))
+        return {"splits": [{"name": p.name, "pages": p.pages} for p in found.parts]}
     return extract_fields(schema, text)
 
 

@@ -7,6 +7,8 @@ BLOCK_ACTIVITIES = {
     "start_json": "ReadJsonInput",
     "parse": "ParseDocument",
     "extract": "ExtractData",
+    "classifier": "ClassifyDocument",
+    "split": "SplitDocument",
     "conditional": "EvaluateConditions",
     "function": "RunFunction",
     "merge_dicts": "MergeDicts",

@@ -20,6 +20,9 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 BLOCK_TIMEOUTS = {
     "parse": timedelta(minutes=10),
     "extract": timedelta(minutes=15),
+    # Model calls like extract's; split also cuts and stores one PDF per part.
+    "classifier": timedelta(minutes=15),
+    "split": timedelta(minutes=15),
 }
 DEFAULT_BLOCK_TIMEOUT = timedelta(minutes=5)
 

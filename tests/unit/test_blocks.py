@@ -16,7 +16,11 @@ from docflow.blocks import handles_of, parse_config
         ("start_json", {"json_schema": {"type": "objectx"}}, "not a valid JSON schema"),
         ("extract", {"json_schema": {"type": "object", "properties": {"a": {"type": "strin"}}}}, "JSON schema"),
         ("extract", {"json_schema": {"type": "array"}}, "object schema"),
-        ("extract", {"json_schema": {"type": "object", "properties": {}}, "n_consensus": 11}, "less than or equal to 10"),
+        (
+            "extract",
+            {"json_schema": {"type": "object", "properties": {}}, "n_consensus": 11},
+            "less than or equal to 10",
+        ),
         ("function", {"language": "python", "code": "def transform(x): return x"}, "isolated executor"),
         ("function", {"expression": "1", "mapping": {"a": "1"}}, "exactly one"),
         ("api_call", {"url": "ftp://example.com"}, "url"),
@@ -34,7 +38,7 @@ def test_bad_configs_are_refused_naming_the_problem(block_type: str, config: dic
     assert fragment in str(info.value)
 
 
-@pytest.mark.parametrize("block_type", ["split", "classifier", "edit", "for_each", "while_loop", "nope"])
+@pytest.mark.parametrize("block_type", ["edit", "for_each", "while_loop", "nope"])
 def test_unbuilt_and_unknown_types_are_refused(block_type: str) -> None:
     with pytest.raises(ValueError, match="not built yet|unknown block type"):
         parse_config(block_type, {})

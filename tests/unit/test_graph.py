@@ -116,7 +116,7 @@ def test_unknown_block_type_is_reported_on_the_type_field() -> None:
     assert "formula" in issue.message and "extract" in issue.message
 
 
-@pytest.mark.parametrize("type_", ["split", "classifier", "edit", "for_each", "while_loop"])
+@pytest.mark.parametrize("type_", ["edit", "for_each", "while_loop"])
 def test_not_built_block_type_is_refused(type_: str) -> None:
     [issue] = validate_block(type_, {})
     assert issue.code == "block_type_not_built"
