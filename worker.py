@@ -19,6 +19,7 @@ from activities.egress import Egress, no_cookies
 from activities.executors import Executors
 from activities.http_call import ApiCaller
 from activities.isolation import IsolatedExecutor
+from activities.ocr import OcrSettings
 from activities.payloads import external_storage
 from activities.provider import build_provider
 from activities.runs import RunActivities
@@ -53,6 +54,18 @@ def isolated_executor(settings: Settings) -> IsolatedExecutor:
     )
 
 
+def ocr_settings(settings: Settings) -> OcrSettings:
+    """How scanned pages and images are OCRed (activities.ocr)."""
+    return OcrSettings(
+        command=settings.ocr_command,
+        languages=settings.ocr_languages,
+        page_timeout_seconds=settings.ocr_page_timeout_seconds,
+        document_timeout_seconds=settings.ocr_document_timeout_seconds,
+        max_pages=settings.ocr_max_pages,
+        max_pixels=settings.ocr_max_pixels,
+    )
+
+
 def build_worker(
     client: Client, settings: Settings, store: ObjectStore, http: httpx.AsyncClient, isolated: IsolatedExecutor
 ) -> Worker:
@@ -61,7 +74,7 @@ def build_worker(
     api = ApiCaller(
         Egress(settings.egress_allowlist, settings.egress_max_response_bytes), store, settings.secret_values
     )
-    executors = Executors(store, build_provider(settings, http), api, isolated)
+    executors = Executors(store, build_provider(settings, http), api, isolated, ocr_settings(settings))
     blocks = BlockActivities(store, executors)
     runs = RunActivities(store)
     return Worker(

@@ -1,26 +1,72 @@
-"""Document bytes → text per page, for the parse and extract blocks.
+"""Document bytes → text per page, for the parse block and for every block that reads a document's text.
 
 PDFs go through pypdf in layout mode (text in reading order, columns kept apart by spaces); a page
-pypdf cannot lay out falls back to its plain mode. Text and JSON are one page. Images need OCR by a
-model provider, which is not built yet, so they are refused with a message that says so.
+pypdf cannot lay out falls back to its plain mode. A PDF page whose text layer has (almost) no text,
+fewer than TEXT_LAYER_MIN_CHARS visible characters, is a scan: it is rendered and OCRed (activities.ocr).
+PNG, JPEG and TIFF images are OCRed, one page per frame. Text and JSON are one page.
+
+Limits (OcrSettings): at most `max_pages` pages are OCRed per document, a page image has at most
+`max_pixels` pixels, each page has `page_timeout_seconds` (render or decode, then OCR) and the whole
+document `document_timeout_seconds`. A page that cannot be read fails the document naming the page
+(UnsupportedDocumentError with code `unreadable_page` and `details.page`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import mimetypes
+from dataclasses import dataclass, field
+from typing import Any
 
 from pypdf import PageObject, PdfReader
 
+from activities.ocr import OcrError, OcrSettings, layout, ocr_page
+from activities.page_images import PageImageError, TooManyFrames, image_frames, render_pdf_page
+
 _GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
+OCR_IMAGE_TYPES = {"image/png", "image/jpeg", "image/tiff"}
+# Fewer visible characters than this on a PDF page: it is a scan (a stray page number does not count as text).
+TEXT_LAYER_MIN_CHARS = 10
 
 
 class UnsupportedDocumentError(ValueError):
-    """A document whose type or content cannot be turned into text."""
+    """A document whose type or content cannot be turned into text; `code` and `details` go to the step error."""
+
+    def __init__(self, message: str, code: str = "unsupported_document", details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.details = details or {}
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How scanned pages are read: the parse block's settings, or their defaults for other blocks."""
+
+    dpi: int = 192
+    table_format: str = "markdown"
+    ocr: OcrSettings = field(default_factory=OcrSettings)
+
+
+async def read_pages(content: bytes, mime_type: str, filename: str, options: ReadOptions) -> list[str]:
+    """The text of each page: the text layer where there is one, OCR for scans and images."""
+    kind = _effective_type(mime_type, filename)
+    if kind in OCR_IMAGE_TYPES:
+        return await _within_document_limit(_ocr_image(content, filename, options), filename, options.ocr)
+    pages = await asyncio.to_thread(extract_pages, content, mime_type, filename)
+    scanned = [i for i, text in enumerate(pages) if sum(not c.isspace() for c in text) < TEXT_LAYER_MIN_CHARS]
+    if kind != "application/pdf" or not scanned:
+        return pages
+    if len(scanned) > options.ocr.max_pages:
+        raise _too_many_pages(filename, options.ocr.max_pages)
+    ocred = await _within_document_limit(_ocr_pdf(content, scanned, filename, options), filename, options.ocr)
+    for index, text in zip(scanned, ocred, strict=True):
+        pages[index] = text
+    return pages
 
 
 def extract_pages(content: bytes, mime_type: str, filename: str) -> list[str]:
-    """The text of each page of a document (PDF, text/*, JSON); raise UnsupportedDocumentError otherwise."""
+    """The text layer of each page of a document (PDF, text/*, JSON); raise UnsupportedDocumentError otherwise."""
     kind = _effective_type(mime_type, filename)
     if kind == "application/pdf":
         return _pdf_pages(content, filename)
@@ -28,10 +74,59 @@ def extract_pages(content: bytes, mime_type: str, filename: str) -> list[str]:
         # utf-8-sig drops a byte-order mark that would otherwise start the text.
         return [content.decode("utf-8-sig", errors="replace")]
     if kind.startswith("image/"):
-        raise UnsupportedDocumentError(
-            f"{filename}: image documents ({kind}) need OCR through a model provider, which is not built yet"
-        )
+        raise UnsupportedDocumentError(f"{filename}: image type {kind!r} is not supported (PNG, JPEG and TIFF are)")
     raise UnsupportedDocumentError(f"{filename}: unsupported document type {kind!r}")
+
+
+async def _ocr_pdf(content: bytes, indices: list[int], filename: str, options: ReadOptions) -> list[str]:
+    texts = []
+    for index in indices:
+        render = asyncio.to_thread(render_pdf_page, content, index, options.dpi, options.ocr.max_pixels)
+        png, dpi = await _within_page_limit(render, index + 1, filename, options.ocr)
+        texts.append(await _ocr(png, index + 1, dpi, filename, options))
+    return texts
+
+
+async def _ocr_image(content: bytes, filename: str, options: ReadOptions) -> list[str]:
+    limits = options.ocr
+    decode = asyncio.to_thread(lambda: list(image_frames(content, limits.max_pixels, limits.max_pages)))
+    frames = await _within_page_limit(decode, 1, filename, limits)
+    return [await _ocr(png, number, None, filename, options) for number, png in enumerate(frames, start=1)]
+
+
+async def _ocr(png: bytes, page: int, dpi: int | None, filename: str, options: ReadOptions) -> str:
+    try:
+        words = await ocr_page(png, page, dpi, options.ocr)
+    except OcrError as exc:
+        raise UnsupportedDocumentError(f"{filename}: {exc}", exc.code, {"page": exc.page}) from exc
+    return layout(words, options.table_format)
+
+
+async def _within_page_limit(work: Any, page: int, filename: str, limits: OcrSettings) -> Any:
+    """Await a page's render or decode under the page time limit (the thread finishes alone if it passes)."""
+    try:
+        return await asyncio.wait_for(work, limits.page_timeout_seconds)
+    except TimeoutError as exc:
+        message = f"{filename}: page {page} took longer than {limits.page_timeout_seconds:g} s to render"
+        raise UnsupportedDocumentError(message, "ocr_timeout", {"page": page}) from exc
+    except TooManyFrames as exc:
+        raise _too_many_pages(filename, limits.max_pages) from exc
+    except PageImageError as exc:
+        raise UnsupportedDocumentError(f"{filename}: {exc}", "unreadable_page", {"page": exc.page}) from exc
+
+
+async def _within_document_limit(work: Any, filename: str, limits: OcrSettings) -> list[str]:
+    try:
+        result: list[str] = await asyncio.wait_for(work, limits.document_timeout_seconds)
+    except TimeoutError as exc:
+        message = f"{filename}: OCR took longer than {limits.document_timeout_seconds:g} s for the document"
+        raise UnsupportedDocumentError(message, "ocr_timeout") from exc
+    return result
+
+
+def _too_many_pages(filename: str, limit: int) -> UnsupportedDocumentError:
+    message = f"{filename}: more than {limit} pages need OCR (the limit per document)"
+    return UnsupportedDocumentError(message, "too_many_pages", {"limit": limit})
 
 
 def _effective_type(mime_type: str, filename: str) -> str:
