@@ -63,6 +63,7 @@ def ocr_settings(settings: Settings) -> OcrSettings:
         document_timeout_seconds=settings.ocr_document_timeout_seconds,
         max_pages=settings.ocr_max_pages,
         max_pixels=settings.ocr_max_pixels,
+        processes=settings.ocr_processes,
     )
 
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import io
 import mimetypes
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pypdf import PageObject, PdfReader
 
-from activities.ocr import OcrError, OcrSettings, layout, ocr_page
+from activities.ocr import OcrError, OcrSettings, OcrSlots, layout
 from activities.page_images import PageImageError, TooManyFrames, image_frames, render_pdf_page
 
 _GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
@@ -46,11 +46,14 @@ class ReadOptions:
     dpi: int = 192
     table_format: str = "markdown"
     ocr: OcrSettings = field(default_factory=OcrSettings)
+    # The worker's shared OCR slots; None: a pool of this call's own (tests, benchmarks).
+    slots: OcrSlots | None = None
 
 
 async def read_pages(content: bytes, mime_type: str, filename: str, options: ReadOptions) -> list[str]:
     """The text of each page: the text layer where there is one, OCR for scans and images."""
     kind = _effective_type(mime_type, filename)
+    options = options if options.slots else replace(options, slots=OcrSlots(options.ocr))
     if kind in OCR_IMAGE_TYPES:
         return await _within_document_limit(_ocr_image(content, filename, options), filename, options.ocr)
     pages = await asyncio.to_thread(extract_pages, content, mime_type, filename)
@@ -96,7 +99,8 @@ async def _ocr_image(content: bytes, filename: str, options: ReadOptions) -> lis
 
 async def _ocr(png: bytes, page: int, dpi: int | None, filename: str, options: ReadOptions) -> str:
     try:
-        words = await ocr_page(png, page, dpi, options.ocr)
+        assert options.slots is not None  # set by read_pages
+        words = await options.slots.words(png, page, dpi)
     except OcrError as exc:
         raise UnsupportedDocumentError(f"{filename}: {exc}", exc.code, {"page": exc.page}) from exc
     return layout(words, options.table_format)

@@ -10,7 +10,7 @@ from activities.documents import ReadOptions, UnsupportedDocumentError, read_pag
 from activities.errors import BlockError, InputError
 from activities.http_call import ApiCaller
 from activities.isolation import IsolatedExecutor, ResourceLimit, TaskError, TaskTimeout
-from activities.ocr import OcrSettings, OcrUnavailable
+from activities.ocr import OcrSettings, OcrSlots, OcrUnavailable
 from activities.produced import Produced
 from activities.provider import ExtractionRequest, ModelProvider, ProviderError, ProviderTransientError
 from activities.storage import NotFound, ObjectStore
@@ -67,6 +67,7 @@ class Executors:
         self.api = api
         self.isolated = isolated
         self.ocr = ocr or OcrSettings()
+        self.ocr_slots = OcrSlots(self.ocr)
 
     async def _isolated(self, task: str, payload: Any, limit: float, prefix: str, field: str) -> Any:
         """Run a task in the isolated executor; its limits become the block's errors (TaskError passes)."""
@@ -90,7 +91,7 @@ class Executors:
         except NotFound as exc:
             raise BlockError(f"document '{doc.id}' is not stored", code="document_missing") from exc
         cfg = cfg or ParseConfig()
-        options = ReadOptions(dpi=cfg.image_resolution_dpi, table_format=cfg.table_parsing_format, ocr=self.ocr)
+        options = ReadOptions(cfg.image_resolution_dpi, cfg.table_parsing_format, self.ocr, self.ocr_slots)
         try:
             return await read_pages(content, doc.mime_type, doc.filename, options)
         except UnsupportedDocumentError as exc:

@@ -11,7 +11,8 @@ blurred, noise, JPEG q60), at 150/200/300 dpi:
 Tesseract is faster, keeps word spacing, and needs no Python wheel of ~100 MB (onnxruntime, OpenCV). Its
 models ship in the Debian package, so nothing is downloaded at run time. A child process can be killed:
 each page has a wall-clock limit (`page_timeout_seconds`), the event loop stays free (heartbeats go on),
-and the child gets an empty environment (no secrets) and one OpenMP thread.
+the child gets an empty environment (no secrets) and one OpenMP thread, and at most `processes` children
+run at once per worker (documents wait for a slot), so many scans cannot fork a process each.
 
 Layout (modest, by geometry): words are grouped into rows by their vertical centres, a row splits into
 cells at gaps wider than about 1.5 line heights, and two or more consecutive rows with the same number (≥ 2)
@@ -57,6 +58,7 @@ class OcrSettings:
     document_timeout_seconds: float = 300.0
     max_pages: int = 50
     max_pixels: int = 40_000_000
+    processes: int = 2
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,19 @@ class Word:
     top: int
     width: int
     height: int
+
+
+class OcrSlots:
+    """The worker's OCR processes: at most `settings.processes` run at once."""
+
+    def __init__(self, settings: OcrSettings) -> None:
+        self.settings = settings
+        self._slots = asyncio.Semaphore(settings.processes)
+
+    async def words(self, png: bytes, page: int, dpi: int | None) -> list[Word]:
+        """The words on one page image, once a slot is free (the page's time limit starts then)."""
+        async with self._slots:
+            return await ocr_page(png, page, dpi, self.settings)
 
 
 async def ocr_page(png: bytes, page: int, dpi: int | None, settings: OcrSettings) -> list[Word]:

@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     )
     ocr_page_timeout_seconds: float = Field(default=60.0, gt=0, description="Render or decode, then OCR, of a page")
     ocr_document_timeout_seconds: float = Field(default=300.0, gt=0, description="All OCR of one document")
+    ocr_processes: int = Field(default=2, ge=1, le=64, description="OCR processes a worker runs at once")
 
     # Model provider: "offline" needs no key and no network.
     model_provider: Literal["offline", "openai"] = "offline"

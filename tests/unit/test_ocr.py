@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from pypdf import PdfReader, PdfWriter
 
 from activities.documents import ReadOptions, UnsupportedDocumentError, read_pages
-from activities.ocr import OcrSettings, OcrUnavailable, Word, layout
+from activities.ocr import OcrSettings, OcrSlots, OcrUnavailable, Word, layout
 from activities.page_images import render_pdf_page
 from docflow.sample_invoice import INVOICE_LINES, invoice_pdf_bytes
 from tests.scans import encoded, page_image, require_tesseract, scanned_invoice_pdf
@@ -219,3 +219,20 @@ def test_rows_that_do_not_line_up_are_plain_lines() -> None:
     words.append(Word("today", 700, 130, 50, 20))
     assert layout(words, "markdown").splitlines() == ["Name:   Ann", "Date:   today"]
     assert layout([], "markdown") == ""
+
+
+def test_ocr_processes_are_limited_per_worker(tmp_path: Path) -> None:
+    slow = tmp_path / "ocr"
+    slow.write_text("#!/bin/sh\ncat >/dev/null\nsleep 0.4\n")
+    slow.chmod(0o755)
+    png = encoded([page_image(("x",), dpi=72)], "PNG")
+
+    async def three_documents(processes: int) -> float:
+        settings = OcrSettings(command=str(slow), processes=processes)
+        options = ReadOptions(ocr=settings, slots=OcrSlots(settings))
+        started = time.perf_counter()
+        await asyncio.gather(*(read_pages(png, "image/png", f"{i}.png", options) for i in range(3)))
+        return time.perf_counter() - started
+
+    assert asyncio.run(three_documents(1)) >= 1.2  # one after another
+    assert asyncio.run(three_documents(3)) < 1.1  # side by side
