@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -87,3 +88,45 @@ def test_a_corrupt_scan_fails_the_step_naming_the_page(
     assert record["error"]["error_code"] == "unreadable_page"
     assert record["error"]["context"] == {"page": 1}
     assert "torn.png: page 1" in record["error"]["message"]
+
+
+@pytest.mark.parametrize("accepted", [["application/pdf"], ["text/*", "application/json"]])
+def test_a_start_block_refuses_types_outside_its_accepted_mime_types(
+    client: Retab, stack: Stack, http: httpx.Client, accepted: list[str]
+) -> None:
+    start = {"id": "doc", "type": "start_document", "config": {"accepted_mime_types": accepted}}
+    wf_id, ids = build(client, stack.project_id, [start], [])
+    png = base64.b64encode(encoded([page_image(("x",), dpi=72)], "PNG")).decode()
+    doc = {"filename": "scan.png", "url": f"data:image/png;base64,{png}"}
+    answer = http.post(
+        "/v1/workflows/runs", json={"workflow_id": wf_id, "version": "draft", "documents": {ids["doc"]: doc}}
+    )
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert detail["code"] == "unaccepted_mime_type"
+    assert detail["details"]["field"] == f"documents.{ids['doc']}" and detail["details"]["mime_type"] == "image/png"
+
+
+@pytest.mark.parametrize("accepted", [None, ["image/png"], ["application/pdf", "image/*"], ["*/*"]])
+def test_a_start_block_takes_an_image_its_accepted_mime_types_cover(
+    client: Retab, stack: Stack, http: httpx.Client, accepted: list[str] | None
+) -> None:
+    start = {"id": "doc", "type": "start_document", "config": {"accepted_mime_types": accepted}}
+    wf_id, ids = build(client, stack.project_id, [start], [])
+    png = base64.b64encode(encoded([page_image(("x",), dpi=72)], "PNG")).decode()
+    doc = {"filename": "scan.png", "url": f"data:image/png;base64,{png}"}
+    answer = http.post(
+        "/v1/workflows/runs", json={"workflow_id": wf_id, "version": "draft", "documents": {ids["doc"]: doc}}
+    )
+    assert answer.status_code == 200, answer.text
+    assert wait_for(client, answer.json()["id"]).lifecycle.status == "completed"
+
+
+def test_an_accepted_mime_type_that_is_no_type_is_refused_on_write(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    wf = client.workflows.create(project_id=stack.project_id, name="bad types")
+    config = {"accepted_mime_types": ["application/pdf", "png"]}
+    answer = http.post("/v1/workflows/blocks", json={"workflow_id": wf.id, "type": "start_document", "config": config})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"]["details"]["field"] == "config.accepted_mime_types.1"
