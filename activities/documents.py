@@ -2,8 +2,9 @@
 
 PDFs go through pypdf in layout mode (text in reading order, columns kept apart by spaces); a page
 pypdf cannot lay out falls back to its plain mode. A PDF page whose text layer has (almost) no text,
-fewer than TEXT_LAYER_MIN_CHARS visible characters, is a scan: it is rendered and OCRed (activities.ocr).
-PNG, JPEG and TIFF images are OCRed, one page per frame. Text and JSON are one page.
+fewer than TEXT_LAYER_MIN_CHARS visible characters, is a scan: it is rendered in a child process
+(activities.page_images) and OCRed by another (activities.ocr). PNG, JPEG and TIFF images are decoded the
+same way and OCRed, one page per frame. Text and JSON are one page.
 
 Limits (OcrSettings): at most `max_pages` pages are OCRed per document, a page image has at most
 `max_pixels` pixels, each page has `page_timeout_seconds` (render or decode, then OCR) and the whole
@@ -22,7 +23,7 @@ from typing import Any
 from pypdf import PageObject, PdfReader
 
 from activities.ocr import OcrError, OcrSettings, OcrSlots, layout
-from activities.page_images import PageImageError, TooManyFrames, image_frames, render_pdf_page
+from activities.page_images import PageImageError, PageTimeout, RenderedPages, TooManyFrames, page_renderer
 
 _GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
 OCR_IMAGE_TYPES = {"image/png", "image/jpeg", "image/tiff"}
@@ -83,40 +84,41 @@ def extract_pages(content: bytes, mime_type: str, filename: str) -> list[str]:
 
 async def _ocr_pdf(content: bytes, indices: list[int], filename: str, options: ReadOptions) -> list[str]:
     texts = []
-    for index in indices:
-        render = asyncio.to_thread(render_pdf_page, content, index, options.dpi, options.ocr.max_pixels)
-        png, dpi = await _within_page_limit(render, index + 1, filename, options.ocr)
-        texts.append(await _ocr(png, index + 1, dpi, filename, options))
+    async with page_renderer(content, "pdf", indices, options.dpi, options.ocr) as pages:
+        for index in indices:
+            rendered = await _next_page(pages, index + 1, filename, options.ocr)
+            assert rendered is not None  # a PDF renderer sends one frame per page asked for
+            texts.append(await _ocr(*rendered, index + 1, filename, options))
     return texts
 
 
 async def _ocr_image(content: bytes, filename: str, options: ReadOptions) -> list[str]:
-    limits = options.ocr
-    decode = asyncio.to_thread(lambda: list(image_frames(content, limits.max_pixels, limits.max_pages)))
-    frames = await _within_page_limit(decode, 1, filename, limits)
-    return [await _ocr(png, number, None, filename, options) for number, png in enumerate(frames, start=1)]
+    texts: list[str] = []
+    async with page_renderer(content, "image", [], options.dpi, options.ocr) as frames:
+        while (decoded := await _next_page(frames, len(texts) + 1, filename, options.ocr)) is not None:
+            texts.append(await _ocr(*decoded, len(texts) + 1, filename, options))
+    return texts
 
 
-async def _ocr(png: bytes, page: int, dpi: int | None, filename: str, options: ReadOptions) -> str:
+async def _next_page(pages: RenderedPages, page: int, filename: str, limits: OcrSettings) -> tuple[bytes, int] | None:
+    try:
+        rendered: tuple[bytes, int] | None = await pages.next(page)
+    except TooManyFrames as exc:
+        raise _too_many_pages(filename, limits.max_pages) from exc
+    except PageTimeout as exc:
+        raise UnsupportedDocumentError(f"{filename}: {exc}", "ocr_timeout", {"page": exc.page}) from exc
+    except PageImageError as exc:
+        raise UnsupportedDocumentError(f"{filename}: {exc}", "unreadable_page", {"page": exc.page}) from exc
+    return rendered
+
+
+async def _ocr(png: bytes, dpi: int, page: int, filename: str, options: ReadOptions) -> str:
     try:
         assert options.slots is not None  # set by read_pages
-        words = await options.slots.words(png, page, dpi)
+        words = await options.slots.words(png, page, dpi or None)
     except OcrError as exc:
         raise UnsupportedDocumentError(f"{filename}: {exc}", exc.code, {"page": exc.page}) from exc
     return layout(words, options.table_format)
-
-
-async def _within_page_limit(work: Any, page: int, filename: str, limits: OcrSettings) -> Any:
-    """Await a page's render or decode under the page time limit (the thread finishes alone if it passes)."""
-    try:
-        return await asyncio.wait_for(work, limits.page_timeout_seconds)
-    except TimeoutError as exc:
-        message = f"{filename}: page {page} took longer than {limits.page_timeout_seconds:g} s to render"
-        raise UnsupportedDocumentError(message, "ocr_timeout", {"page": page}) from exc
-    except TooManyFrames as exc:
-        raise _too_many_pages(filename, limits.max_pages) from exc
-    except PageImageError as exc:
-        raise UnsupportedDocumentError(f"{filename}: {exc}", "unreadable_page", {"page": exc.page}) from exc
 
 
 async def _within_document_limit(work: Any, filename: str, limits: OcrSettings) -> list[str]:

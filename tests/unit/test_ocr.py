@@ -15,7 +15,7 @@ from pypdf import PdfReader, PdfWriter
 
 from activities.documents import ReadOptions, UnsupportedDocumentError, read_pages
 from activities.ocr import OcrSettings, OcrSlots, OcrUnavailable, Word, layout
-from activities.page_images import render_pdf_page
+from activities.page_images import render_pdf_pages
 from docflow.sample_invoice import INVOICE_LINES, invoice_pdf_bytes
 from tests.scans import encoded, page_image, require_tesseract, scanned_invoice_pdf
 
@@ -116,7 +116,7 @@ def test_huge_pdf_page_is_rendered_scaled_down_to_the_pixel_cap() -> None:
     writer.add_blank_page(width=14400, height=14400)  # 200 inches square: 576 M pixels at 120 dpi
     out = io.BytesIO()
     writer.write(out)
-    png, dpi = render_pdf_page(out.getvalue(), 0, 120, 4_000_000)
+    [(png, dpi)] = render_pdf_pages(out.getvalue(), [0], 120, 4_000_000)
     width, height = Image.open(io.BytesIO(png)).size
     assert width * height <= 4_000_000 * 1.01 and dpi == 10
 
@@ -236,3 +236,14 @@ def test_ocr_processes_are_limited_per_worker(tmp_path: Path) -> None:
 
     assert asyncio.run(three_documents(1)) >= 1.2  # one after another
     assert asyncio.run(three_documents(3)) < 1.1  # side by side
+
+
+def test_a_page_too_big_for_the_renderers_memory_fails_that_page_not_the_worker() -> None:
+    writer = PdfWriter()
+    writer.add_page(PdfReader(io.BytesIO(invoice_pdf_bytes())).pages[0])
+    writer.add_blank_page(width=14400, height=14400)  # 1.5 G pixels at 192 dpi: past the renderer's memory
+    out = io.BytesIO()
+    writer.write(out)
+    error = error_of(out.getvalue(), "application/pdf", "huge.pdf", max_pixels=4_000_000_000)
+    assert error.code == "unreadable_page" and error.details == {"page": 2}
+    assert "more memory than the renderer may use" in str(error)
