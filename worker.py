@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -97,6 +98,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     async with model_http_client(settings) as http, isolated_executor(settings) as isolated:
         worker = build_worker(client, settings, store, http, isolated)
         log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+        if shutil.which(settings.ocr_command) is None:
+            # Text documents still work; scanned pages and images fail with ocr_unavailable until it is installed.
+            log.warning("OCR program not found: scanned pages will fail", ocr_command=settings.ocr_command)
         async with worker:
             await (stop or asyncio.Event()).wait()
 
