@@ -103,12 +103,9 @@ async def page_renderer(
     try:
         assert proc.stdin is not None
         proc.stdin.write(content)
-        try:
+        # A renderer that died or stalled early is reported by reading its first page, under the page limit.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, TimeoutError):
             await asyncio.wait_for(proc.stdin.drain(), settings.page_timeout_seconds)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the renderer died early: reading its first page reports how
-        except TimeoutError as exc:
-            raise PageTimeout(1, "the renderer did not read the document in time") from exc
         proc.stdin.close()
         yield RenderedPages(proc, settings)
     finally:

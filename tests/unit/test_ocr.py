@@ -247,3 +247,10 @@ def test_a_page_too_big_for_the_renderers_memory_fails_that_page_not_the_worker(
     error = error_of(out.getvalue(), "application/pdf", "huge.pdf", max_pixels=4_000_000_000)
     assert error.code == "unreadable_page" and error.details == {"page": 2}
     assert "more memory than the renderer may use" in str(error)
+
+
+def test_a_page_that_renders_past_the_page_limit_fails_naming_it() -> None:
+    # 10 ms: less than the renderer needs to start, so the first page is late.
+    error = error_of(scanned_invoice_pdf(), "application/pdf", "slow.pdf", page_timeout_seconds=0.01)
+    assert error.code == "ocr_timeout" and error.details == {"page": 1}
+    assert "slow.pdf: page 1 took longer than 0.01 s to render" in str(error)
