@@ -8,6 +8,8 @@ blurred, noise, JPEG q60), at 150/200/300 dpi:
     RapidOCR 1.4.4     0.8-1.5 s/page clean, 0.75-1.0 s/page scanned; 1-8 of 11 lines exact, similarity 0.90-0.99
     (rapidocr_onnxruntime: PP-OCRv4 models inside the wheel; it drops the spaces between Latin words)
 
+The whole path, PDF page rendered at 192 dpi then OCRed, takes ~0.3 s/page here (bench/ocr.py).
+
 Tesseract is faster, keeps word spacing, and needs no Python wheel of ~100 MB (onnxruntime, OpenCV). Its
 models ship in the Debian package, so nothing is downloaded at run time. A child process can be killed:
 each page has a wall-clock limit (`page_timeout_seconds`), the event loop stays free (heartbeats go on),
@@ -17,8 +19,8 @@ run at once per worker (documents wait for a slot), so many scans cannot fork a 
 Layout (modest, by geometry): words are grouped into rows by their vertical centres, a row splits into
 cells at gaps wider than about 1.5 line heights, and two or more consecutive rows with the same number (≥ 2)
 of cells whose left edges line up form a table, written in the block's `table_parsing_format` (markdown
-pipe rows, an HTML table, a JSON list of rows, or a YAML list of rows). Other rows are their cells joined by three
-spaces. Ruled lines, merged cells and rows with empty cells are not recognised as tables.
+pipe rows, an HTML table, a JSON list of rows, or a YAML list of rows). Other rows are their cells joined
+by three spaces. Ruled lines, merged cells and rows with empty cells are not recognised as tables.
 """
 
 from __future__ import annotations
