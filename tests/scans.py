@@ -50,6 +50,6 @@ def encoded(images: list[Image.Image], fmt: str, dpi: int = 150) -> bytes:
     return out.getvalue()
 
 
-def scanned_invoice_pdf() -> bytes:
-    """The sample invoice as an image-only PDF: one page, no text layer."""
-    return encoded([page_image()], "PDF")
+def scanned_invoice_pdf(lines: tuple[str, ...] = INVOICE_LINES) -> bytes:
+    """The sample invoice (or `lines`) as an image-only PDF: one page, no text layer."""
+    return encoded([page_image(lines)], "PDF")
