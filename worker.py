@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from activities.egress import Egress, no_cookies
 from activities.executors import Executors
 from activities.http_call import ApiCaller
 from activities.isolation import IsolatedExecutor
+from activities.ocr import OcrSettings
 from activities.payloads import external_storage
 from activities.provider import build_provider
 from activities.runs import RunActivities
@@ -53,6 +55,19 @@ def isolated_executor(settings: Settings) -> IsolatedExecutor:
     )
 
 
+def ocr_settings(settings: Settings) -> OcrSettings:
+    """How scanned pages and images are OCRed (activities.ocr)."""
+    return OcrSettings(
+        command=settings.ocr_command,
+        languages=settings.ocr_languages,
+        page_timeout_seconds=settings.ocr_page_timeout_seconds,
+        document_timeout_seconds=settings.ocr_document_timeout_seconds,
+        max_pages=settings.ocr_max_pages,
+        max_pixels=settings.ocr_max_pixels,
+        processes=settings.ocr_processes,
+    )
+
+
 def build_worker(
     client: Client, settings: Settings, store: ObjectStore, http: httpx.AsyncClient, isolated: IsolatedExecutor
 ) -> Worker:
@@ -61,7 +76,7 @@ def build_worker(
     api = ApiCaller(
         Egress(settings.egress_allowlist, settings.egress_max_response_bytes), store, settings.secret_values
     )
-    executors = Executors(store, build_provider(settings, http, isolated), api, isolated)
+    executors = Executors(store, build_provider(settings, http, isolated), api, isolated, ocr_settings(settings))
     blocks = BlockActivities(store, executors)
     runs = RunActivities(store)
     return Worker(
@@ -83,6 +98,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     async with model_http_client(settings) as http, isolated_executor(settings) as isolated:
         worker = build_worker(client, settings, store, http, isolated)
         log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+        if shutil.which(settings.ocr_command) is None:
+            # Text documents still work; scanned pages and images fail with ocr_unavailable until it is installed.
+            log.warning("OCR program not found: scanned pages will fail", ocr_command=settings.ocr_command)
         async with worker:
             await (stop or asyncio.Event()).wait()
 

@@ -12,10 +12,11 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from activities.document_tasks import ClassificationRequest, SplitPart, SplitRequest
-from activities.documents import UnsupportedDocumentError, extract_pages
+from activities.documents import ReadOptions, UnsupportedDocumentError, read_pages
 from activities.errors import BlockError, InputError
 from activities.http_call import ApiCaller
 from activities.isolation import IsolatedExecutor, ResourceLimit, TaskError, TaskTimeout
+from activities.ocr import OcrSettings, OcrSlots, OcrUnavailable
 from activities.pdf_pages import PageRangeError, pdf_of_pages
 from activities.produced import Produced
 from activities.provider import (
@@ -72,11 +73,20 @@ class Executors:
     time or memory there is the user's (a permanent BlockError); a lost process is infrastructure (retried).
     """
 
-    def __init__(self, store: ObjectStore, provider: ModelProvider, api: ApiCaller, isolated: IsolatedExecutor) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        provider: ModelProvider,
+        api: ApiCaller,
+        isolated: IsolatedExecutor,
+        ocr: OcrSettings | None = None,
+    ) -> None:
         self.store = store
         self.provider = provider
         self.api = api
         self.isolated = isolated
+        self.ocr = ocr or OcrSettings()
+        self.ocr_slots = OcrSlots(self.ocr)
 
     async def _isolated(self, task: str, payload: Any, limit: float, prefix: str, field: str) -> Any:
         """Run a task in the isolated executor; its limits become the block's errors (TaskError passes)."""
@@ -93,15 +103,20 @@ class Executors:
                 details={"field": field, "resource": exc.resource},
             ) from exc
 
-    async def _document_text(self, project_id: str, doc: FileRef) -> list[str]:
+    async def _document_text(self, project_id: str, doc: FileRef, cfg: ParseConfig | None = None) -> list[str]:
+        """Text per page; scans and images are OCRed with the parse block's resolution and table format."""
         try:
             content = await self.store.get_bytes(keys.file_content(project_id, doc.id))
         except NotFound as exc:
             raise BlockError(f"document '{doc.id}' is not stored", code="document_missing") from exc
+        cfg = cfg or ParseConfig()
+        options = ReadOptions(cfg.image_resolution_dpi, cfg.table_parsing_format, self.ocr, self.ocr_slots)
         try:
-            return await asyncio.to_thread(extract_pages, content, doc.mime_type, doc.filename)
+            return await read_pages(content, doc.mime_type, doc.filename, options)
         except UnsupportedDocumentError as exc:
-            raise BlockError(str(exc), code="unsupported_document") from exc
+            raise BlockError(str(exc), code=exc.code, details=exc.details) from exc
+        except OcrUnavailable as exc:
+            raise BlockError(f"{doc.filename}: {exc}", code="ocr_unavailable") from exc
 
     async def _document_bytes(self, project_id: str, doc: FileRef) -> bytes:
         try:
@@ -143,7 +158,7 @@ class Executors:
         doc = inputs.get("input-file-0")
         if doc is None or doc.document is None:
             raise InputError("input handle 'input-file-0' has no document", code="missing_input")
-        pages = await self._document_text(inp.run.project_id, doc.document)
+        pages = await self._document_text(inp.run.project_id, doc.document, cfg)
         output = {"pages": pages, "text": "\n\n".join(pages)}
         model = cfg.model or "docflow-text"
         artifact: dict[str, Any] = {

@@ -33,6 +33,7 @@ from api.run_queries import visibility_query
 from api.run_views import public_step
 from api.uploads import file_id_from_url
 from docflow import keys, schemas
+from docflow.blocks import StartDocumentConfig
 from docflow.config import Settings
 from docflow.ids import RUN, derived_id, new_id
 from docflow.models import FileRef, VersionRecord
@@ -76,6 +77,7 @@ class Runs:
         if idempotency_key:
             run_id = await self._claim(project_id, body, idempotency_key)
         refs = {k: await self._document(project_id, k, v) for k, v in documents.items()}
+        _check_accepted_types(version, refs)
         inputs_key = keys.run_inputs(project_id, run_id) if json_inputs else None
         if inputs_key:
             # Written once: only a retry of the same request (its key's hash matched) finds them, and they are equal.
@@ -277,6 +279,24 @@ def _start_blocks(version: VersionRecord) -> tuple[set[str], dict[str, dict[str,
     docs = {b.id for b in version.blocks if b.type == "start_document"}
     jsons = {b.id: b.config.get("json_schema") for b in version.blocks if b.type == "start_json"}
     return docs, jsons
+
+
+def _check_accepted_types(version: VersionRecord, refs: dict[str, FileRef]) -> None:
+    """Each document's type is one its start block's `accepted_mime_types` allows."""
+    for block in version.blocks:
+        ref = refs.get(block.id)
+        if ref is None or block.type != "start_document":
+            continue
+        config = StartDocumentConfig.model_validate(block.config)
+        if not config.accepts(ref.mime_type):
+            field = f"documents.{block.id}"
+            raise InvalidError(
+                f"{field}: {ref.mime_type!r} is not among the block's accepted_mime_types {config.accepted_mime_types}",
+                code="unaccepted_mime_type",
+                field=field,
+                block_id=block.id,
+                mime_type=ref.mime_type,
+            )
 
 
 def _check_input_keys(given: dict[str, Any], expected: Any, field: str, kind: str, version_id: str) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -38,9 +38,17 @@ class BlockConfig(BaseModel):
 
 
 class StartDocumentConfig(BlockConfig):
-    """A run's input document."""
+    """A run's input document; `accepted_mime_types` (exact types, `image/*` families or `*/*`) limits its type."""
 
-    accepted_mime_types: list[str] | None = None
+    accepted_mime_types: list[Annotated[str, Field(pattern=r"^(\*/\*|[\w.+-]+/([\w.+-]+|\*))$")]] | None = None
+
+    def accepts(self, mime_type: str) -> bool:
+        """Whether a document of `mime_type` may start the run (any type when no list is given)."""
+        if not self.accepted_mime_types:
+            return True
+        kind = mime_type.split(";", 1)[0].strip().lower()
+        allowed = {a.lower() for a in self.accepted_mime_types}
+        return bool({kind, kind.split("/", 1)[0] + "/*", "*/*"} & allowed)
 
 
 def _check_json_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:

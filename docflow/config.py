@@ -98,6 +98,17 @@ class Settings(BaseSettings):
         default=500, ge=1, description="Blocks a workflow's draft may hold; one more is refused with 422"
     )
 
+    # OCR of scanned PDF pages and images (issue 6, item 4): Tesseract, run per page as a child process.
+    ocr_command: str = Field(default="tesseract", description="The Tesseract program (a name on PATH or a path)")
+    ocr_languages: str = Field(default="eng", pattern=r"^[a-z_]+(\+[a-z_]+)*$", description="Tesseract languages")
+    ocr_max_pages: int = Field(default=50, ge=1, description="Pages OCRed per document; more fail the block")
+    ocr_max_pixels: int = Field(
+        default=40_000_000, ge=1_000_000, description="Pixels of one page image (rendered scans are scaled down)"
+    )
+    ocr_page_timeout_seconds: float = Field(default=60.0, gt=0, description="Render or decode, then OCR, of a page")
+    ocr_document_timeout_seconds: float = Field(default=300.0, gt=0, description="All OCR of one document")
+    ocr_processes: int = Field(default=2, ge=1, le=64, description="OCR processes a worker runs at once")
+
     # Model provider: "offline" needs no key and no network.
     model_provider: Literal["offline", "openai"] = "offline"
     model_base_url: str = "https://api.openai.com/v1"
