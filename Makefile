@@ -32,6 +32,7 @@ unit: venv
 
 bench: venv
 	$(BIN)/python -m bench.overhead
+	$(BIN)/python -m bench.consensus
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache
