@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.exceptions import ApplicationError
 
-from activities.document_tasks import ClassificationRequest, SplitPart, SplitRequest
+from activities.document_tasks import ClassificationRequest, SplitPart, SplitRequest, SplitResult
 from activities.documents import ReadOptions, UnsupportedDocumentError, read_pages
 from activities.errors import BlockError, InputError
 from activities.http_call import ApiCaller
@@ -43,6 +43,7 @@ from docflow.blocks import (
     parse_config,
 )
 from docflow.conditions import ConditionalResult
+from docflow.consensus import merge_categories, merge_splits
 from docflow.merge import MergeError, merge_dicts
 from docflow.models import FileRef
 from docflow.runs import ExecuteBlockInput, HandleValue
@@ -61,6 +62,7 @@ def _one_json(inputs: dict[str, HandleValue], handle: str = "input-json-0") -> H
 
 # Pure blocks run as local activities (5 s start-to-close): their evaluation gets less than that.
 LOCAL_EVALUATION_LIMIT_SECONDS = 4.0
+T = TypeVar("T")
 # The consensus merge of K votes runs in the isolated executor; its bounds (docflow.consensus) keep it far below.
 CONSENSUS_LIMIT_SECONDS = 30.0
 
@@ -237,15 +239,16 @@ class Executors:
             text="\n\n".join(pages), categories=cfg.categories, instructions=cfg.instructions, model=cfg.model
         )
         start = time.perf_counter()
-        try:
-            result = await self.provider.classify(request)
-        except ProviderTransientError:
-            raise  # rate limits, 5xx, timeouts: Temporal retries the activity with backoff
-        except ProviderError as exc:
-            raise BlockError(f"model call failed: {exc}", code="provider_error") from exc
+        n = cfg.n_consensus
+        results = await _model_call(asyncio.gather(*(self.provider.classify(request) for _ in range(n))))
+        votes = merge_categories([r.category for r in results])
+        result = next(r for r in results if r.category == votes.category)
+        likelihood = result.likelihood if n == 1 else votes.likelihood
+        top_margin = result.top_margin if n == 1 else votes.margin
         chosen = next(c for c in cfg.categories if c.name == result.category)
         handle = f"output-file-{chosen.key}"
         decision = {"reasoning": result.reasoning, "category": result.category}
+        choices = [{"reasoning": r.reasoning, "category": r.category} for r in results]
         artifact = {
             "operation": "classification",
             "file": doc.model_dump(),
@@ -255,13 +258,13 @@ class Executors:
             "instructions": cfg.instructions,
             "output": decision,
             "status": "completed",
-            "consensus": {"choices": [decision], "likelihoods": result.likelihood},
+            "consensus": {"choices": choices, "likelihoods": likelihood},
             # Beyond Retab's record (clients ignore them): what review gates on.
-            "likelihood": result.likelihood,
-            "top_margin": result.top_margin,
+            "likelihood": likelihood,
+            "top_margin": top_margin,
             "scores": result.scores,
             "selected_handle": handle,
-            "usage": _usage(result.usage, start),
+            "usage": _usage(_summed(r.usage for r in results), start, calls=n),
         }
         outputs = {handle: HandleValue(type="file", document=doc)}
         return Produced(outputs=outputs, routing=[handle], artifact=artifact, model=result.model)
@@ -277,12 +280,9 @@ class Executors:
             pages=pages, subdocuments=cfg.subdocuments, instructions=cfg.instructions, model=cfg.model
         )
         start = time.perf_counter()
-        try:
-            result = await self.provider.split(request)
-        except ProviderTransientError:
-            raise
-        except ProviderError as exc:
-            raise BlockError(f"model call failed: {exc}", code="provider_error") from exc
+        n = cfg.n_consensus
+        results = await _model_call(asyncio.gather(*(self.provider.split(request) for _ in range(n))))
+        result = results[0] if n == 1 else _merged_split(results)
         content = await self._document_bytes(project, doc)
         keys_by_name = {d.name: d.key for d in cfg.subdocuments}
         stem = doc.filename.rsplit(".", 1)[0] or "document"
@@ -309,14 +309,17 @@ class Executors:
             "file": doc.model_dump(),
             "model": result.model,
             "subdocuments": [d.model_dump() for d in cfg.subdocuments],
-            "n_consensus": cfg.n_consensus,
+            "n_consensus": n,
             "instructions": cfg.instructions,
             "output": votes,
             "status": "completed",
-            "consensus": {"likelihoods": [_split_likelihood(p) for p in result.parts], "choices": [votes]},
+            "consensus": {
+                "likelihoods": [_split_likelihood(p) for p in result.parts],
+                "choices": [[{"name": p.name, "pages": p.pages} for p in r.parts] for r in results],
+            },
             # Beyond Retab's record (clients ignore it): the stored PDF of each split.
             "splits": splits,
-            "usage": _usage(result.usage, start),
+            "usage": _usage(_summed(r.usage for r in results), start, calls=n),
         }
         return Produced(outputs=outputs, routing=list(outputs), artifact=artifact, model=result.model)
 
@@ -397,7 +400,7 @@ async def _one(provider: ModelProvider, request: ExtractionRequest) -> list[Extr
     return [await provider.extract(request)]
 
 
-async def _model_call(call: Awaitable[list[ExtractionResult]]) -> list[ExtractionResult]:
+async def _model_call(call: Awaitable[list[T]]) -> list[T]:
     """Await model calls, mapping the provider's errors to the activity's: transient retried, permanent not."""
     try:
         return await call
@@ -425,9 +428,42 @@ def _is_pdf(content: bytes) -> bool:
     return b"%PDF-" in content[:1024]
 
 
-def _usage(tokens: dict[str, int], start: float) -> dict[str, Any]:
+def _usage(tokens: dict[str, int], start: float, calls: int = 1) -> dict[str, Any]:
     # Retab's usage carries credits; a self-hosted model call costs none.
-    return {"credits": 0.0, "calls": 1, "wall_ms": int((time.perf_counter() - start) * 1000), **tokens}
+    return {"credits": 0.0, "calls": calls, "wall_ms": int((time.perf_counter() - start) * 1000), **tokens}
+
+
+def _summed(usages: Iterable[dict[str, int]]) -> dict[str, int]:
+    """The token counts of several calls, added up."""
+    total: dict[str, int] = {}
+    for usage in usages:
+        for key, value in usage.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def _merged_split(results: list[SplitResult]) -> SplitResult:
+    """K split votes as one: the consensus splits (docflow.consensus), with per-page agreement of the votes."""
+    votes = [[{"name": p.name, "pages": p.pages} for p in r.parts] for r in results]
+    try:
+        merged = merge_splits(votes)
+    except ValueError as exc:
+        raise BlockError(f"split votes: {exc}", code="consensus_invalid") from exc
+    parts = []
+    for split, scored in zip(merged.splits, merged.likelihoods, strict=True):
+        pages = sorted(split["pages"])
+        # A page's likelihood: the share of votes that put it under a sub-document of the same name.
+        agree = [
+            sum(any(v["name"] == split["name"] and p in v["pages"] for v in vote) for vote in votes) for p in pages
+        ]
+        page_likelihoods = [count / len(votes) for count in agree]
+        parts.append(
+            SplitPart(
+                name=split["name"], pages=pages, likelihood=scored["likelihood"], page_likelihoods=page_likelihoods
+            )
+        )
+    parts.sort(key=lambda part: part.pages[0] if part.pages else 0)
+    return SplitResult(parts=parts, model=results[0].model, usage={})
 
 
 def _split_likelihood(part: SplitPart) -> dict[str, Any]:

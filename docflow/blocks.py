@@ -18,7 +18,10 @@ Decisions where Retab's notes are inference [I]:
   reached only through them are skipped with a reason. `split` also outputs `output-json-splits`.
 - `split` with `allow_multiple_instances`: each instance is its own PDF (listed in `output-json-splits`);
   the sub-document's handle carries one PDF holding the pages of all its instances, in page order.
-- `n_consensus` other than 1 on `extract`, `classifier` and `split` is refused until consensus is built.
+- `n_consensus` (1–10) on `extract`, `classifier` and `split`: K calls in parallel, merged by `docflow.consensus`
+  (extract field by field; classifier by majority, likelihood = the winner's share of the votes, margin over the
+  runner-up; split: the most central vote's splits, each with the share of votes containing it exactly, and
+  per page the share of votes that put that page under the same sub-document name).
 - `for_each`, `while_loop`, `edit` are not built yet: their configs are refused on write.
 """
 
@@ -88,11 +91,9 @@ class ParseConfig(BlockConfig):
 
 
 def _check_consensus(value: int) -> int:
-    # Consensus (several votes merged) is wired separately; until then only one vote is allowed.
+    # K independent model calls merged by docflow.consensus (NOTES.md §7 allows 1–10 in a block's config).
     if not 1 <= value <= 10:
         raise ValueError("n_consensus must be between 1 and 10")
-    if value != 1:
-        raise ValueError("n_consensus > 1 is not built yet; use 1")
     return value
 
 

@@ -1,4 +1,4 @@
-"""Consensus extraction end to end: K calls to the local chat-completions server, merged field by field.
+"""Consensus end to end: K calls to the local chat-completions server, merged (extract, classifier, split).
 
 The model server answers the K votes of a step with scripted contents (`answer_next`), so the test decides
 where the votes agree and where they disagree; the step's output, its likelihoods and the artifact (checked by
@@ -7,15 +7,22 @@ the SDK's `ExtractionWorkflowArtifact`) must follow NOTES.md §7.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 from retab import Retab
-from retab.types.workflows.artifacts import ExtractionWorkflowArtifact
+from retab.types.workflows.artifacts import (
+    ClassificationWorkflowArtifact,
+    ExtractionWorkflowArtifact,
+    SplitWorkflowArtifact,
+)
 
 from tests.chat_server import ChatCompletionsServer
 from tests.conftest import Stack
+from tests.documents import three_invoices_pdf
 from tests.integration.builders import build, wait_for
+from tests.integration.test_document_blocks import CATEGORIES, SUBDOCUMENTS
 
 SCHEMA = {
     "type": "object",
@@ -97,3 +104,73 @@ def test_n_consensus_outside_one_to_ten_is_refused_naming_the_field(
     )
     assert response.status_code == 422, response.text
     assert "n_consensus" in response.text
+
+
+def _document_workflow(client: Retab, stack: Stack, block: dict[str, Any], handle: str) -> tuple[str, dict[str, str]]:
+    blocks = [{"id": "doc", "type": "start_document"}, block]
+    edge = {
+        "source_block": "doc",
+        "source_handle": "output-file-0",
+        "target_block": block["id"],
+        "target_handle": handle,
+    }
+    return build(client, stack.project_id, blocks, [edge])
+
+
+def test_three_classifier_votes_pick_the_majority_with_its_share_and_margin(
+    client: Retab, stack: Stack, http: httpx.Client, model_server: ChatCompletionsServer, tmp_path: Path
+) -> None:
+    config = {"categories": CATEGORIES, "n_consensus": 3}
+    wf_id, ids = _document_workflow(
+        client, stack, {"id": "cls", "type": "classifier", "config": config}, "input-file-document"
+    )
+    model_server.answer_next(
+        {"reasoning": "a bill", "category": "Invoice", "scores": {"Invoice": 0.9, "Booking Confirmation": 0.1}},
+        {
+            "reasoning": "a stay",
+            "category": "Booking Confirmation",
+            "scores": {"Invoice": 0.4, "Booking Confirmation": 0.6},
+        },
+        {"reasoning": "total due", "category": "Invoice", "scores": {"Invoice": 0.8, "Booking Confirmation": 0.2}},
+    )
+    path = tmp_path / "note.txt"
+    path.write_text("Consensus classifier document CONS-CLS-1")
+    run = client.workflows.runs.create(workflow_id=wf_id, version="draft", documents={ids["doc"]: path})
+    done = wait_for(client, run.id)
+    assert done.lifecycle.status == "completed", done.lifecycle
+    step = client.workflows.steps.get(ids["cls"], run_id=run.id)
+    assert list(step.handle_outputs) == ["output-file-invoice"]
+    assert step.artifact is not None
+    record = http.get(f"/v1/workflows/artifacts/{step.artifact.id}").json()
+    artifact = ClassificationWorkflowArtifact.model_validate(record)
+    assert artifact.output is not None and artifact.output.category == "Invoice"
+    assert artifact.consensus is not None and len(artifact.consensus.choices or []) == 3
+    assert abs(record["likelihood"] - 2 / 3) < 1e-9 and abs(record["top_margin"] - 1 / 3) < 1e-9
+    assert record["usage"]["calls"] == 3
+
+
+def test_three_split_votes_keep_the_central_vote_with_likelihoods_per_split_and_page(
+    client: Retab, stack: Stack, http: httpx.Client, model_server: ChatCompletionsServer, tmp_path: Path
+) -> None:
+    config = {"subdocuments": SUBDOCUMENTS, "n_consensus": 3}
+    wf_id, ids = _document_workflow(client, stack, {"id": "spl", "type": "split", "config": config}, "input-file-0")
+    three = {"splits": [{"name": "Invoice", "pages": [1, 2]}, {"name": "Invoice", "pages": [3, 4]},
+                        {"name": "Invoice", "pages": [5, 6]}]}  # fmt: skip
+    two = {"splits": [{"name": "Invoice", "pages": [1, 2, 3, 4]}, {"name": "Invoice", "pages": [5, 6]}]}
+    model_server.answer_next(three, two, three)
+    path = tmp_path / "three.pdf"
+    path.write_bytes(three_invoices_pdf())
+    run = client.workflows.runs.create(workflow_id=wf_id, version="draft", documents={ids["doc"]: path})
+    done = wait_for(client, run.id)
+    assert done.lifecycle.status == "completed", done.lifecycle
+    step = client.workflows.steps.get(ids["spl"], run_id=run.id)
+    splits = step.handle_outputs["output-json-splits"].data  # type: ignore[index]
+    assert [s["pages"] for s in splits] == [[1, 2], [3, 4], [5, 6]]
+    assert step.artifact is not None
+    record = http.get(f"/v1/workflows/artifacts/{step.artifact.id}").json()
+    artifact = SplitWorkflowArtifact.model_validate(record)
+    assert artifact.consensus is not None and len(artifact.consensus.choices or []) == 3
+    likelihoods = record["consensus"]["likelihoods"]
+    assert [round(x["name"], 3) for x in likelihoods] == [0.667, 0.667, 1.0]
+    # Every vote puts pages 1–4 under an invoice: each page agrees fully even where the splits differ.
+    assert [x["pages"] for x in likelihoods] == [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]

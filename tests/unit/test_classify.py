@@ -39,12 +39,12 @@ def test_handles_one_per_category_and_split_adds_splits() -> None:
         ("classifier", {"categories": [{"name": "A b"}, {"name": "a-b"}]}, "config.categories", "output-file-a-b"),
         ("classifier", {"categories": [{"name": "Same"}, {"name": "same"}]}, "config.categories", "unique"),
         ("classifier", {"categories": [{"name": "!!!"}]}, "config.categories", "no letter or digit"),
-        ("classifier", {"categories": [{"name": "a"}], "n_consensus": 5}, "config.n_consensus", "not built yet"),
+        ("classifier", {"categories": [{"name": "a"}], "n_consensus": 11}, "config.n_consensus", "between 1 and 10"),
         ("classifier", {"categories": [{"name": "a"}], "n_consensus": 11}, "config.n_consensus", "between 1 and 10"),
         ("classifier", {"categories": [{"nom": "a"}]}, "config.categories.0.name", "Field required"),
         ("split", {"subdocuments": []}, "config.subdocuments", "at least 1"),
         ("split", {"subdocuments": [{"name": "x y"}, {"name": "X_Y"}]}, "config.subdocuments", "output-file-x-y"),
-        ("split", {"subdocuments": [{"name": "a"}], "n_consensus": 3}, "config.n_consensus", "not built yet"),
+        ("split", {"subdocuments": [{"name": "a"}], "n_consensus": 0}, "config.n_consensus", "between 1 and 10"),
     ],
 )
 def test_bad_configs_are_refused_naming_the_field(
