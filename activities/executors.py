@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Iterable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
 from activities.document_tasks import ClassificationRequest, SplitPart, SplitRequest, SplitResult
@@ -135,7 +136,7 @@ class Executors:
 
     async def start_json(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
         """The JSON given for this start block, checked against its schema."""
-        cfg = parse_config("start_json", inp.block.config)
+        cfg = _config(inp, "start_json")
         assert isinstance(cfg, StartJsonConfig)
         all_inputs: dict[str, Any] = {}
         if inp.json_inputs_key:
@@ -155,7 +156,7 @@ class Executors:
 
     async def parse(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
         """Text per page of the input document."""
-        cfg = parse_config("parse", inp.block.config)
+        cfg = _config(inp, "parse")
         assert isinstance(cfg, ParseConfig)
         doc = inputs.get("input-file-0")
         if doc is None or doc.document is None:
@@ -176,7 +177,7 @@ class Executors:
 
     async def extract(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
         """Data matching the schema, from the document or text inputs, through the model provider."""
-        cfg = parse_config("extract", inp.block.config)
+        cfg = _config(inp, "extract")
         assert isinstance(cfg, ExtractConfig)
         texts: list[str] = []
         source: FileRef | None = None
@@ -231,7 +232,7 @@ class Executors:
 
     async def classifier(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
         """One category for the document; the document passes through on that category's handle only."""
-        cfg = parse_config("classifier", inp.block.config)
+        cfg = _config(inp, "classifier")
         assert isinstance(cfg, ClassifierConfig)
         doc = _one_document(inputs, "input-file-document")
         pages = await self._document_text(inp.run.project_id, doc)
@@ -271,7 +272,7 @@ class Executors:
 
     async def split(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
         """Page ranges per sub-document, each stored as its own PDF; routed to the sub-documents found."""
-        cfg = parse_config("split", inp.block.config)
+        cfg = _config(inp, "split")
         assert isinstance(cfg, SplitConfig)
         project = inp.run.project_id
         doc = _one_document(inputs, "input-file-0")
@@ -339,7 +340,7 @@ class Executors:
 
     async def conditional(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
         """The first matching branch; the input passes through on its handle."""
-        cfg = parse_config("conditional", inp.block.config)
+        cfg = _config(inp, "conditional")
         assert isinstance(cfg, ConditionalConfig)
         value = _one_json(inputs)
         payload = {"config": cfg.model_dump(mode="json"), "data": value.data}
@@ -362,7 +363,7 @@ class Executors:
 
     async def function(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
         """The expression or mapping evaluated over the input."""
-        cfg = parse_config("function", inp.block.config)
+        cfg = _config(inp, "function")
         assert isinstance(cfg, FunctionConfig)
         value = _one_json(inputs)
         start = time.perf_counter()
@@ -381,7 +382,7 @@ class Executors:
 
     async def merge_dicts(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
         """The merged inputs, in handle order."""
-        cfg = parse_config("merge_dicts", inp.block.config)
+        cfg = _config(inp, "merge_dicts")
         assert isinstance(cfg, MergeDictsConfig)
         ordered = [inputs[h].data for h in handles_of("merge_dicts", cfg).inputs if h in inputs]
         try:
@@ -394,6 +395,19 @@ class Executors:
         """The HTTP request, retried on 5xx and timeouts, traced in the artifact."""
         value = inputs.get("input-json-0")
         return await self.api.call(inp, value.data if value else None)
+
+
+def _config(inp: ExecuteBlockInput, block_type: str) -> Any:
+    """The block's validated config; a stored config that no longer validates is a step error naming the field."""
+    try:
+        return parse_config(block_type, inp.block.config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = "config." + ".".join(str(part) for part in first["loc"])
+        message = f"{field}: {first['msg']}"
+        raise BlockError(message, code="invalid_config", details={"field": field}) from exc
+    except ValueError as exc:
+        raise BlockError(f"config: {exc}", code="invalid_config", details={"field": "config"}) from exc
 
 
 async def _one(provider: ModelProvider, request: ExtractionRequest) -> list[ExtractionResult]:
