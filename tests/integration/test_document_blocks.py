@@ -158,9 +158,9 @@ def test_document_block_configs_are_422_naming_the_field(client: Retab, stack: S
     cases = [
         ("classifier", {"categories": []}, "config.categories"),
         ("classifier", {"categories": [{"name": "A b"}, {"name": "a-b"}]}, "config.categories"),
-        ("classifier", {"categories": [{"name": "a"}], "n_consensus": 3}, "config.n_consensus"),
+        ("classifier", {"categories": [{"name": "a"}], "n_consensus": 11}, "config.n_consensus"),
         ("split", {"subdocuments": [{"name": "x"}, {"name": "X"}]}, "config.subdocuments"),
-        ("split", {"subdocuments": [{"name": "x"}], "n_consensus": 5}, "config.n_consensus"),
+        ("split", {"subdocuments": [{"name": "x"}], "n_consensus": 0}, "config.n_consensus"),
     ]
     for block_type, config, field in cases:
         response = http.post("/v1/workflows/blocks", json={"workflow_id": wf, "type": block_type, "config": config})
