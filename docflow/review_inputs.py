@@ -70,6 +70,7 @@ def null_required_fields(data: Any, schema: dict[str, Any] | None, limit: int = 
     while stack and len(found) < limit:
         path, value, node = stack.pop()
         node = _resolve(node, schema)
+        node = _branch(node, schema, "object" if isinstance(value, dict) else "array")
         if isinstance(value, dict):
             properties = node.get("properties")
             properties = properties if isinstance(properties, dict) else {}
@@ -83,6 +84,20 @@ def null_required_fields(data: Any, schema: dict[str, Any] | None, limit: int = 
         elif isinstance(value, list) and isinstance(node.get("items"), dict):
             stack.extend((f"{path}[{i}]", item, node["items"]) for i, item in reversed(list(enumerate(value))))
     return found
+
+
+def _branch(node: dict[str, Any], root: dict[str, Any], kind: str) -> dict[str, Any]:
+    # A nullable object is often `anyOf: [{object}, {"type": "null"}]`: walk the branch of the value's kind.
+    marker = "properties" if kind == "object" else "items"
+    if marker in node:
+        return node
+    for key in ("anyOf", "oneOf"):
+        options = node.get(key)
+        for option in options if isinstance(options, list) else []:
+            resolved = _resolve(option, root)
+            if marker in resolved:
+                return resolved
+    return node
 
 
 def _resolve(node: Any, root: dict[str, Any]) -> dict[str, Any]:

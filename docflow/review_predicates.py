@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from docflow.blocks import Condition
+from docflow.blocks import Condition, SubCondition
 from docflow.conditions import evaluate_sub_condition
 from docflow.jsonpath import MISSING, PathError, parse_path, resolve_all
 from docflow.review_inputs import GateInput, min_leaf, null_required_fields
@@ -107,6 +107,7 @@ class GateCondition(Condition):
     """A conditional block's condition, its id optional; paths start with `data` or `likelihoods`."""
 
     id: str = Field(default="review", pattern=r"^[a-zA-Z0-9_-]+$")
+    sub_conditions: list[SubCondition] = Field(min_length=1, max_length=MAX_PREDICATES)
 
     @model_validator(mode="after")
     def _rooted(self) -> GateCondition:
@@ -299,7 +300,8 @@ def _json_condition(p: JsonCondition, gate: GateInput) -> Evaluation:
 
 def _branch_in(p: BranchIn, gate: GateInput) -> Evaluation:
     handles = gate.routing or []
-    hits = [h for h in handles if any(h == b or h.endswith(f"-{b}") for b in p.branches)]
+    # `output-file-<key>` / `output-json-<key>`: the key is everything after the second '-'.
+    hits = [h for h in handles if h in p.branches or h.split("-", 2)[-1] in p.branches]
     reason = f"selected {hits}" if hits else f"none of {p.branches} selected"
     return _result(p.kind, bool(hits), reason, selected=handles)
 

@@ -58,6 +58,21 @@ def test_any_required_field_null_walks_objects_and_arrays_of_objects() -> None:
     assert (quiet.fired, quiet.reason) == (False, "no required field is null")
 
 
+def test_required_walk_follows_nullable_any_of_branches() -> None:
+    item = {"type": "object", "required": ["sku"], "properties": {"sku": {"type": "string"}}}
+    schema = {
+        "type": "object",
+        "properties": {
+            "vendor": {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/item"}]},
+            "rows": {"oneOf": [{"type": "array", "items": item}, {"type": "null"}]},
+        },
+        "$defs": {"item": item},
+    }
+    data = {"vendor": {"sku": None}, "rows": [{"sku": "a"}, {}]}
+    assert null_required_fields(data, schema) == ["vendor.sku", "rows[1].sku"]
+    assert null_required_fields({"vendor": None, "rows": None}, schema) == []
+
+
 def test_required_walk_survives_a_ref_cycle() -> None:
     schema = {"$ref": "#/$defs/a", "$defs": {"a": {"$ref": "#/$defs/a"}}}
     assert null_required_fields({"x": None}, schema) == []
@@ -179,6 +194,8 @@ def test_branch_in_matches_a_handle_or_its_key() -> None:
     assert (fired.fired, fired.reason) == (True, "selected ['output-file-invoice']")
     quiet = run(raw, block_type="classifier", routing=["output-file-receipt"])
     assert (quiet.fired, quiet.reason) == (False, "none of ['invoice'] selected")
+    other = run(raw, block_type="classifier", routing=["output-file-big-invoice"])
+    assert (other.fired, other.reason) == (False, "none of ['invoice'] selected")
     exact = run(
         {"kind": "branch_in", "branches": ["output-json-else"]}, block_type="conditional", routing=["output-json-else"]
     )
@@ -230,6 +247,7 @@ def test_predicate_count_is_bounded() -> None:
         {"kind": "any_of", "predicates": []},
         {"kind": "field_confidence_lt", "path": "items[", "threshold": 0.5},
         {"kind": "category_in", "categories": []},
+        {"kind": "json_condition", "condition": {"sub_conditions": [{"path": "data.a", "operator": "exists"}] * 65}},
     ],
 )
 def test_bad_predicates_are_refused(raw: dict[str, Any]) -> None:
