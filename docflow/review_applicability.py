@@ -19,7 +19,7 @@ Each problem names the field, from `review.predicate` down (`review.predicate.pr
 from __future__ import annotations
 
 from docflow.jsonpath import PathError, parse_path
-from docflow.review_predicates import AllOf, AnyOf, JsonCondition, ReviewPredicate
+from docflow.review_models import AllOf, AnyOf, JsonCondition, ReviewPredicate
 
 ROOT = "review.predicate"
 ROUTING_BLOCKS = frozenset({"classifier", "split", "conditional"})
