@@ -225,7 +225,11 @@ def nest(depth: int) -> dict[str, Any]:
 
 def test_nesting_depth_is_bounded() -> None:
     assert run(nest(8)).fired
-    with pytest.raises(ValidationError, match="any_of/all_of nested deeper than 8"):
+    with pytest.raises(
+        ValidationError,
+        match=r"predicates\[0\]\.predicates\[0\]\.predicates\[0\]\.predicates\[0\]\."
+        r"predicates\[0\]\.predicates\[0\]\.predicates\[0\]\.predicates\[0\]: any_of/all_of nested deeper than 8",
+    ):
         predicate(nest(9))
     with pytest.raises(ValidationError, match="any_of/all_of nested deeper than 8"):
         predicate(nest(5000))
