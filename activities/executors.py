@@ -27,6 +27,7 @@ from activities.provider import (
     ProviderError,
     ProviderTransientError,
     combined_usage,
+    gather_all,
 )
 from activities.storage import NotFound, ObjectStore
 from activities.stored_files import store_made_document
@@ -241,7 +242,7 @@ class Executors:
         )
         start = time.perf_counter()
         n = cfg.n_consensus
-        results = await _model_call(asyncio.gather(*(self.provider.classify(request) for _ in range(n))))
+        results = await _model_call(gather_all([self.provider.classify(request) for _ in range(n)]))
         votes = merge_categories([r.category for r in results])
         result = next(r for r in results if r.category == votes.category)
         likelihood = result.likelihood if n == 1 else votes.likelihood
@@ -282,7 +283,7 @@ class Executors:
         )
         start = time.perf_counter()
         n = cfg.n_consensus
-        results = await _model_call(asyncio.gather(*(self.provider.split(request) for _ in range(n))))
+        results = await _model_call(gather_all([self.provider.split(request) for _ in range(n)]))
         result = results[0] if n == 1 else _merged_split(results)
         content = await self._document_bytes(project, doc)
         keys_by_name = {d.name: d.key for d in cfg.subdocuments}

@@ -27,7 +27,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
 import jsonschema
@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from docflow.config import Settings
 
 __all__ = ["ProviderError", "ProviderTransientError"]
+
+T = TypeVar("T")
 
 _EXCERPT_CHARS = 300
 # Structured-output modes, best first: the next is tried when a server refuses one.
@@ -284,7 +286,12 @@ async def gather_votes(provider: ModelProvider, request: ExtractionRequest, n: i
     """`n` calls of `provider.extract` at once; the first failure cancels the others and is raised."""
     if n < 1:
         raise ValueError("n must be at least 1")
-    tasks = [asyncio.ensure_future(provider.extract(request)) for _ in range(n)]
+    return await gather_all([provider.extract(request) for _ in range(n)])
+
+
+async def gather_all(calls: Sequence[Awaitable[T]]) -> list[T]:
+    """Await model calls at once; the first failure cancels the others (no call outlives the step) and is raised."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:

@@ -335,6 +335,8 @@ class ApiCallConfig(BlockConfig):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     output_schema: dict[str, Any] | None = None
 
+    _valid_output_schema = field_validator("output_schema")(_check_json_schema)
+
     @field_validator("url")
     @classmethod
     def _literal_origin(cls, value: str) -> str:
