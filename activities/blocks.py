@@ -132,14 +132,22 @@ class BlockActivities:
         try:
             with _local_deadline():
                 return await self._execute(inp, record, executor)
+        except ApplicationError:
+            raise  # already says whether it may be retried
         except StorageUnavailable as exc:
-            # Infrastructure, not the user's block: retried with backoff until the run's storage budget is spent.
-            info = activity.info()
-            waited = (datetime.now(UTC) - info.scheduled_time).total_seconds()
-            spent = waited >= inp.storage_retry_budget_seconds
-            log.warning("storage unavailable", error=str(exc), attempt=info.attempt, waited_s=round(waited, 1))
+            # Infrastructure, not the user's block: retried with backoff until the run's retry budget is spent.
+            waited, spent = _retry_budget(inp)
+            log.warning("storage unavailable", error=str(exc), attempt=activity.info().attempt, waited_s=round(waited))
             message = f"{exc}; gave up after {waited:.0f} s of retries" if spent else str(exc)
             raise ApplicationError(message, type="StorageUnavailable", non_retryable=spent) from exc
+        except Exception as exc:
+            # Any other retryable failure (a lost pool process, a provider hiccup, a bug) obeys the same budget, so
+            # a local block's generous retry policy never keeps a run going for long on an error that persists.
+            waited, spent = _retry_budget(inp)
+            if not spent:
+                raise
+            message = f"{type(exc).__name__}: {exc}; gave up after {waited:.0f} s of retries"
+            raise ApplicationError(message, type=type(exc).__name__, non_retryable=True) from exc
         finally:
             structlog.contextvars.unbind_contextvars("run_id", "block_id", "step_id")
 
@@ -248,6 +256,12 @@ class BlockActivities:
         key = keys.output(inp.run.project_id, inp.run.run_id, inp.step_id, handle)
         await self.store.put_json(key, {"data": value.data})
         return value.model_copy(update={"data": None, "data_ref": key})
+
+
+def _retry_budget(inp: ExecuteBlockInput) -> tuple[float, bool]:
+    """Seconds since the block's first attempt was scheduled, and whether the run's retry budget is spent."""
+    waited = (datetime.now(UTC) - activity.info().scheduled_time).total_seconds()
+    return waited, waited >= inp.storage_retry_budget_seconds
 
 
 @contextmanager

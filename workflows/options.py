@@ -33,8 +33,8 @@ BLOCK_RETRY = RetryPolicy(
     maximum_attempts=5,
     non_retryable_error_types=NON_RETRYABLE,
 )
-# Local blocks retry storage failures with backoff; the activity itself stops retrying (non-retryable
-# StorageUnavailable) once the run's `storage_retry_budget_seconds` has passed since its first attempt.
+# Local blocks retry storage failures (and any other retryable error) with backoff; the activity itself stops
+# retrying (a non-retryable error) once the run's `storage_retry_budget_seconds` has passed since its first attempt.
 # (A local activity's schedule-to-close timeout did not bound its retries on the dev server: measured.)
 LOCAL_BLOCK_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
