@@ -107,12 +107,12 @@ class Executors:
                 details={"field": field, "resource": exc.resource},
             ) from exc
 
-    async def _document_text(self, project_id: str, doc: FileRef, cfg: ParseConfig | None = None) -> list[str]:
+    async def _document_text(
+        self, project_id: str, doc: FileRef, cfg: ParseConfig | None = None, content: bytes | None = None
+    ) -> list[str]:
         """Text per page; scans and images are OCRed with the parse block's resolution and table format."""
-        try:
-            content = await self.store.get_bytes(keys.file_content(project_id, doc.id))
-        except NotFound as exc:
-            raise BlockError(f"document '{doc.id}' is not stored", code="document_missing") from exc
+        if content is None:
+            content = await self._document_bytes(project_id, doc)
         cfg = cfg or ParseConfig()
         options = ReadOptions(cfg.image_resolution_dpi, cfg.table_parsing_format, self.ocr, self.ocr_slots)
         try:
@@ -123,6 +123,7 @@ class Executors:
             raise BlockError(f"{doc.filename}: {exc}", code="ocr_unavailable") from exc
 
     async def _document_bytes(self, project_id: str, doc: FileRef) -> bytes:
+        """The stored document's bytes (a step error if they are gone)."""
         try:
             return await self.store.get_bytes(keys.file_content(project_id, doc.id))
         except NotFound as exc:
@@ -277,7 +278,8 @@ class Executors:
         assert isinstance(cfg, SplitConfig)
         project = inp.run.project_id
         doc = _one_document(inputs, "input-file-0")
-        pages = await self._document_text(project, doc)
+        content = await self._document_bytes(project, doc)
+        pages = await self._document_text(project, doc, content=content)
         request = SplitRequest(
             pages=pages, subdocuments=cfg.subdocuments, instructions=cfg.instructions, model=cfg.model
         )
@@ -285,7 +287,6 @@ class Executors:
         n = cfg.n_consensus
         results = await _model_call(gather_all([self.provider.split(request) for _ in range(n)]))
         result = results[0] if n == 1 else _merged_split(results)
-        content = await self._document_bytes(project, doc)
         keys_by_name = {d.name: d.key for d in cfg.subdocuments}
         stem = doc.filename.rsplit(".", 1)[0] or "document"
         splits: list[dict[str, Any]] = []
