@@ -120,3 +120,33 @@ def api_call_outcome(project: str, run_id: str, step_id: str) -> str:
 def idempotency(project: str, scope: str, key_sha256: str) -> str:
     """An `Idempotency-Key`'s record: the request it is bound to and what it creates (`api.idempotency`)."""
     return f"projects/{project}/index/idempotency/{scope}/{key_sha256}.json"
+
+
+def review(project: str, review_id: str) -> str:
+    """A review record (`docflow.reviews.ReviewRecord`)."""
+    return f"projects/{project}/reviews/{review_id}/review.json"
+
+
+def review_version(project: str, review_id: str, version_id: str) -> str:
+    """One immutable version of a review."""
+    return f"projects/{project}/reviews/{review_id}/versions/{version_id}.json"
+
+
+def review_versions_prefix(project: str, review_id: str) -> str:
+    """Prefix of a review's versions."""
+    return f"projects/{project}/reviews/{review_id}/versions/"
+
+
+def review_version_index(project: str, version_id: str) -> str:
+    """Maps a version id to its review (version routes carry only the version id)."""
+    return f"projects/{project}/index/review-versions/{version_id}"
+
+
+def review_queue_prefix(project: str) -> str:
+    """Prefix of the project's review queue: one empty marker per review, in creation order."""
+    return f"projects/{project}/index/reviews/"
+
+
+def review_queue(project: str, created_at_compact: str, review_id: str) -> str:
+    """A review's marker in the queue; `created_at_compact` (`20261126T190102.123456Z`) sorts by time."""
+    return f"projects/{project}/index/reviews/{created_at_compact}_{review_id}"

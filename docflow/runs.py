@@ -185,10 +185,22 @@ class ExecuteBlockInput(Model):
     storage_retry_budget_seconds: float = 120.0
 
 
+class OpenedReview(Model):
+    """A review a block's gate opened: the run waits for its decision, or for the deadline's outcome."""
+
+    review_id: str
+    seed_version_id: str
+    deadline_seconds: float | None = None
+    on_deadline: Literal["approve", "reject"] | None = None
+    deadline_reason: str | None = None
+
+
 class BlockOutcome(Model):
     """What the block activity returns: small references, never document bytes."""
 
     outputs: dict[str, HandleValue] = Field(default_factory=dict)
+    # Set when the block's review gate fired: `outputs` are the model's, held until the decision.
+    review: OpenedReview | None = None
     routing_decisions: list[str] | None = None
     artifact: ArtifactRef | None = None
     model: str | None = None

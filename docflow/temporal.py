@@ -22,6 +22,9 @@ SA_AWAITING_REVIEW = SearchAttributeKey.for_keyword_list("DocflowAwaitingReview"
 
 RUN_WORKFLOW = "RunWorkflow"
 RUN_STATE_QUERY = "run_state"
+# A review decision reaches a run as this Update (the API) or this signal (an operator: web UI, `temporal workflow signal`).
+REVIEW_DECISION_UPDATE = "review_decision"
+REVIEW_DECISION_SIGNAL = "review-decision"
 
 
 def data_converter(external_storage: ExternalStorage | None = None) -> DataConverter:
