@@ -30,7 +30,7 @@ from docflow.runs import (
     ErrorInfo,
     ExecuteBlockInput,
     HandleValue,
-    Lifecycle,
+    StepLifecycle,
     StepRecord,
 )
 
@@ -173,7 +173,7 @@ class BlockActivities:
         record.artifact = artifact[0] if artifact else None
         record.model = produced.model
         record.completed_at = datetime.now(UTC)
-        record.lifecycle = Lifecycle(status="completed")
+        record.lifecycle = StepLifecycle(status="completed")
         # The writes are independent (ids are derived, a retry rewrites the same keys): do them at once.
         handles = list(produced.outputs)
         written = await asyncio.gather(
@@ -197,7 +197,7 @@ class BlockActivities:
         await self._refuse_if_deleted(inp)
         log.warning("block failed", error=str(exc), code=exc.code)
         record.completed_at = datetime.now(UTC)
-        record.lifecycle = Lifecycle(status="error", message=str(exc), stage="execution", category="permanent")
+        record.lifecycle = StepLifecycle(status="error", message=str(exc), stage="execution", category="permanent")
         record.error = ErrorInfo(
             message=str(exc),
             block_id=inp.block.id,

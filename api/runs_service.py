@@ -37,8 +37,8 @@ from docflow.blocks import StartDocumentConfig
 from docflow.config import Settings
 from docflow.ids import RUN, derived_id, new_id
 from docflow.models import FileRef, VersionRecord
-from docflow.runs import Lifecycle, RunState, RunWorkflowInput, StepRecord, StepState
-from docflow.temporal import SA_PROJECT, SA_STATUS, SA_TRIGGER, SA_WORKFLOW_ID
+from docflow.runs import RunLifecycle, RunState, RunWorkflowInput, StepRecord, StepState
+from docflow.temporal import SA_AWAITING_REVIEW, SA_PROJECT, SA_STATUS, SA_TRIGGER, SA_WORKFLOW_ID
 from workflows.run import RunWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=3)
@@ -336,7 +336,8 @@ def _check_json(block_id: str, schema: dict[str, Any] | None, value: Any) -> Non
 async def _from_memo(desc: WorkflowExecution, status: str) -> RunState:
     memo = await desc.memo()
     state = RunState.model_validate(memo["run"])
-    state.lifecycle = Lifecycle(status=status)
+    waiting = desc.typed_search_attributes.get(SA_AWAITING_REVIEW) if status == "awaiting_review" else None
+    state.lifecycle = RunLifecycle.model_validate({"status": status, "waiting_for_block_ids": waiting or None})
     state.timing.started_at = state.timing.started_at or (desc.start_time if status != "pending" else None)
     return state
 

@@ -46,7 +46,7 @@ class ErrorInfo(Model):
 
 
 class Lifecycle(Model):
-    """A tagged lifecycle; serialised with `status` and its mirror `kind`."""
+    """A tagged lifecycle; serialised with `status` and its mirror `kind`. Runs and steps narrow `status`."""
 
     status: str
     reason: str | None = None
@@ -64,6 +64,18 @@ class Lifecycle(Model):
         return data
 
 
+class StepLifecycle(Lifecycle):
+    """A step's lifecycle: one of `StepStatus`."""
+
+    status: StepStatus
+
+
+class RunLifecycle(Lifecycle):
+    """A run's lifecycle: one of `RunStatus`."""
+
+    status: RunStatus
+
+
 class StepState(Model):
     """What the workflow knows of one step; the step record in S3 adds the handle payloads."""
 
@@ -71,7 +83,7 @@ class StepState(Model):
     block_id: str
     block_type: str
     block_label: str = ""
-    lifecycle: Lifecycle = Field(default_factory=lambda: Lifecycle(status="pending"))
+    lifecycle: StepLifecycle = Field(default_factory=lambda: StepLifecycle(status="pending"))
     created_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -103,6 +115,14 @@ class RunTiming(Model):
         return data
 
 
+class IgnoredSignal(Model):
+    """A `review-decision` signal the run did not apply, and why."""
+
+    received_at: datetime
+    reason: str
+    payload: Any = None
+
+
 class RunInputRefs(Model):
     """The run's inputs as given at creation: documents by start block, JSON by start block."""
 
@@ -132,15 +152,19 @@ class RunWorkflowInput(RunIdentity):
     inline_output_limit_bytes: int = 128 * 1024
     max_concurrent_blocks: int = 16
     storage_retry_budget_seconds: float = 120.0
+    # Whether the project has a webhook endpoint: the run sends review and run events only then.
+    webhooks: bool = False
 
 
 class RunState(RunIdentity):
     """The live state the run workflow answers queries with, and persists as its summary when it ends."""
 
-    lifecycle: Lifecycle = Field(default_factory=lambda: Lifecycle(status="pending"))
+    lifecycle: RunLifecycle = Field(default_factory=lambda: RunLifecycle(status="pending"))
     timing: RunTiming = Field(default_factory=RunTiming)
     inputs: RunInputRefs = Field(default_factory=RunInputRefs)
     steps: list[StepState] = Field(default_factory=list)
+    # Review decisions sent as signals that could not be applied: recorded, then ignored (the newest 20).
+    ignored_signals: list[IgnoredSignal] = Field(default_factory=list)
 
     @classmethod
     def initial(cls, inp: RunWorkflowInput, json_data: dict[str, Any] | None = None) -> RunState:

@@ -22,7 +22,7 @@ SA_AWAITING_REVIEW = SearchAttributeKey.for_keyword_list("DocflowAwaitingReview"
 
 RUN_WORKFLOW = "RunWorkflow"
 RUN_STATE_QUERY = "run_state"
-# A review decision reaches a run as this Update (the API) or this signal (an operator: web UI, `temporal workflow signal`).
+# A review decision reaches a run as this Update (the API) or this signal (web UI, `temporal workflow signal`).
 REVIEW_DECISION_UPDATE = "review_decision"
 REVIEW_DECISION_SIGNAL = "review-decision"
 

@@ -16,3 +16,5 @@ BLOCK_ACTIVITIES = {
 }
 LOAD_GRAPH = "LoadWorkflowVersion"
 PERSIST_RUN = "PersistRunSummary"
+APPLY_REVIEW_DECISION = "ApplyReviewDecision"
+CLOSE_REVIEWS = "CloseReviews"

@@ -15,6 +15,8 @@ NON_RETRYABLE = ["BlockError", "InputError", "UnsupportedDocumentError", "Provid
 LOCAL_TIMEOUT = timedelta(seconds=5)
 LOAD_GRAPH_TIMEOUT = timedelta(seconds=30)
 PERSIST_TIMEOUT = timedelta(seconds=30)
+# Applying a review decision: a few S3 reads and writes (a split approved with new documents cuts PDFs).
+APPLY_DECISION_TIMEOUT = timedelta(minutes=2)
 HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 
 BLOCK_TIMEOUTS = {

@@ -1,0 +1,261 @@
+"""Review gates inside a run: open gates, decisions arriving by Update or signal, deadlines, waiting time.
+
+A gate opens when a block's activity returns with `review` set (its predicate fired; the activity stored the
+review and its first version). The block's task then waits here, on a durable condition: no polling, no
+activity held open, nothing added to history while it waits. What ends the wait:
+
+- a decision, by the Update `review_decision` (its validator refuses, before anything reaches history, a
+  decision on a review that is not open here, one already taken, or a rejection without a reason) or by the
+  signal `review-decision` (the same checks; a signal that fails them is recorded in `ignored_signals` and
+  ignored). The decision is applied by an activity (review record, step record, artifact); an approval returns
+  the approved version's outputs to the walker, a rejection fails the step with the reason. A decision the
+  activity refuses (a version that is not the review's) leaves the gate open;
+- the gate's deadline, on a durable timer: its stated outcome is applied as a decision by `DEADLINE_ACTOR`;
+- the run failing at another block, or being cancelled: the review is closed as cancelled.
+
+Waiting time (docflow.waiting) counts from the gate's opening to the decision's acceptance, on the workflow's
+clock. While a gate is open the run's lifecycle is `awaiting_review` with `waiting_for_block_ids`, mirrored in
+the `DocflowStatus` and `DocflowAwaitingReview` search attributes and in the UI's current details.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from docflow.gates import AppliedDecision
+    from docflow.models import Block
+    from docflow.reviews import DEADLINE_ACTOR, DecisionOutcome, DecisionRequest
+    from docflow.runs import BlockOutcome, IgnoredSignal, RunLifecycle, RunState, StepLifecycle, StepState
+    from docflow.temporal import SA_AWAITING_REVIEW, SA_STATUS
+    from docflow.waiting import close_gate, open_gate
+
+MAX_IGNORED_SIGNALS = 20
+DEFAULT_DEADLINE_REASON = "no decision before the review deadline"
+
+Apply = Callable[["Gate", Block], Awaitable[AppliedDecision]]
+Notify = Callable[[str, str, dict[str, Any]], None]
+
+
+class GateClosed(Exception):
+    """The gate closed without a decision (the run failed elsewhere); the step ends cancelled with the reason."""
+
+
+@dataclass
+class Gate:
+    """One open review gate of a step."""
+
+    review_id: str
+    block_id: str
+    step_id: str
+    seed_version_id: str
+    opened_at: datetime
+    outcome: BlockOutcome
+    deadline_at: datetime | None = None
+    on_deadline: str | None = None
+    deadline_reason: str | None = None
+    decision: DecisionRequest | None = None
+    decided_at: datetime | None = None
+    by_signal: bool = False
+    # Set once the decision was applied or refused, for the Update waiting on it.
+    result: DecisionOutcome | None = None
+    closing: str | None = None
+    waiters: int = field(default=0)
+
+
+class Gates:
+    """The run's review gates; the Update, the signal and the walker's blocks all go through here."""
+
+    def __init__(self, state: RunState, notify: Notify) -> None:
+        self.state = state
+        self.notify = notify
+        self.open: dict[str, Gate] = {}
+        self.waiting: set[str] = set()  # review ids counted in the waiting time
+        # Reviews whose wait ended without a decision (cancellation, the run failing elsewhere): the run closes them.
+        self.to_close: list[str] = []
+
+    # -- decisions --------------------------------------------------------------------------------
+
+    def check(self, req: DecisionRequest) -> Gate:
+        """The open gate a decision is for; ApplicationError (nothing applied) when it cannot be taken."""
+        gate = self.open.get(req.review_id)
+        if gate is None or gate.closing is not None:
+            raise ApplicationError(f"review '{req.review_id}' is not open in this run", type="ReviewNotOpen")
+        if gate.decision is not None:
+            raise ApplicationError(f"review '{req.review_id}' already has a decision", type="ReviewNotOpen")
+        if req.verdict == "rejected" and not (req.reason or "").strip():
+            raise ApplicationError("reason: a rejection needs a reason", type="InvalidDecision")
+        return gate
+
+    async def decide(self, req: DecisionRequest) -> DecisionOutcome:
+        """An accepted Update: hand the decision to the gate, answer once it is applied (or refused)."""
+        gate = self.check(req)
+        self._accept(gate, req, by_signal=False)
+        gate.waiters += 1
+        try:
+            await workflow.wait_condition(lambda: gate.result is not None)
+        finally:
+            gate.waiters -= 1
+        assert gate.result is not None
+        return gate.result
+
+    def signal(self, payload: Any) -> None:
+        """A decision by signal: applied like an Update's when valid, else recorded and ignored."""
+        try:
+            req = DecisionRequest.model_validate(payload)
+            gate = self.check(req)
+        except ValidationError as exc:
+            self._ignore(payload, f"not a decision: {exc.errors()[0]['msg']} at {_loc(exc)}")
+            return
+        except ApplicationError as exc:
+            self._ignore(payload, str(exc))
+            return
+        self._accept(gate, req, by_signal=True)
+
+    def _accept(self, gate: Gate, req: DecisionRequest, *, by_signal: bool) -> None:
+        gate.decision, gate.decided_at, gate.by_signal, gate.result = req, workflow.now(), by_signal, None
+        close_gate(self.state.timing, self.waiting, gate.review_id, gate.decided_at)
+        self.refresh()
+
+    def _ignore(self, payload: Any, reason: str) -> None:
+        workflow.logger.warning("review-decision signal ignored: %s", reason)
+        kept = payload if len(repr(payload)) <= 2000 else repr(payload)[:2000]
+        self.state.ignored_signals.append(IgnoredSignal(received_at=workflow.now(), reason=reason, payload=kept))
+        del self.state.ignored_signals[:-MAX_IGNORED_SIGNALS]
+
+    # -- the wait ---------------------------------------------------------------------------------
+
+    async def wait(self, block: Block, step: StepState, outcome: BlockOutcome, apply: Apply) -> BlockOutcome:
+        """Hold the step until its review is decided; the approved outcome, or an error for a rejection."""
+        opened = outcome.review
+        assert opened is not None
+        now = workflow.now()
+        deadline = None if opened.deadline_seconds is None else now + timedelta(seconds=opened.deadline_seconds)
+        gate = Gate(
+            review_id=opened.review_id,
+            block_id=block.id,
+            step_id=step.step_id,
+            seed_version_id=opened.seed_version_id,
+            opened_at=now,
+            outcome=outcome,
+            deadline_at=deadline,
+            on_deadline=opened.on_deadline,
+            deadline_reason=opened.deadline_reason,
+        )
+        step.lifecycle = StepLifecycle(status="awaiting_review")
+        step.artifact, step.model = outcome.artifact, outcome.model
+        self.open[gate.review_id] = gate
+        open_gate(self.state.timing, self.waiting, gate.review_id, now)
+        self.refresh()
+        self.notify("workflow.review.opened", gate.review_id, self._event(gate))
+        try:
+            return await self._until_decided(gate, block, apply)
+        except (asyncio.CancelledError, GateClosed):
+            self.to_close.append(gate.review_id)
+            raise
+        finally:
+            self.open.pop(gate.review_id, None)
+            close_gate(self.state.timing, self.waiting, gate.review_id, workflow.now())
+            if gate.result is None:
+                gate.result = DecisionOutcome(submission_status="conflict", resume_status="skipped")
+            self.refresh()
+
+    async def _until_decided(self, gate: Gate, block: Block, apply: Apply) -> BlockOutcome:
+        while True:
+            await self._next_decision(gate)
+            if gate.closing is not None:
+                raise GateClosed(gate.closing)
+            decision = gate.decision
+            assert decision is not None
+            applied = await apply(gate, block)
+            if applied.refused is not None:
+                # Nothing was written: the gate stays open and its waiting time goes on from now.
+                if gate.by_signal:
+                    self._ignore(decision.model_dump(mode="json"), applied.refused)
+                gate.result = DecisionOutcome(
+                    submission_status="conflict", resume_status="failed", resume_error=applied.refused
+                )
+                gate.decision = None
+                open_gate(self.state.timing, self.waiting, gate.review_id, workflow.now())
+                self.refresh()
+                continue
+            gate.result = DecisionOutcome()
+            self.notify("workflow.review.decided", gate.review_id, self._event(gate))
+            if decision.verdict == "rejected":
+                raise ApplicationError(f"review rejected: {decision.reason}", type="ReviewRejected", non_retryable=True)
+            assert applied.outcome is not None
+            return applied.outcome
+
+    async def _next_decision(self, gate: Gate) -> None:
+        """Wait for a decision or a closing; at the deadline, its stated outcome becomes the decision."""
+
+        def arrived() -> bool:
+            return gate.decision is not None or gate.closing is not None
+
+        if gate.deadline_at is None:
+            await workflow.wait_condition(arrived)
+            return
+        remaining = (gate.deadline_at - workflow.now()).total_seconds()
+        try:
+            await workflow.wait_condition(arrived, timeout=max(remaining, 0.001))
+        except TimeoutError:
+            approve = gate.on_deadline == "approve"
+            req = DecisionRequest(
+                review_id=gate.review_id,
+                verdict="approved" if approve else "rejected",
+                version_id=gate.seed_version_id,
+                reason=None if approve else (gate.deadline_reason or DEFAULT_DEADLINE_REASON),
+                author=DEADLINE_ACTOR,
+            )
+            self._accept(gate, req, by_signal=False)
+
+    def close_all(self, reason: str) -> None:
+        """The run failed elsewhere: gates still waiting for a decision close as cancelled."""
+        for gate in self.open.values():
+            if gate.decision is None:
+                gate.closing = reason
+
+    # -- what the run shows ------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """The run's lifecycle and search attributes follow the gates waiting for a decision."""
+        waiting = sorted({g.block_id for g in self.open.values() if g.decision is None and g.closing is None})
+        current = self.state.lifecycle.status
+        if waiting and current in {"running", "awaiting_review"}:
+            if self.state.lifecycle.waiting_for_block_ids != waiting:
+                self.state.lifecycle = RunLifecycle(status="awaiting_review", waiting_for_block_ids=waiting)
+                workflow.upsert_search_attributes(
+                    [SA_STATUS.value_set("awaiting_review"), SA_AWAITING_REVIEW.value_set(waiting)]
+                )
+        elif not waiting and current == "awaiting_review":
+            self.state.lifecycle = RunLifecycle(status="running")
+            workflow.upsert_search_attributes([SA_STATUS.value_set("running"), SA_AWAITING_REVIEW.value_unset()])
+
+    def _event(self, gate: Gate) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "review_id": gate.review_id,
+            "run_id": self.state.run_id,
+            "workflow_id": self.state.workflow_id,
+            "block_id": gate.block_id,
+            "step_id": gate.step_id,
+        }
+        if gate.decision is not None:
+            data.update(
+                verdict=gate.decision.verdict,
+                version_id=gate.decision.version_id,
+                reason=gate.decision.reason,
+                author=gate.decision.author.model_dump(mode="json"),
+            )
+        return data
+
+
+def _loc(exc: ValidationError) -> str:
+    return ".".join(str(p) for p in exc.errors()[0]["loc"]) or "the payload"
