@@ -1,0 +1,177 @@
+"""Reviews in S3: records, versions, the version index and the project's queue; used by the worker and the API.
+
+Every write is idempotent, so a retried activity or request lands on what the first attempt wrote:
+
+- `open_review` writes the seed version, its index entry, the record, then the queue marker, each with
+  `If-None-Match: *`. The marker goes last, so a review the queue lists always has its record and first
+  version; a retry keeps the record as first written (and files its marker under that record's time, so it
+  never makes a second marker).
+- `add_version` stores a content-addressed version once; the same snapshot again finds the stored one.
+- `decide` and `close` change a pending record with `If-Match` (re-read and retried when another write won).
+  A record already decided or closed is never overwritten: the stored record is returned as it is, and the
+  caller compares its `decision` with the one it meant to write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from activities.storage import NotFound, ObjectStore, PreconditionFailed
+from docflow import keys
+from docflow.reviews import ReviewDecision, ReviewRecord, ReviewVersionRecord
+
+K = TypeVar("K")
+T = TypeVar("T")
+
+# Records read at once when a listing reads many (one S3 request each).
+READ_CONCURRENCY = 32
+# Conditional updates of one record that lose to another writer before giving up (each re-reads it).
+_WRITE_ATTEMPTS = 8
+
+
+class ReviewConflict(Exception):
+    """A review record kept changing under a conditional update; the caller retries later."""
+
+
+def compact_time(at: datetime) -> str:
+    """`20261126T190102.123456Z`: the queue marker's time, which sorts as the time does."""
+    return at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def review_of_marker(key: str) -> str:
+    """The review id a queue marker names (`…/index/reviews/<time>_<review id>`)."""
+    return key.rsplit("/", 1)[-1].split("_", 1)[1]
+
+
+class ReviewStore:
+    """Review records and versions of every project, in one bucket."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    # -- write -----------------------------------------------------------------------------------
+
+    async def open_review(self, record: ReviewRecord, seed: ReviewVersionRecord) -> None:
+        """Store a new review with its first version and queue it; a retry changes nothing already stored."""
+        project = record.project_id
+        await self._put_once(keys.review_version(project, record.id, seed.id), seed)
+        await self._put_once(keys.review_version_index(project, seed.id), {"review_id": record.id})
+        created_at = record.created_at
+        if not await self._put_once(keys.review(project, record.id), record):
+            # A retry: the marker belongs to the record as first written.
+            created_at = (await self.get(project, record.id)).created_at
+        await self._put_once(keys.review_queue(project, compact_time(created_at), record.id), {})
+
+    async def add_version(self, version: ReviewVersionRecord) -> tuple[ReviewVersionRecord, bool]:
+        """Store a version once: (the stored version, whether this call created it)."""
+        key = keys.review_version(version.project_id, version.review_id, version.id)
+        created = await self._put_once(key, version)
+        # Also on a retry: the index may be what an interrupted first attempt did not write.
+        index = keys.review_version_index(version.project_id, version.id)
+        await self._put_once(index, {"review_id": version.review_id})
+        if created:
+            return version, True
+        return await self.store.get_model(key, ReviewVersionRecord), False
+
+    async def decide(self, project_id: str, review_id: str, decision: ReviewDecision) -> ReviewRecord:
+        """Record the decision on a pending review (status = verdict); returns the stored record.
+
+        A review already decided or cancelled is left as it is (never overwritten by a different decision):
+        compare the returned record's `decision` with `decision` to know whether it holds this one.
+        """
+
+        def change(record: ReviewRecord) -> ReviewRecord:
+            return record.model_copy(update={"decision": decision, "status": decision.verdict})
+
+        return await self._update_pending(project_id, review_id, change)
+
+    async def close(self, project_id: str, review_id: str, reason: str, at: datetime) -> ReviewRecord:
+        """Close a pending review as cancelled (its run was cancelled); returns the stored record.
+
+        A review already decided or closed is left as it is.
+        """
+
+        def change(record: ReviewRecord) -> ReviewRecord:
+            return record.model_copy(update={"status": "cancelled", "closed_reason": reason, "closed_at": at})
+
+        return await self._update_pending(project_id, review_id, change)
+
+    async def _update_pending(
+        self, project_id: str, review_id: str, change: Callable[[ReviewRecord], ReviewRecord]
+    ) -> ReviewRecord:
+        key = keys.review(project_id, review_id)
+        for _ in range(_WRITE_ATTEMPTS):
+            found = await self.store.get_json(key)
+            record = ReviewRecord.model_validate(found.data)
+            if record.status != "pending":
+                return record
+            changed = change(record)
+            try:
+                await self.store.put_json(key, changed, if_match=found.etag)
+            except PreconditionFailed:
+                continue  # another write won: read it again (it may have decided the review)
+            return changed
+        raise ReviewConflict(f"review '{review_id}' kept changing; retry")
+
+    async def _put_once(self, key: str, value: object) -> bool:
+        """Write if absent: True if this call wrote it, False if it was there already."""
+        try:
+            await self.store.put_json(key, value, if_none_match=True)
+        except PreconditionFailed:
+            return False
+        return True
+
+    # -- read ------------------------------------------------------------------------------------
+
+    async def get(self, project_id: str, review_id: str) -> ReviewRecord:
+        """A review record (NotFound if absent)."""
+        return await self.store.get_model(keys.review(project_id, review_id), ReviewRecord)
+
+    async def find(self, project_id: str, review_id: str) -> ReviewRecord | None:
+        """A review record, or None if absent."""
+        with contextlib.suppress(NotFound):
+            return await self.get(project_id, review_id)
+        return None
+
+    async def get_version(self, project_id: str, review_id: str, version_id: str) -> ReviewVersionRecord:
+        """One version of a review (NotFound if the review has no such version)."""
+        return await self.store.get_model(keys.review_version(project_id, review_id, version_id), ReviewVersionRecord)
+
+    async def review_of_version(self, project_id: str, version_id: str) -> str | None:
+        """The review a version id belongs to, from the version index; None if unknown."""
+        try:
+            data = (await self.store.get_json(keys.review_version_index(project_id, version_id))).data
+        except NotFound:
+            return None
+        review = data.get("review_id") if isinstance(data, dict) else None
+        return review if isinstance(review, str) else None
+
+    async def versions(self, project_id: str, review_id: str) -> list[ReviewVersionRecord]:
+        """Every version of a review, oldest first (creation time, then id)."""
+        listed = await self.store.list_keys(keys.review_versions_prefix(project_id, review_id))
+        found = await gather_chunked(listed, self._find_version)
+        versions = [v for v in found if v is not None]
+        return sorted(versions, key=lambda v: (v.created_at, v.id))
+
+    async def _find_version(self, key: str) -> ReviewVersionRecord | None:
+        with contextlib.suppress(NotFound):
+            return await self.store.get_model(key, ReviewVersionRecord)
+        return None
+
+    async def queue(self, project_id: str) -> list[str]:
+        """The project's queue markers, oldest first (review ids via `review_of_marker`)."""
+        return await self.store.list_keys(keys.review_queue_prefix(project_id))
+
+
+async def gather_chunked(
+    items: Sequence[K], call: Callable[[K], Awaitable[T]], size: int = READ_CONCURRENCY
+) -> list[T]:
+    """`call` on every item, at most `size` at once; the results in the items' order."""
+    results: list[T] = []
+    for start in range(0, len(items), size):
+        results.extend(await asyncio.gather(*(call(item) for item in items[start : start + size])))
+    return results
