@@ -23,6 +23,7 @@ from activities.isolation import IsolatedExecutor
 from activities.ocr import OcrSettings
 from activities.payloads import external_storage
 from activities.provider import build_provider
+from activities.reviews import ReviewActivities
 from activities.runs import RunActivities
 from activities.storage import ObjectStore
 from docflow.config import Settings, get_settings
@@ -79,11 +80,12 @@ def build_worker(
     executors = Executors(store, build_provider(settings, http, isolated), api, isolated, ocr_settings(settings))
     blocks = BlockActivities(store, executors)
     runs = RunActivities(store)
+    reviews = ReviewActivities(store)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[RunWorkflow],
-        activities=[*blocks.all(), runs.load_graph, runs.persist_summary],
+        activities=[*blocks.all(), *reviews.all(), runs.load_graph, runs.persist_summary],
         workflow_runner=workflow_runner(),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Awaitable, Iterable
@@ -18,7 +17,6 @@ from activities.errors import BlockError, InputError
 from activities.http_call import ApiCaller
 from activities.isolation import IsolatedExecutor, ResourceLimit, TaskError, TaskTimeout
 from activities.ocr import OcrSettings, OcrSlots, OcrUnavailable
-from activities.pdf_pages import PageRangeError, pdf_of_pages
 from activities.produced import Produced
 from activities.provider import (
     ExtractionRequest,
@@ -29,8 +27,8 @@ from activities.provider import (
     combined_usage,
     gather_all,
 )
+from activities.split_outputs import split_outputs
 from activities.storage import NotFound, ObjectStore
-from activities.stored_files import store_made_document
 from docflow import keys
 from docflow.blocks import (
     ClassifierConfig,
@@ -287,25 +285,8 @@ class Executors:
         n = cfg.n_consensus
         results = await _model_call(gather_all([self.provider.split(request) for _ in range(n)]))
         result = results[0] if n == 1 else _merged_split(results)
-        keys_by_name = {d.name: d.key for d in cfg.subdocuments}
-        stem = doc.filename.rsplit(".", 1)[0] or "document"
-        splits: list[dict[str, Any]] = []
-        for index, part in enumerate(result.parts, start=1):
-            name = f"{stem}-{keys_by_name[part.name]}-{index}.pdf"
-            file = await self._store_pages(project, doc, content, part.pages, name, len(pages))
-            splits.append({"name": part.name, "pages": part.pages, "file": file.model_dump()})
-        outputs: dict[str, HandleValue] = {}
-        for sub in cfg.subdocuments:
-            mine = [p for p in result.parts if p.name == sub.name]
-            if len(mine) == 1:
-                only = splits[result.parts.index(mine[0])]["file"]
-                outputs[f"output-file-{sub.key}"] = HandleValue(type="file", document=FileRef.model_validate(only))
-            elif mine:
-                # Several instances: the handle carries one PDF of all their pages; each is in output-json-splits.
-                every = sorted({page for part in mine for page in part.pages})
-                file = await self._store_pages(project, doc, content, every, f"{stem}-{sub.key}.pdf", len(pages))
-                outputs[f"output-file-{sub.key}"] = HandleValue(type="file", document=file)
-        outputs["output-json-splits"] = _json(splits, doc)
+        parts = [(p.name, p.pages) for p in result.parts]
+        outputs, splits = await split_outputs(self.store, project, doc, content, parts, cfg.subdocuments, len(pages))
         votes = [{"name": p.name, "pages": p.pages} for p in result.parts]
         artifact = {
             "operation": "split",
@@ -325,20 +306,6 @@ class Executors:
             "usage": _usage(_summed(r.usage for r in results), start, calls=n),
         }
         return Produced(outputs=outputs, routing=list(outputs), artifact=artifact, model=result.model)
-
-    async def _store_pages(
-        self, project: str, doc: FileRef, content: bytes, pages: list[int], filename: str, count: int
-    ) -> FileRef:
-        """The pages as a document of their own: a PDF of them, or the document itself when it is all of it."""
-        if not _is_pdf(content):
-            if pages == list(range(1, count + 1)):
-                return doc
-            raise BlockError(f"{doc.filename}: only a PDF can be split into page ranges", code="unsupported_document")
-        try:
-            made = await asyncio.to_thread(pdf_of_pages, content, pages)
-        except PageRangeError as exc:
-            raise BlockError(f"{doc.filename}: {exc}", code="unsupported_document") from exc
-        return await store_made_document(self.store, project, filename, "application/pdf", made)
 
     async def conditional(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
         """The first matching branch; the input passes through on its handle."""
@@ -437,11 +404,6 @@ def _one_document(inputs: dict[str, HandleValue], handle: str) -> FileRef:
     if value is None or value.document is None:
         raise InputError(f"input handle '{handle}' has no document", code="missing_input", details={"handle": handle})
     return value.document
-
-
-def _is_pdf(content: bytes) -> bool:
-    # The PDF spec lets the header sit anywhere in the first 1024 bytes.
-    return b"%PDF-" in content[:1024]
 
 
 def _usage(tokens: dict[str, int], start: float, calls: int = 1) -> dict[str, Any]:
