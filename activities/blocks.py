@@ -21,15 +21,20 @@ from activities.deleted import refuse_if_deleted
 from activities.errors import BlockError
 from activities.executors import Executors
 from activities.produced import Produced
+from activities.review_gate import ReviewGate
+from activities.review_store import ReviewStore
 from activities.storage import ObjectStore, StorageUnavailable, storage_deadline
 from docflow import keys
+from docflow.durations import parse_iso_duration
 from docflow.ids import ARTIFACT_PREFIXES, derived_id
+from docflow.reviews import ReviewRecord, ReviewVersionRecord, model_actor, review_id, version_id
 from docflow.runs import (
     ArtifactRef,
     BlockOutcome,
     ErrorInfo,
     ExecuteBlockInput,
     HandleValue,
+    OpenedReview,
     StepLifecycle,
     StepRecord,
 )
@@ -159,29 +164,39 @@ class BlockActivities:
             log.info("block started", block_type=inp.block.type, attempt=activity.info().attempt)
             async with _heartbeats():
                 produced = await executor(inp, inputs)
-            return await self._complete(inp, record, produced)
+                gate = await self.ex.review_gate(inp, produced)
+            return await self._complete(inp, record, produced, gate)
         except BlockError as exc:
             await self._fail(inp, record, exc)
             raise ApplicationError(str(exc), exc.details, type="BlockError", non_retryable=True) from exc
 
-    async def _complete(self, inp: ExecuteBlockInput, record: StepRecord, produced: Produced) -> BlockOutcome:
+    async def _complete(
+        self, inp: ExecuteBlockInput, record: StepRecord, produced: Produced, gate: ReviewGate | None
+    ) -> BlockOutcome:
         run = inp.run
         await self._refuse_if_deleted(inp)
         artifact = self._artifact(inp, produced.artifact)
+        evaluation = self._artifact(inp, _evaluation_record(gate)) if gate is not None else None
+        fired = gate is not None and gate.evaluation.fired
         record.handle_outputs = produced.outputs
         record.routing_decisions = produced.routing
         record.artifact = artifact[0] if artifact else None
+        record.review_evaluation = evaluation[0] if evaluation else None
         record.model = produced.model
         record.completed_at = datetime.now(UTC)
-        record.lifecycle = StepLifecycle(status="completed")
+        record.lifecycle = StepLifecycle(status="awaiting_review" if fired else "completed")
+        record.review_id = review_id(run.run_id, inp.step_id) if fired else None
         # The writes are independent (ids are derived, a retry rewrites the same keys): do them at once.
         handles = list(produced.outputs)
         written = await asyncio.gather(
             *(self._claim_check(inp, handle, produced.outputs[handle]) for handle in handles),
             self.store.put_json(keys.step(run.project_id, run.run_id, inp.step_id), record),
-            *([self.store.put_json(artifact[1], artifact[2])] if artifact else []),
+            *(self.store.put_json(made[1], made[2]) for made in (artifact, evaluation) if made is not None),
         )
         outputs = dict(zip(handles, written[: len(handles)], strict=True))
+        opened = None
+        if gate is not None and fired:
+            opened = await self._open_review(inp, record, gate, evaluation[0].id if evaluation else None)
         log.info("block completed", routing=produced.routing, artifact=record.artifact and record.artifact.id)
         return BlockOutcome(
             outputs=outputs,
@@ -190,6 +205,55 @@ class BlockActivities:
             model=produced.model,
             started_at=record.started_at or record.completed_at,
             completed_at=record.completed_at,
+            review=opened,
+            review_evaluation=record.review_evaluation,
+        )
+
+    async def _open_review(
+        self, inp: ExecuteBlockInput, record: StepRecord, gate: ReviewGate, evaluation_id: str | None
+    ) -> OpenedReview:
+        """Store the review and its first version (the model's output); the run then waits for its decision."""
+        run, block = inp.run, inp.block
+        rid = review_id(run.run_id, inp.step_id)
+        now = datetime.now(UTC)
+        seed = ReviewVersionRecord(
+            id=version_id(rid, gate.snapshot),
+            review_id=rid,
+            project_id=run.project_id,
+            author=model_actor(record.model),
+            snapshot=gate.snapshot,
+            created_at=now,
+        )
+        deadline = parse_iso_duration(gate.config.deadline) if gate.config.deadline else None
+        on_deadline = gate.config.on_deadline
+        review = ReviewRecord(
+            id=rid,
+            project_id=run.project_id,
+            workflow_id=run.workflow_id,
+            workflow_version_id=run.version_id,
+            run_id=run.run_id,
+            block_id=block.id,
+            step_id=inp.step_id,
+            block_type=block.type,  # type: ignore[arg-type]  # reviewable types only (checked on write)
+            block_label=block.label,
+            triggered_by=gate.config.predicate.model_dump(mode="json"),
+            created_at=now,
+            seed_version_id=seed.id,
+            evaluation_artifact_id=evaluation_id,
+            output_schema=gate.output_schema,
+            categories=gate.categories,
+            subdocuments=gate.subdocuments,
+            page_count=gate.page_count,
+            deadline_at=now + deadline if deadline else None,
+        )
+        await ReviewStore(self.store).open_review(review, seed)
+        log.info("review opened", review_id=rid, reason=gate.evaluation.reason)
+        return OpenedReview(
+            review_id=rid,
+            seed_version_id=seed.id,
+            deadline_seconds=deadline.total_seconds() if deadline else None,
+            on_deadline=(on_deadline.action if on_deadline else "reject") if deadline else None,
+            deadline_reason=on_deadline.reason if on_deadline else None,
         )
 
     async def _fail(self, inp: ExecuteBlockInput, record: StepRecord, exc: BlockError) -> None:
@@ -256,6 +320,22 @@ class BlockActivities:
         key = keys.output(inp.run.project_id, inp.run.run_id, inp.step_id, handle)
         await self.store.put_json(key, {"data": value.data})
         return value.model_copy(update={"data": None, "data_ref": key})
+
+
+def _evaluation_record(gate: ReviewGate) -> dict[str, Any]:
+    """The `review_trigger_evaluation` artifact: the predicate, whether it fired and why, each part's evaluation."""
+    evaluation = gate.evaluation.model_dump(mode="json")
+    return {
+        "operation": "review_trigger_evaluation",
+        "requires_human_review": gate.evaluation.fired,
+        "predicate": gate.config.predicate.model_dump(mode="json"),
+        "evaluation": evaluation,
+        "evaluations": [evaluation],
+        "reviewer_id": None,
+        "review_decision": None,
+        "review_notes": None,
+        "reviewed_at": None,
+    }
 
 
 def _retry_budget(inp: ExecuteBlockInput) -> tuple[float, bool]:

@@ -42,13 +42,13 @@ async def delete_run_data(store: ObjectStore, project_id: str, run_id: str) -> N
     """Every artifact the run's summary or step records name, then everything under the run's prefix."""
     try:
         summary = await store.get_model(keys.run_summary(project_id, run_id), RunState)
-        named = {s.artifact.id for s in summary.steps if s.artifact}
+        named = {a.id for s in summary.steps for a in (s.artifact, s.review_evaluation) if a}
     except NotFound:
         named = set()  # a terminated run wrote no summary: its step records still name its artifacts
     found = await store.list_keys(keys.steps_prefix(project_id, run_id))
     records = await asyncio.gather(*(_read_step(store, key) for key in found))
     # A cancelled step's artifact is named by its record only, not by the summary.
-    named |= {r.artifact.id for r in records if r is not None and r.artifact is not None}
+    named |= {a.id for r in records if r is not None for a in (r.artifact, r.review_evaluation) if a is not None}
     # Artifacts first: the records that name them are under the prefix, so a retried delete finds them again.
     await asyncio.gather(*(store.delete(keys.artifact(project_id, a)) for a in sorted(named)))
     await store.delete_prefix(keys.run_prefix(project_id, run_id))

@@ -25,6 +25,7 @@ ARTIFACT_PREFIXES = {
     "split": "splt_",
     "edit": "edt_",
     "partition": "part_",
+    "review_trigger_evaluation": "rte_",
 }
 
 

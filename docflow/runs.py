@@ -91,6 +91,9 @@ class StepState(Model):
     artifact: ArtifactRef | None = None
     routing_decisions: list[str] | None = None
     retry_count: int = 0
+    # A reviewable block's `review_trigger_evaluation` (the step's `artifact` stays the block's own record).
+    review_evaluation: ArtifactRef | None = None
+    review_id: str | None = None
 
 
 class RunTiming(Model):
@@ -225,6 +228,7 @@ class BlockOutcome(Model):
     outputs: dict[str, HandleValue] = Field(default_factory=dict)
     # Set when the block's review gate fired: `outputs` are the model's, held until the decision.
     review: OpenedReview | None = None
+    review_evaluation: ArtifactRef | None = None
     routing_decisions: list[str] | None = None
     artifact: ArtifactRef | None = None
     model: str | None = None

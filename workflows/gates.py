@@ -152,6 +152,7 @@ class Gates:
         )
         step.lifecycle = StepLifecycle(status="awaiting_review")
         step.artifact, step.model = outcome.artifact, outcome.model
+        step.review_evaluation, step.review_id = outcome.review_evaluation, opened.review_id
         self.open[gate.review_id] = gate
         open_gate(self.state.timing, self.waiting, gate.review_id, now)
         self.refresh()

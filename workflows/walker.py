@@ -195,6 +195,7 @@ class Walker:
         step.lifecycle = StepLifecycle(status="completed")
         step.started_at = outcome.started_at or step.started_at
         step.artifact = outcome.artifact
+        step.review_evaluation = outcome.review_evaluation
         step.model = outcome.model
         is_routing = self.blocks[block_id].type in ROUTING_TYPES
         step.routing_decisions = outcome.routing_decisions if is_routing else None

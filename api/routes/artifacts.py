@@ -35,13 +35,15 @@ async def list_artifacts(
     if run_id is None:
         raise InvalidError("run_id: required", field="run_id")
     state = await runs_of(request).state(principal.project_id, run_id)
+    # Each step's own artifact, then (reviewable blocks) its review_trigger_evaluation.
     refs = [
-        s.artifact
+        ref
         for s in state.steps
-        if s.artifact is not None
+        for ref in (s.artifact, s.review_evaluation)
+        if ref is not None
         and (step_id is None or s.step_id == step_id)
         and (block_id is None or s.block_id == block_id)
-        and (operation is None or s.artifact.operation == operation)
+        and (operation is None or ref.operation == operation)
     ]
     ids = [r.id for r in refs]
     if after in ids:
