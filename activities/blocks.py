@@ -234,7 +234,7 @@ class BlockActivities:
             run_id=run.run_id,
             block_id=block.id,
             step_id=inp.step_id,
-            block_type=block.type,  # type: ignore[arg-type]  # reviewable types only (checked on write)
+            block_type=block.type,  # reviewable types only (checked on write)
             block_label=block.label,
             triggered_by=gate.config.predicate.model_dump(mode="json"),
             created_at=now,

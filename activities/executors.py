@@ -27,6 +27,7 @@ from activities.provider import (
     combined_usage,
     gather_all,
 )
+from activities.review_gate import ReviewGate, review_gate_of
 from activities.split_outputs import split_outputs
 from activities.storage import NotFound, ObjectStore
 from docflow import keys
@@ -46,6 +47,8 @@ from docflow.conditions import ConditionalResult
 from docflow.consensus import merge_categories, merge_splits
 from docflow.merge import MergeError, merge_dicts
 from docflow.models import FileRef
+from docflow.review_models import review_of
+from docflow.review_predicates import Evaluation
 from docflow.runs import ExecuteBlockInput, HandleValue
 
 
@@ -65,6 +68,8 @@ LOCAL_EVALUATION_LIMIT_SECONDS = 4.0
 T = TypeVar("T")
 # The consensus merge of K votes runs in the isolated executor; its bounds (docflow.consensus) keep it far below.
 CONSENSUS_LIMIT_SECONDS = 30.0
+# A review predicate (and the output's validation against the user's schema) in the isolated executor.
+REVIEW_GATE_LIMIT_SECONDS = 10.0
 
 
 class Executors:
@@ -104,6 +109,28 @@ class Executors:
                 code=f"{prefix}_resource_limit",
                 details={"field": field, "resource": exc.resource},
             ) from exc
+
+    async def review_gate(self, inp: ExecuteBlockInput, produced: Produced) -> ReviewGate | None:
+        """The block's review gate evaluated over what it produced; None when its config has no `review`."""
+        cfg = _config(inp, inp.block.type)
+        review = review_of(cfg)
+        if review is None:
+            return None
+        artifact = produced.artifact or {}
+        payload = {
+            "block_type": inp.block.type,
+            "config": inp.block.config,
+            "artifact": artifact,
+            "routing": produced.routing,
+        }
+        field = "review.predicate"
+        try:
+            answer = await self._isolated("review_gate", payload, REVIEW_GATE_LIMIT_SECONDS, "review_gate", field)
+        except TaskError as exc:
+            message = f"{field}: {exc.message}"
+            raise BlockError(message, code=exc.code, details={**exc.details, "field": field}) from exc
+        evaluation = Evaluation.model_validate(answer)
+        return review_gate_of(inp.block.type, cfg, review, evaluation, artifact)
 
     async def _document_text(
         self, project_id: str, doc: FileRef, cfg: ParseConfig | None = None, content: bytes | None = None
@@ -301,8 +328,9 @@ class Executors:
                 "likelihoods": [_split_likelihood(p) for p in result.parts],
                 "choices": [[{"name": p.name, "pages": p.pages} for p in r.parts] for r in results],
             },
-            # Beyond Retab's record (clients ignore it): the stored PDF of each split.
+            # Beyond Retab's record (clients ignore them): the stored PDF of each split, the document's pages.
             "splits": splits,
+            "page_count": len(pages),
             "usage": _usage(_summed(r.usage for r in results), start, calls=n),
         }
         return Produced(outputs=outputs, routing=list(outputs), artifact=artifact, model=result.model)

@@ -25,10 +25,13 @@ from typing import Any, BinaryIO
 
 import jsonschema
 
-from docflow.blocks import ConditionalConfig, FunctionConfig
+from docflow.blocks import ConditionalConfig, FunctionConfig, parse_config
 from docflow.conditions import evaluate_conditional
 from docflow.consensus import merge_votes
 from docflow.expressions import ExpressionError, run_function
+from docflow.review_gate import gate_input
+from docflow.review_models import review_of
+from docflow.review_predicates import evaluate
 from docflow.schemas import validate
 from docflow.structured_output import OutputProblem, check_answer, read_answer
 
@@ -94,12 +97,24 @@ def consensus_task(payload: dict[str, Any]) -> Any:
     return {"value": merged.value, "likelihoods": merged.likelihoods}
 
 
+def review_gate_task(payload: dict[str, Any]) -> Any:
+    """A block's review predicate evaluated over what it produced (docflow.review_gate, review_predicates)."""
+    block_type = payload["block_type"]
+    config = parse_config(block_type, payload["config"])
+    review = review_of(config)
+    if review is None:
+        raise TaskFailure("review_missing", f"a {block_type} block without config.review has no gate to evaluate")
+    gate = gate_input(block_type, config, payload["artifact"], payload.get("routing"))
+    return evaluate(review.predicate, gate).model_dump(mode="json")
+
+
 TASKS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "function": function_task,
     "conditions": conditions_task,
     "json_schema": json_schema_task,
     "model_output": model_output_task,
     "consensus": consensus_task,
+    "review_gate": review_gate_task,
 }
 
 

@@ -22,6 +22,9 @@ Decisions where Retab's notes are inference [I]:
   (extract field by field; classifier by majority, likelihood = the winner's share of the votes, margin over the
   runner-up; split: the most central vote's splits, each with the share of votes containing it exactly, and
   per page the share of votes that put that page under the same sub-document name).
+- `review` on `extract`, `classifier` and `split` (NOTES.md §8) is checked on write by
+  `docflow.review_applicability.validate_review`: the predicate, the deadline, and whether this block can
+  produce what the predicate reads; its errors name the field under `config.review`.
 - `for_each`, `while_loop`, `edit` are not built yet: their configs are refused on write.
 """
 
@@ -97,6 +100,21 @@ def _check_consensus(value: int) -> int:
     return value
 
 
+REVIEW_DESCRIPTION = (
+    "Human review gate (docflow.review_models.ReviewConfig): "
+    '{"predicate": {"kind": ...}, "deadline": "P3D" | null, "on_deadline": {"action": "reject"|"approve", "reason"}}'
+)
+
+
+def _check_review(config: ExtractConfig | ClassifierConfig | SplitConfig, block_type: str) -> None:
+    """Refuse a `review` that is invalid or asks what this block cannot produce, naming the field under it."""
+    if config.review is not None:
+        # Kept local: review_models imports this module (Condition).
+        from docflow.review_applicability import validate_review
+
+        validate_review(config.review, block_type, config.n_consensus, title=type(config).__name__)
+
+
 class ExtractInput(BlockConfig):
     """A named input of an extract block."""
 
@@ -117,6 +135,7 @@ class ExtractConfig(BlockConfig):
     )
     temperature: float = Field(default=0.0, ge=0, le=2)
     reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    review: dict[str, Any] | None = Field(default=None, description=REVIEW_DESCRIPTION)
 
     @field_validator("json_schema")
     @classmethod
@@ -125,6 +144,11 @@ class ExtractConfig(BlockConfig):
             raise ValueError("json_schema must be an object schema with 'properties'")
         _check_json_schema(value)
         return value
+
+    @model_validator(mode="after")
+    def _review_applies(self) -> ExtractConfig:
+        _check_review(self, "extract")
+        return self
 
 
 def slug(name: str) -> str:
@@ -183,6 +207,7 @@ class ClassifierConfig(BlockConfig):
     categories: list[Category] = Field(min_length=1, max_length=100)
     instructions: str | None = Field(default=None, max_length=20000)
     n_consensus: int = Field(default=1)
+    review: dict[str, Any] | None = Field(default=None, description=REVIEW_DESCRIPTION)
 
     _consensus_not_built = field_validator("n_consensus")(_check_consensus)
 
@@ -190,6 +215,11 @@ class ClassifierConfig(BlockConfig):
     @classmethod
     def _unique(cls, value: list[Category]) -> list[Category]:
         return _check_keys(value, "category")
+
+    @model_validator(mode="after")
+    def _review_applies(self) -> ClassifierConfig:
+        _check_review(self, "classifier")
+        return self
 
 
 class SplitConfig(BlockConfig):
@@ -199,6 +229,7 @@ class SplitConfig(BlockConfig):
     subdocuments: list[Subdocument] = Field(min_length=1, max_length=100)
     instructions: str | None = Field(default=None, max_length=20000)
     n_consensus: int = Field(default=1)
+    review: dict[str, Any] | None = Field(default=None, description=REVIEW_DESCRIPTION)
 
     _consensus_not_built = field_validator("n_consensus")(_check_consensus)
 
@@ -206,6 +237,11 @@ class SplitConfig(BlockConfig):
     @classmethod
     def _unique(cls, value: list[Subdocument]) -> list[Subdocument]:
         return _check_keys(value, "subdocument")
+
+    @model_validator(mode="after")
+    def _review_applies(self) -> SplitConfig:
+        _check_review(self, "split")
+        return self
 
 
 Operator = Literal[

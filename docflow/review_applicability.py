@@ -14,12 +14,21 @@ Rules (decisions where NOTES.md §8 says only "consensus predicates need n_conse
 - `always` anywhere; `any_of` / `all_of` check every part.
 
 Each problem names the field, from `review.predicate` down (`review.predicate.predicates[1].threshold`).
+`validate_review` checks a block's whole `config.review` on write and reports every problem as a pydantic
+error located at its field (`review.predicate.predicates.1.threshold`, without the `kind` tag pydantic puts
+in the location of a tagged union's member), so the API's 422 names it like any other config field.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
 from docflow.jsonpath import PathError, parse_path
-from docflow.review_models import AllOf, AnyOf, JsonCondition, ReviewPredicate
+from docflow.review_models import KINDS, AllOf, AnyOf, JsonCondition, ReviewConfig, ReviewPredicate
 
 ROOT = "review.predicate"
 ROUTING_BLOCKS = frozenset({"classifier", "split", "conditional"})
@@ -73,3 +82,43 @@ def _condition_problems(predicate: JsonCondition, block_type: str, n_consensus: 
                 f"{path}.condition.sub_conditions[{i}].path: likelihoods exist only on an extract with n_consensus > 1"
             )
     return problems
+
+
+def validate_review(raw: Any, block_type: str, n_consensus: int, title: str = "config") -> ReviewConfig:
+    """A block's `config.review` validated for this block; a pydantic ValidationError located under `review`."""
+    try:
+        review = ReviewConfig.model_validate(raw)
+    except ValidationError as exc:
+        errors = [_error(("review", *_untagged(e["loc"])), e["type"], e["msg"], e["input"]) for e in exc.errors()]
+        raise ValidationError.from_exception_data(title, errors) from None
+    problems = check_applicable(review.predicate, block_type, n_consensus)
+    if problems:
+        located = map(_split, problems)
+        errors = [_error(_location(path), "review_not_applicable", message, raw) for path, message in located]
+        raise ValidationError.from_exception_data(title, errors)
+    return review
+
+
+def _error(loc: tuple[str | int, ...], kind: str, message: str, value: Any) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=value)
+
+
+def _untagged(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    # `predicate.confidence_lt.threshold` → `predicate.threshold`: the kind is a tag, not a field.
+    kept: list[str | int] = []
+    for part in loc:
+        last, before = (kept[-1] if kept else None), (kept[-2] if len(kept) > 1 else None)
+        tagged = last == "predicate" or (isinstance(last, int) and before == "predicates")
+        if not (tagged and part in KINDS):
+            kept.append(part)
+    return tuple(kept)
+
+
+def _split(problem: str) -> tuple[str, str]:
+    path, _, message = problem.partition(": ")
+    return path, message
+
+
+def _location(path: str) -> tuple[str | int, ...]:
+    """`review.predicate.predicates[1].threshold` → ('review', 'predicate', 'predicates', 1, 'threshold')."""
+    return tuple(int(index) if index else name for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path))

@@ -9,9 +9,10 @@ condition (its id optional) whose paths start with `data` or `likelihoods`. What
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from datetime import timedelta
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from docflow.blocks import Condition, SubCondition
 from docflow.jsonpath import PathError, parse_path
@@ -162,3 +163,73 @@ ReviewPredicate = Annotated[
 ]
 AnyOf.model_rebuild()
 AllOf.model_rebuild()
+
+DEFAULT_DEADLINE_REASON = "no decision before the review deadline"
+# Every `kind` a predicate may have: pydantic puts the kind of a tagged union's member in an error's location.
+KINDS: frozenset[str] = frozenset(
+    get_args(member.model_fields["kind"].annotation)[0] for member in get_args(get_args(ReviewPredicate)[0])
+)
+
+
+class OnDeadline(BaseModel):
+    """What happens when a gate's deadline passes with no decision: reject (with `reason`) or approve."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["reject", "approve"]
+    reason: str | None = Field(default=None, min_length=1, max_length=2000)
+
+
+class ReviewConfig(BaseModel):
+    """A block's `config.review`: when its output waits for a person, and for how long (Retab's shape).
+
+    `deadline` is an ISO 8601 duration (`docflow.durations`: days, hours, minutes, seconds or weeks, 1 s ..
+    366 days). With a deadline and no `on_deadline`, the gate rejects with "no decision before the review
+    deadline"; a reject without a reason gets that reason too. `on_deadline` without a deadline is refused.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    predicate: ReviewPredicate
+    deadline: str | None = Field(default=None, description="ISO 8601 duration, e.g. 'P3D', 'PT12H', 'P2W'")
+    on_deadline: OnDeadline | None = None
+
+    @field_validator("deadline")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            from docflow.durations import parse_iso_duration
+
+            parse_iso_duration(value)
+        return value
+
+    @field_validator("on_deadline")
+    @classmethod
+    def _needs_deadline(cls, value: OnDeadline | None, info: ValidationInfo) -> OnDeadline | None:
+        # `deadline` is declared first; absent from info.data only when it failed (and was reported) itself.
+        if value is not None and "deadline" in info.data and info.data["deadline"] is None:
+            raise ValueError("on_deadline needs a deadline (an ISO 8601 duration such as 'P3D')")
+        return value
+
+    @model_validator(mode="after")
+    def _outcome(self) -> ReviewConfig:
+        if self.deadline is None:
+            return self
+        if self.on_deadline is None:
+            self.on_deadline = OnDeadline(action="reject")
+        if self.on_deadline.action == "reject" and self.on_deadline.reason is None:
+            self.on_deadline.reason = DEFAULT_DEADLINE_REASON
+        return self
+
+    @property
+    def timeout(self) -> timedelta | None:
+        """How long the gate waits for a decision, or None to wait for ever."""
+        from docflow.durations import parse_iso_duration
+
+        return None if self.deadline is None else parse_iso_duration(self.deadline)
+
+
+def review_of(config: BaseModel) -> ReviewConfig | None:
+    """A validated block config's review gate, or None when it has none (or its type has no `review`)."""
+    raw = getattr(config, "review", None)
+    return None if raw is None else ReviewConfig.model_validate(raw)
