@@ -25,6 +25,7 @@ from activities.payloads import external_storage
 from activities.provider import build_provider
 from activities.runs import RunActivities
 from activities.storage import ObjectStore
+from activities.webhooks import WebhookSender
 from docflow.config import Settings, get_settings
 from docflow.logging import configure_logging
 from docflow.temporal import connect
@@ -83,7 +84,7 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=[RunWorkflow],
-        activities=[*blocks.all(), runs.load_graph, runs.persist_summary],
+        activities=[*blocks.all(), runs.load_graph, runs.persist_summary, WebhookSender(store, settings).send],
         workflow_runner=workflow_runner(),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
     )

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from docflow.egress import Allowlist, parse_allowlist
+from docflow.webhooks import WebhookEndpoint
 
 _PLACEHOLDER = "docflow-dev-secret"
 
@@ -161,6 +162,18 @@ class Settings(BaseSettings):
         description="Secrets api_call may name as `{{ secrets.NAME }}`: a JSON object {NAME: value} in "
         "DOCFLOW_SECRETS, read by the worker only; values of at least 8 characters (each occurrence of a "
         "value in a trace, output or error is replaced by ***)",
+    )
+
+    # Webhooks (issue 7, item 7; docflow/webhooks.py says why they are operator config): read by the worker only.
+    webhooks: dict[str, WebhookEndpoint] = Field(
+        default_factory=dict,
+        repr=False,
+        description="Per project: where its events are POSTed, signed. A JSON object in DOCFLOW_WEBHOOKS, "
+        '{"<project_id>": {"url": "https://...", "secret": "<16+ characters>", "events": [...] (optional)}}; '
+        "the URL goes through the egress rule",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="One webhook POST, answer included; slower counts as a failed attempt"
     )
 
     @field_validator("egress_allow")

@@ -16,3 +16,4 @@ BLOCK_ACTIVITIES = {
 }
 LOAD_GRAPH = "LoadWorkflowVersion"
 PERSIST_RUN = "PersistRunSummary"
+SEND_WEBHOOK = "SendWebhook"
