@@ -175,6 +175,26 @@ async def test_an_endpoint_failing_past_the_last_attempt_is_recorded_as_failed(
     assert [(a.attempt, a.status) for a in record.attempts] == [(1, 500), (2, 500)]
 
 
+async def test_a_redirect_is_not_a_delivery(
+    stack: Stack, store: ObjectStore, webhook_receivers: tuple[WebhookReceiver, WebhookReceiver]
+) -> None:
+    receiver, _ = webhook_receivers
+    run = _run()
+    evt = event_id(stack.project_id, RUN_COMPLETED, event_key(run))
+    receiver.redirect(evt, f"{receiver.url}/moved-{run}")
+    inp = WebhookInput(project_id=stack.project_id, event_type=RUN_COMPLETED, event_key=event_key(run))
+
+    with pytest.raises(WorkflowFailureError):
+        await _send(stack, inp, max_attempts=1)
+
+    # The egress client followed the 302 (as a GET, without the event); the endpoint did not take the event.
+    assert [d.method for d in receiver.received(evt)] == ["POST"]
+    record = await _record(store, stack.project_id, evt)
+    assert record.outcome == "failed"
+    [attempt] = record.attempts
+    assert attempt.error is not None and "redirected" in attempt.error
+
+
 async def test_an_endpoint_on_a_denied_address_is_refused_recorded_and_receives_nothing(
     stack: Stack, store: ObjectStore, webhook_receivers: tuple[WebhookReceiver, WebhookReceiver]
 ) -> None:
