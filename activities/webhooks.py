@@ -5,8 +5,10 @@
 - The event and its signature are built here (`docflow.webhooks`): the secret never leaves this activity, and
   the workflow's input carries only the project, the type, the key the id derives from and the data.
 - One POST per attempt, through `activities.egress.Egress` (address rule, pinned address, capped body) with the
-  `webhook_timeout_seconds` limit. A 2xx is delivered. Anything else (another status, no answer, a redirect,
-  which is not followed as a success) raises, and Temporal retries the activity with backoff
+  `webhook_timeout_seconds` limit. Its allowlist is `egress_allow` plus `webhook_egress_allow`: an operator opens
+  an internal receiver to webhooks without opening it to every project's api_call.
+- A 2xx is delivered. Anything else (another status, no answer, a redirect: the egress client follows it, but
+  the event did not arrive where it was sent) raises, and Temporal retries the activity with backoff
   (`workflows.options.WEBHOOK_RETRY`); the signature is made per attempt, with that attempt's time.
 - An address the egress rule refuses is `refused`: recorded, returned, never retried (a retry cannot fix it).
 - Each attempt and where the delivery stands are recorded in S3 (`keys.webhook_delivery`): `pending` while it
@@ -57,7 +59,7 @@ class WebhookSender:
         self.endpoints = dict(settings.webhooks)
         self.environment = settings.environment
         self.timeout = settings.webhook_timeout_seconds
-        self.egress = egress or Egress(settings.egress_allowlist, settings.egress_max_response_bytes)
+        self.egress = egress or Egress(settings.webhook_egress_allowlist, settings.egress_max_response_bytes)
 
     @activity.defn(name="SendWebhook")
     async def send(self, inp: WebhookInput) -> SendResult:

@@ -175,8 +175,13 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(
         default=10.0, gt=0, le=60, description="One webhook POST, answer included; slower counts as a failed attempt"
     )
+    webhook_egress_allow: str = Field(
+        default="",
+        description="Like egress_allow, for webhook endpoints only (with egress_allow's entries): opens an internal "
+        "receiver to webhooks without opening it to every project's api_call",
+    )
 
-    @field_validator("egress_allow")
+    @field_validator("egress_allow", "webhook_egress_allow")
     @classmethod
     def _allowlist_parses(cls, value: str) -> str:
         parse_allowlist(value)
@@ -200,6 +205,11 @@ class Settings(BaseSettings):
     def egress_allowlist(self) -> Allowlist:
         """The parsed `egress_allow`."""
         return parse_allowlist(self.egress_allow)
+
+    @property
+    def webhook_egress_allowlist(self) -> Allowlist:
+        """What webhook endpoints may reach: `egress_allow` and `webhook_egress_allow`."""
+        return parse_allowlist(f"{self.egress_allow},{self.webhook_egress_allow}")
 
     @property
     def secret_values(self) -> dict[str, str]:

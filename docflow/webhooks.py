@@ -16,8 +16,9 @@ Where endpoints are configured: operator settings, `DOCFLOW_WEBHOOKS` =
 by the worker only. Why there and not in user config:
 - A project gets only its own events: the endpoint is looked up by the project id the run belongs to, and there
   is no endpoint for all projects (it would receive every tenant's data).
-- The URL is a request the server makes, so the operator picks it and it still goes through the egress guard
-  (an internal receiver must be on `DOCFLOW_EGRESS_ALLOW`, like an api_call target).
+- The URL is a request the server makes, so the operator picks it and it still goes through the egress guard;
+  an internal receiver is opened by `DOCFLOW_WEBHOOK_EGRESS_ALLOW`, for webhooks only (`DOCFLOW_EGRESS_ALLOW`
+  would open it to every project's api_call too).
 - The signing secret never enters workflow input, history or logs: the activity reads it from its settings. It
   is the endpoint's own value, not a `DOCFLOW_SECRETS` name, because every project's api_call may template those
   names (`{{ secrets.NAME }}`) and so could send another tenant's signing secret wherever it likes.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from docflow.config import Settings
+from docflow.egress import EgressDenied, check
 from docflow.processes import settings_env
 from docflow.webhooks import (
     REVIEW_DECIDED,
@@ -150,3 +152,17 @@ def test_endpoints_come_from_the_environment_and_never_show_their_secret(monkeyp
 def test_an_endpoint_without_events_gets_every_type() -> None:
     endpoint = WebhookEndpoint.model_validate({"url": "http://127.0.0.2:9/x", "secret": SECRET})
     assert all(endpoint.wants(t) for t in (REVIEW_OPENED, REVIEW_DECIDED, RUN_COMPLETED))
+
+
+def test_webhook_egress_allow_opens_an_address_to_webhooks_only() -> None:
+    settings = Settings(egress_allow="127.0.0.2/32", webhook_egress_allow="10.1.2.0/24, hooks.internal")
+    internal = [ipaddress.ip_address("10.1.2.3")]
+    check("10.1.2.3", internal, settings.webhook_egress_allowlist)
+    check("hooks.internal", [ipaddress.ip_address("10.9.9.9")], settings.webhook_egress_allowlist)
+    check("127.0.0.2", [ipaddress.ip_address("127.0.0.2")], settings.webhook_egress_allowlist)  # egress_allow too
+    with pytest.raises(EgressDenied):
+        check("10.1.2.3", internal, settings.egress_allowlist)  # api_call's rule is unchanged
+    with pytest.raises(EgressDenied):
+        check("10.1.3.1", [ipaddress.ip_address("10.1.3.1")], settings.webhook_egress_allowlist)
+    with pytest.raises(ValidationError, match="webhook_egress_allow"):
+        Settings(webhook_egress_allow="not a cidr/")
