@@ -26,6 +26,7 @@ from activities.provider import build_provider
 from activities.reviews import ReviewActivities
 from activities.runs import RunActivities
 from activities.storage import ObjectStore
+from activities.webhooks import WebhookSender
 from docflow.config import Settings, get_settings
 from docflow.logging import configure_logging
 from docflow.temporal import connect
@@ -85,7 +86,13 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=[RunWorkflow],
-        activities=[*blocks.all(), *reviews.all(), runs.load_graph, runs.persist_summary],
+        activities=[
+            *blocks.all(),
+            *reviews.all(),
+            runs.load_graph,
+            runs.persist_summary,
+            WebhookSender(store, settings).send,
+        ],
         workflow_runner=workflow_runner(),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
     )

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from docflow.egress import Allowlist, parse_allowlist
+from docflow.webhooks import WebhookEndpoint
 
 _PLACEHOLDER = "docflow-dev-secret"
 
@@ -163,7 +164,24 @@ class Settings(BaseSettings):
         "value in a trace, output or error is replaced by ***)",
     )
 
-    @field_validator("egress_allow")
+    # Webhooks (issue 7, item 7; docflow/webhooks.py says why they are operator config): read by the worker only.
+    webhooks: dict[str, WebhookEndpoint] = Field(
+        default_factory=dict,
+        repr=False,
+        description="Per project: where its events are POSTed, signed. A JSON object in DOCFLOW_WEBHOOKS, "
+        '{"<project_id>": {"url": "https://...", "secret": "<16+ characters>", "events": [...] (optional)}}; '
+        "the URL goes through the egress rule",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="One webhook POST, answer included; slower counts as a failed attempt"
+    )
+    webhook_egress_allow: str = Field(
+        default="",
+        description="Like egress_allow, for webhook endpoints only (with egress_allow's entries): opens an internal "
+        "receiver to webhooks without opening it to every project's api_call",
+    )
+
+    @field_validator("egress_allow", "webhook_egress_allow")
     @classmethod
     def _allowlist_parses(cls, value: str) -> str:
         parse_allowlist(value)
@@ -187,6 +205,11 @@ class Settings(BaseSettings):
     def egress_allowlist(self) -> Allowlist:
         """The parsed `egress_allow`."""
         return parse_allowlist(self.egress_allow)
+
+    @property
+    def webhook_egress_allowlist(self) -> Allowlist:
+        """What webhook endpoints may reach: `egress_allow` and `webhook_egress_allow`."""
+        return parse_allowlist(f"{self.egress_allow},{self.webhook_egress_allow}")
 
     @property
     def secret_values(self) -> dict[str, str]:

@@ -150,3 +150,8 @@ def review_queue_prefix(project: str) -> str:
 def review_queue(project: str, created_at_compact: str, review_id: str) -> str:
     """A review's marker in the queue; `created_at_compact` (`20261126T190102.123456Z`) sorts by time."""
     return f"projects/{project}/index/reviews/{created_at_compact}_{review_id}"
+
+
+def webhook_delivery(project: str, event_id: str) -> str:
+    """A webhook event's delivery record: every attempt and the outcome (`docflow.webhooks.DeliveryRecord`)."""
+    return f"projects/{project}/webhooks/deliveries/{event_id}.json"

@@ -33,8 +33,10 @@ from docflow.blocks import Category, Subdocument
 from docflow.config import Settings
 from docflow.processes import ThreadedApi, start_worker, wait_for_worker
 from docflow.stack import Ports, Server, StackError, start_servers
+from docflow.webhooks import WebhookEndpoint
 from tests.chat_server import ChatCompletionsServer
 from tests.http_target import ALLOWED_HOST, HttpTarget
+from tests.webhook_receiver import WebhookReceiver
 
 _STATUS = pytest.StashKey[int]()
 # Set to write histories of real runs into tests/histories/ for the replay test.
@@ -49,6 +51,11 @@ truststore.inject_into_ssl = lambda: None
 # session, so a search for its bytes in history, records and logs finds only what this session leaked.
 TEST_SECRET_NAME = "TEST_TOKEN"
 TEST_SECRET = f"tok-{secrets.token_hex(16)}"
+
+# Webhooks (docflow/webhooks.py): the test project's events go to `webhook_receivers[0]` on 127.0.0.2, signed
+# with this secret; a project of no key has its endpoint on 127.0.0.1, which the egress rule refuses.
+WEBHOOK_SECRET = f"whsec-{secrets.token_hex(16)}"
+DENIED_WEBHOOK_PROJECT = "proj_webhooks_denied"
 
 
 @dataclass
@@ -143,7 +150,18 @@ def model_server() -> Iterator[ChatCompletionsServer]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, model_server: ChatCompletionsServer) -> Iterator[Stack]:
+def webhook_receivers() -> Iterator[tuple[WebhookReceiver, WebhookReceiver]]:
+    """The test project's webhook receiver (127.0.0.2), and one on 127.0.0.1 that must never receive anything."""
+    with WebhookReceiver(ALLOWED_HOST) as allowed, WebhookReceiver("127.0.0.1") as denied:
+        yield allowed, denied
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    model_server: ChatCompletionsServer,
+    webhook_receivers: tuple[WebhookReceiver, WebhookReceiver],
+) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("docflow-data")
     settings, servers = _start_servers(data_dir, model_server.url)
     api: ThreadedApi | None = None
@@ -151,6 +169,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model_server: ChatCompletion
     try:
         key, project = create_key(settings.keys_file, name="tests")
         other_key, other_project = create_key(settings.keys_file, name="other-project")
+        receiver, denied = webhook_receivers
+        settings.webhooks = {
+            project: WebhookEndpoint(url=f"{receiver.url}/hooks", secret=WEBHOOK_SECRET),
+            DENIED_WEBHOOK_PROJECT: WebhookEndpoint(url=f"{denied.url}/hooks", secret=WEBHOOK_SECRET),
+        }
         api = ThreadedApi(settings).start()
         worker = start_worker(settings, data_dir / "logs" / "worker.log")
         wait_for_worker(settings, proc=worker.proc)

@@ -46,6 +46,16 @@ LOCAL_BLOCK_RETRY = RetryPolicy(
     non_retryable_error_types=NON_RETRYABLE,
 )
 STORAGE_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(seconds=10))
+# Webhooks (activities/webhooks.py): one POST per attempt, bounded by the webhook_timeout_seconds setting (≤ 60 s);
+# a refused or unconfigured endpoint returns, a failed attempt raises and is retried: 1 s, 2 s, 4 s … 5 min,
+# ten attempts over about 9 minutes; the last one records the delivery as failed.
+WEBHOOK_TIMEOUT = timedelta(seconds=90)
+WEBHOOK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    maximum_attempts=10,
+)
 
 
 def block_timeout(block: Block) -> timedelta:
