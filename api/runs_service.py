@@ -99,6 +99,8 @@ class Runs:
             inline_output_limit_bytes=self.settings.inline_output_limit_bytes,
             storage_retry_budget_seconds=self.settings.storage_retry_budget_seconds,
             max_concurrent_blocks=self.settings.max_concurrent_blocks,
+            # The API and the worker read the same settings: only a project with an endpoint sends events.
+            webhooks=project_id in self.settings.webhooks,
         )
         initial = RunState.initial(inp, json_inputs)
         try:

@@ -37,12 +37,13 @@ with workflow.unsafe.imports_passed_through():
     from docflow.runs import BlockOutcome, IgnoredSignal, RunLifecycle, RunState, StepLifecycle, StepState
     from docflow.temporal import SA_AWAITING_REVIEW, SA_STATUS
     from docflow.waiting import close_gate, open_gate
+    from docflow.webhooks import EventType
 
 MAX_IGNORED_SIGNALS = 20
 DEFAULT_DEADLINE_REASON = "no decision before the review deadline"
 
 Apply = Callable[["Gate", Block], Awaitable[AppliedDecision]]
-Notify = Callable[[str, str, dict[str, Any]], None]
+Notify = Callable[[EventType, str | None, dict[str, Any]], None]
 
 
 class GateClosed(Exception):

@@ -37,8 +37,9 @@ with workflow.unsafe.imports_passed_through():
         RUN_WORKFLOW,
         SA_STATUS,
     )
+    from docflow.webhooks import EventType, WebhookInput, event_key
     from workflows import options
-    from workflows.activity_names import CLOSE_REVIEWS, LOAD_GRAPH, PERSIST_RUN
+    from workflows.activity_names import CLOSE_REVIEWS, LOAD_GRAPH, PERSIST_RUN, SEND_WEBHOOK
     from workflows.gates import Gates
     from workflows.walker import Walker, show_progress
 
@@ -96,6 +97,7 @@ class RunWorkflow:
             self._finish_cancelled()
             await self._close_reviews("the run was cancelled")
             await self._persist()
+            self._notify_end("workflow.run.cancelled")
             await self._settle()
             raise
         await self._close_reviews(f"the run failed at block '{state.lifecycle.failing_step_id}'")
@@ -104,6 +106,7 @@ class RunWorkflow:
         state.timing.completed_at = workflow.now()
         self._set_status("completed")
         await self._persist()
+        self._notify_end("workflow.run.completed")
         await self._settle()
         return state
 
@@ -131,6 +134,7 @@ class RunWorkflow:
         self._state.timing.completed_at = workflow.now()
         self._set_status("error")
         await self._persist()
+        self._notify_end("workflow.run.failed")
         await self._settle()
         message = self._state.lifecycle.message or "run failed"
         raise ApplicationError(message, type="RunFailed", non_retryable=True)
@@ -169,10 +173,37 @@ class RunWorkflow:
             summary=f"close {len(review_ids)} review(s): {reason}",
         )
 
-    def _notify(self, event_type: str, key: str, data: dict[str, Any]) -> None:
+    def _notify(self, event_type: EventType, review_id: str | None, data: dict[str, Any]) -> None:
         """Send a webhook event (projects with an endpoint only); the run waits for deliveries before it ends."""
         if not self._inp.webhooks:
             return
+        parts = [self._inp.run_id] if review_id is None else [self._inp.run_id, review_id]
+        arg = WebhookInput(
+            project_id=self._inp.project_id,
+            event_type=event_type,
+            event_key=event_key(*parts),
+            data=data,
+            occurred_at=workflow.now(),
+        )
+        task = workflow.start_activity(
+            SEND_WEBHOOK,
+            arg,
+            start_to_close_timeout=options.WEBHOOK_TIMEOUT,
+            retry_policy=options.WEBHOOK_RETRY,
+            summary=f"webhook {event_type}",
+        )
+        self._notifications.append(task)
+
+    def _notify_end(self, event_type: EventType) -> None:
+        state = self._state
+        data = {
+            "run_id": state.run_id,
+            "workflow_id": state.workflow_id,
+            "workflow_version_id": state.version_id,
+            "lifecycle": state.lifecycle.model_dump(mode="json"),
+            "timing": state.timing.model_dump(mode="json"),
+        }
+        self._notify(event_type, None, data)
 
     async def _settle(self) -> None:
         """Before the run ends: notifications delivered (or given up), every Update and signal handler done."""
