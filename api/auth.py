@@ -34,15 +34,23 @@ class KeyEntry(BaseModel):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the project the key belongs to."""
+    """Who is calling: the project the key belongs to, the key's name and its stable public id."""
 
     project_id: str
     key_name: str
+    # `key:` + 16 hex of a hash of the key's hash: names the key in records (who decided a review) and
+    # reveals nothing of the key or of its stored hash.
+    key_id: str = ""
 
 
 def hash_key(key: str) -> str:
     """sha256 hex of a key."""
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_id(key_sha256: str) -> str:
+    """A key's public id, from its stored hash."""
+    return "key:" + hashlib.sha256(f"docflow-key-id\x1f{key_sha256}".encode()).hexdigest()[:16]
 
 
 class KeyRing:
@@ -63,7 +71,7 @@ class KeyRing:
         digest = hash_key(key)
         for entry in self.entries:
             if hmac.compare_digest(entry.sha256, digest):
-                return Principal(entry.project_id, entry.name)
+                return Principal(entry.project_id, entry.name, key_id(entry.sha256))
         return None
 
 

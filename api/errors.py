@@ -4,7 +4,8 @@
      ├── NotFoundError       404: absent, or belongs to another project
      ├── ConflictError       409: a concurrent write won, a duplicate id, a gate not open
      ├── InvalidError        422: a field or the graph is wrong
-     └── TooLargeError       413: over the upload limit
+     ├── TooLargeError       413: over the upload limit
+     └── UnavailableError    503: a service the request needs did not answer; retry
 
 Storage and Temporal errors are mapped here by type, never by message text: an object store that fails or
 does not answer (`StorageUnavailable`) and a Temporal RPC failure are 503s the client may retry.
@@ -71,6 +72,13 @@ class TooLargeError(ApiError):
 
     status = 413
     code = "too_large"
+
+
+class UnavailableError(ApiError):
+    """503: a service (a worker, Temporal) did not answer in time; nothing changed, the client may retry."""
+
+    status = 503
+    code = "unavailable"
 
 
 def _body(status: int, code: str, message: str, details: dict[str, Any]) -> JSONResponse:

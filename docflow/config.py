@@ -144,6 +144,14 @@ class Settings(BaseSettings):
         default=8, ge=1, le=256, description="Model requests one worker has in flight at once, all blocks together"
     )
 
+    # Reviews (issue 7, item 3): how long approve / reject waits for the run to take the decision.
+    review_decision_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="An approve or reject no worker has taken within this answers 503 (the review stays open)",
+    )
+
     # Egress and secrets of api_call (docflow/egress.py, activities/egress.py). The model provider's base URL is
     # operator config, not user config: it is not subject to the egress rule.
     egress_allow: str = Field(

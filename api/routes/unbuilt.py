@@ -15,7 +15,6 @@ router = APIRouter(include_in_schema=False)
 
 # Path prefixes under /v1/workflows, each with what it is for.
 UNBUILT = {
-    "reviews": "human review (reviews, review versions, approve / reject)",
     "tests": "block tests and test runs",
     "evals": "block tests and test runs",
     "experiments": "experiments",

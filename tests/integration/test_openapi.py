@@ -22,7 +22,7 @@ def test_openapi_documents_each_block_config(stack: Stack) -> None:
 def test_endpoints_not_built_yet_say_so(stack: Stack) -> None:
     headers = {"Api-Key": stack.api_key}
     for method, path in [
-        ("GET", "/v1/workflows/reviews"),
+        ("GET", "/v1/workflows/experiments"),
         ("POST", "/v1/workflows/blocks/executions"),
         ("GET", "/v1/workflows/blocks/executions"),
         ("POST", "/v1/workflows/tests/runs"),
@@ -32,4 +32,4 @@ def test_endpoints_not_built_yet_say_so(stack: Stack) -> None:
         answer = httpx.request(method, f"{stack.api_url}{path}", headers=headers)
         assert answer.status_code == 501, (method, path, answer.text)
         assert answer.json()["detail"]["code"] == "not_built"
-    assert httpx.get(f"{stack.api_url}/v1/workflows/reviews").status_code == 401
+    assert httpx.get(f"{stack.api_url}/v1/workflows/experiments").status_code == 401

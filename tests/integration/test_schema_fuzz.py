@@ -11,7 +11,9 @@ shrinking; the whole run stays well under a minute on two cores.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -23,7 +25,10 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
+from activities.review_store import ReviewStore
+from activities.storage import ObjectStore
 from api.auth import create_key
+from docflow.reviews import ReviewRecord, ReviewVersionRecord, model_actor, review_id, version_id
 from tests.conftest import Stack
 from tests.integration.builders import build, chain, wait_for
 
@@ -47,7 +52,10 @@ def _real_ids(stack: Stack, key: str, project_id: str) -> dict[str, str]:
         step = http.get(f"/v1/workflows/runs/{run.id}/steps/{ids['f']}").json()
         # A name outside Latin-1, as real invoices have: headers that carry it must encode it.
         file = http.post("/v1/files/upload", files={"file": ("請求書.txt", b"fuzz", "text/plain")}).json()
+    review, first = _open_review(stack, project_id, wf_id, run.id, ids["f"])
     return {
+        "review_id": review,
+        "parent_id": first,
         "project_id": project_id,
         "workflow_id": wf_id,
         "block_id": ids["f"],
@@ -59,6 +67,35 @@ def _real_ids(stack: Stack, key: str, project_id: str) -> dict[str, str]:
         "artifact_id": step["artifact"]["id"],
         "file_id": file["id"],
     }
+
+
+def _open_review(stack: Stack, project_id: str, workflow_id: str, run_id: str, block_id: str) -> tuple[str, str]:
+    """A pending review of the finished run (as a gate opens one), and its first version: their ids."""
+    now = datetime.now(UTC)
+    rid = review_id(run_id, "fuzz-step")
+    first = ReviewVersionRecord(
+        id=version_id(rid, {}),
+        review_id=rid,
+        project_id=project_id,
+        author=model_actor(None),
+        snapshot={},
+        created_at=now,
+    )
+    record = ReviewRecord(
+        id=rid,
+        project_id=project_id,
+        workflow_id=workflow_id,
+        workflow_version_id="ver_fuzz",
+        run_id=run_id,
+        block_id=block_id,
+        step_id="fuzz-step",
+        block_type="extract",
+        triggered_by={"kind": "always"},
+        created_at=now,
+        seed_version_id=first.id,
+    )
+    asyncio.run(ReviewStore(ObjectStore(stack.settings)).open_review(record, first))
+    return rid, first.id
 
 
 def _with_real_ids(case: Any, real: dict[str, str]) -> Any:
