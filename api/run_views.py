@@ -27,6 +27,8 @@ def public_run(state: RunState, json_data: dict[str, Any] | None = None) -> dict
             "documents": {k: v.model_dump(mode="json") for k, v in state.inputs.documents.items()},
             "json_data": json_data if json_data is not None else state.inputs.json_data,
         },
+        # Beyond the SDK's shape: review-decision signals the run recorded and ignored (workflows.gates).
+        "ignored_signals": [s.model_dump(mode="json") for s in state.ignored_signals],
     }
 
 

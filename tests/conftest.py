@@ -130,6 +130,8 @@ def _start_servers(data_dir: Path, model_url: str, attempts: int = 3) -> tuple[S
             # (API, S3, Temporal, all on 127.0.0.1) stays refused, so the SSRF tests mean something.
             egress_allow=f"{ALLOWED_HOST}/32",
             secrets={TEST_SECRET_NAME: TEST_SECRET},
+            # A decision no worker answers gets its 503 sooner.
+            review_decision_timeout_seconds=3,
             **ports.settings_overrides(),  # type: ignore[arg-type]
         )
         try:

@@ -1,25 +1,49 @@
-"""Review gates end to end on the real stack: a gated run waits, a decision (Update or signal) resumes it.
+"""Review gates end to end, through the official SDK, on the real Temporal dev server, S3 and worker.
 
-Scratch core test: the reviews API tests are in test_reviews_api.py.
+A gated run waits (its lifecycle, its timing's open interval, its step); the review is found in the queue,
+corrected as a new version, approved or rejected; downstream blocks run on the approved data. Second decisions,
+unknown reviews, a missing worker and cancellation each get their answer with nothing changed. Signals from the
+`temporal` CLI decide too, and an invalid one is recorded and ignored. Webhooks are signed and verified.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from typing import Any
 
+import httpx
+import pytest
 from retab import Retab
+from retab.types.workflows import WorkflowRun
 
-from docflow.reviews import DecisionOutcome, DecisionRequest
-from docflow.temporal import REVIEW_DECISION_UPDATE, connect
-from tests.conftest import Stack
+from docflow.stack import venv_binary
+from docflow.webhooks import event_id, event_key, verify
+from tests.conftest import WEBHOOK_SECRET, Stack
 from tests.integration.builders import build, wait_for
+from tests.webhook_receiver import WebhookReceiver
 
-SCHEMA = {"type": "object", "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}}}
+SCHEMA = {
+    "type": "object",
+    "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}},
+    "required": ["invoice_number", "total"],
+}
+ALWAYS = {"predicate": {"kind": "always"}}
+WAITING = {"awaiting_review", "completed", "error", "cancelled"}
+
+
+def _edge(source: str, target: str, target_handle: str = "input-json-0") -> dict[str, Any]:
+    return {
+        "source_block": source,
+        "target_block": target,
+        "source_handle": "output-json-0",
+        "target_handle": target_handle,
+    }
 
 
 def gated(client: Retab, stack: Stack, review: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    """start_json → extract (gated) → function doubling the total; plus a block beside the gate."""
+    """start_json → extract (gated) → function doubling the total; a function beside the gate."""
     extract = {"json_schema": SCHEMA, "inputs": [{"name": "text", "type": "json"}], "review": review}
     blocks = [
         {"id": "in", "type": "start_json"},
@@ -27,57 +51,243 @@ def gated(client: Retab, stack: Stack, review: dict[str, Any]) -> tuple[str, dic
         {"id": "double", "type": "function", "config": {"expression": "input['total'] * 2"}},
         {"id": "beside", "type": "function", "config": {"expression": "input['text'] + '!'"}},
     ]
-    edges = [
-        {
-            "source_block": "in",
-            "target_block": "ex",
-            "source_handle": "output-json-0",
-            "target_handle": "input-json-text",
-        },
-        {
-            "source_block": "ex",
-            "target_block": "double",
-            "source_handle": "output-json-0",
-            "target_handle": "input-json-0",
-        },
-        {
-            "source_block": "in",
-            "target_block": "beside",
-            "source_handle": "output-json-0",
-            "target_handle": "input-json-0",
-        },
-    ]
+    edges = [_edge("in", "ex", "input-json-text"), _edge("ex", "double"), _edge("in", "beside")]
     return build(client, stack.project_id, blocks, edges)
 
 
-async def test_an_always_gate_waits_and_an_update_resumes_it(client: Retab, stack: Stack) -> None:
-    wf_id, ids = gated(client, stack, {"predicate": {"kind": "always"}})
-    text = "Invoice number: G-1\nTotal: 21"
-    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"text": text}}, version="draft")
-    waiting = wait_for(client, run.id, {"awaiting_review", "completed", "error"})
-    assert waiting.lifecycle.status == "awaiting_review", waiting.lifecycle
-    steps = {s.block_id: s.lifecycle.status for s in client.workflows.steps.list(run_id=run.id)}
-    assert steps[ids["ex"]] == "awaiting_review"
-    assert steps[ids["double"]] == "pending"
-    deadline = time.monotonic() + 20
-    while steps[ids["beside"]] != "completed":
-        assert time.monotonic() < deadline
-        steps = {s.block_id: s.lifecycle.status for s in client.workflows.steps.list(run_id=run.id)}
-    temporal = await connect(stack.settings)
-    state = await temporal.get_workflow_handle(run.id).query("run_state")
-    review_id = next(s["review_id"] for s in state["steps"] if s["block_id"] == ids["ex"])
-    from activities.review_store import ReviewStore
-    from activities.storage import ObjectStore
+def start(client: Retab, wf_id: str, ids: dict[str, str], total: float = 21, number: str = "G-1") -> WorkflowRun:
+    text = f"Invoice number: {number}\nTotal: {total}"
+    return client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"text": text}}, version="draft")
 
-    reviews = ReviewStore(ObjectStore(stack.settings))
-    record = await reviews.get(stack.project_id, review_id)
-    answer = await temporal.get_workflow_handle(run.id).execute_update(
-        REVIEW_DECISION_UPDATE,
-        DecisionRequest(review_id=review_id, verdict="approved", version_id=record.seed_version_id),
-        result_type=DecisionOutcome,
+
+def steps_of(client: Retab, run_id: str) -> dict[str, Any]:
+    return {s.block_id: s for s in client.workflows.steps.list(run_id=run_id)}
+
+
+def waiting_review(client: Retab, run_id: str) -> Any:
+    """The run's one open review, once the run waits for it."""
+    run = wait_for(client, run_id, WAITING)
+    assert run.lifecycle.status == "awaiting_review", run.lifecycle
+    reviews = list(client.workflows.reviews.list(run_id=run_id))
+    assert len(reviews) == 1, reviews
+    return reviews[0]
+
+
+def test_a_gated_run_waits_and_the_approved_correction_flows_downstream(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    wf_id, ids = gated(client, stack, ALWAYS)
+    run = start(client, wf_id, ids)
+    review = waiting_review(client, run.id)
+    assert review.block_id == ids["ex"] and review.step_id == ids["ex"] and review.decision is None
+    assert review.triggered_by.kind == "always"
+    raw = http.get(f"/v1/workflows/runs/{run.id}").json()
+    assert raw["lifecycle"] == {
+        "status": "awaiting_review",
+        "kind": "awaiting_review",
+        "waiting_for_block_ids": [ids["ex"]],
+    }
+    assert raw["timing"]["human_waiting_started_at"] is not None and raw["timing"]["completed_at"] is None
+    listed = http.get("/v1/workflows/runs", params={"status": "awaiting_review", "workflow_id": wf_id}).json()["data"]
+    assert [r["id"] for r in listed] == [run.id]
+    steps = steps_of(client, run.id)
+    assert steps[ids["ex"]].lifecycle.status == "awaiting_review"
+    assert steps[ids["double"]].lifecycle.status == "pending"  # depends on the gate: waits
+    deadline = time.monotonic() + 20
+    while steps_of(client, run.id)[ids["beside"]].lifecycle.status != "completed":  # does not: runs on
+        assert time.monotonic() < deadline, "the block beside the gate did not run"
+        time.sleep(0.1)
+
+    versions = list(client.workflows.reviews.versions.list(review_id=review.id))
+    assert len(versions) == 1 and versions[0].author.kind == "model"
+    seed = versions[0]
+    assert seed.snapshot == {"invoice_number": "G-1", "total": 21}
+    bad = http.post(
+        "/v1/workflows/reviews/versions",
+        json={"review_id": review.id, "parent_id": seed.id, "snapshot": {"invoice_number": "G-1", "total": "lots"}},
     )
-    assert answer.submission_status == "accepted"
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["detail"]["details"]["field"] == "snapshot.total"
+    corrected = client.workflows.reviews.versions.create(
+        review_id=review.id, parent_id=seed.id, snapshot={"invoice_number": "G-1", "total": 50}, reviewer="Ada"
+    )
+    assert corrected.author.kind == "human" and corrected.author.display_name == "Ada"
+    time.sleep(0.3)  # a wait the timing must count
+
+    answer = client.workflows.reviews.approve(review.id, version_id=corrected.id, reviewer="Ada")
+    assert (answer.submission_status, answer.resume_status) == ("accepted", "resumed")
+    assert answer.review.decision is not None and answer.review.decision.version_id == corrected.id
+    assert answer.review.decision.author.display_name == "Ada"
     done = wait_for(client, run.id)
     assert done.lifecycle.status == "completed", done.lifecycle
-    outputs = {s.block_id: s.handle_outputs for s in client.workflows.steps.list(run_id=run.id)}
-    assert outputs[ids["double"]]["output-json-0"].data == 42
+    steps = steps_of(client, run.id)
+    assert steps[ids["ex"]].handle_outputs["output-json-0"].data == {"invoice_number": "G-1", "total": 50}
+    assert steps[ids["double"]].handle_outputs["output-json-0"].data == 100  # the corrected total, doubled
+    timing = http.get(f"/v1/workflows/runs/{run.id}").json()["timing"]
+    assert timing["human_waiting_started_at"] is None
+    assert timing["accumulated_human_waiting_ms"] >= 300
+    assert timing["active_duration_ms"] == timing["duration_ms"] - timing["accumulated_human_waiting_ms"]
+    evaluation = http.get(
+        "/v1/workflows/artifacts", params={"run_id": run.id, "operation": "review_trigger_evaluation"}
+    )
+    [record] = evaluation.json()["data"]
+    assert record["requires_human_review"] is True and record["review_decision"] == "approved"
+    assert record["reviewer"]["display_name"] == "Ada" and record["review_version_id"] == corrected.id
+
+
+def test_a_json_condition_gate_fires_only_when_its_condition_holds(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    condition = {"sub_conditions": [{"path": "data.total", "operator": "gt", "expected": 100}]}
+    wf_id, ids = gated(client, stack, {"predicate": {"kind": "json_condition", "condition": condition}})
+    small = wait_for(client, start(client, wf_id, ids, total=20, number="JC-1").id)
+    assert small.lifecycle.status == "completed"
+    [record] = http.get(
+        "/v1/workflows/artifacts", params={"run_id": small.id, "operation": "review_trigger_evaluation"}
+    ).json()["data"]
+    assert record["requires_human_review"] is False
+    big = start(client, wf_id, ids, total=500, number="JC-2")
+    review = waiting_review(client, big.id)
+    assert review.triggered_by.kind == "json_condition"
+    client.workflows.reviews.approve(review.id, version_id=_seed(client, review.id))
+    assert wait_for(client, big.id).lifecycle.status == "completed"
+
+
+def _seed(client: Retab, review_id: str) -> str:
+    return next(iter(client.workflows.reviews.versions.list(review_id=review_id))).id
+
+
+def test_reject_ends_the_step_in_error_and_nothing_downstream_runs(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    wf_id, ids = gated(client, stack, ALWAYS)
+    run = start(client, wf_id, ids, number="R-1")
+    review = waiting_review(client, run.id)
+    seed = _seed(client, review.id)
+    missing_reason = http.post(f"/v1/workflows/reviews/{review.id}/reject", json={"version_id": seed})
+    assert missing_reason.status_code == 422 and missing_reason.json()["detail"]["details"]["field"] == "reason"
+    answer = client.workflows.reviews.reject(review.id, version_id=seed, reason="wrong vendor")
+    assert answer.submission_status == "accepted" and answer.review.decision.verdict == "rejected"
+    done = wait_for(client, run.id)
+    assert done.lifecycle.status == "error"
+    steps = steps_of(client, run.id)
+    assert steps[ids["ex"]].lifecycle.status == "error"
+    assert "wrong vendor" in steps[ids["ex"]].lifecycle.message
+    assert steps[ids["double"]].lifecycle.status == "skipped"
+    assert client.workflows.reviews.get(review.id).decision.reason == "wrong vendor"
+
+
+def test_a_second_decision_changes_nothing_and_unknown_reviews_are_404(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    wf_id, ids = gated(client, stack, ALWAYS)
+    run = start(client, wf_id, ids, number="S-1")
+    review = waiting_review(client, run.id)
+    seed = _seed(client, review.id)
+    assert client.workflows.reviews.approve(review.id, version_id=seed).submission_status == "accepted"
+    again = client.workflows.reviews.approve(review.id, version_id=seed)
+    assert again.submission_status == "already_applied"
+    other = http.post(f"/v1/workflows/reviews/{review.id}/reject", json={"version_id": seed, "reason": "late"})
+    assert other.status_code == 409, other.text
+    assert client.workflows.reviews.get(review.id).decision.verdict == "approved"
+    assert wait_for(client, run.id).lifecycle.status == "completed"
+    unknown = http.post("/v1/workflows/reviews/rev_000000000000000000000000/approve", json={"version_id": seed})
+    assert unknown.status_code == 404
+
+
+def test_a_decision_with_no_worker_is_503_and_the_review_stays_open(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    wf_id, ids = gated(client, stack, ALWAYS)
+    run = start(client, wf_id, ids, number="W-1")
+    review = waiting_review(client, run.id)
+    seed = _seed(client, review.id)
+    stack.worker.stop()
+    try:
+        answer = http.post(f"/v1/workflows/reviews/{review.id}/approve", json={"version_id": seed})
+        assert answer.status_code == 503, answer.text
+        assert client.workflows.reviews.get(review.id).decision is None
+    finally:
+        stack.restart_worker(kill=False)
+    # The admitted Update may still be delivered to the new worker: then a retry finds it applied.
+    retried = client.workflows.reviews.approve(review.id, version_id=seed)
+    assert retried.submission_status in {"accepted", "already_applied"}
+    assert wait_for(client, run.id, timeout=60).lifecycle.status == "completed"
+
+
+def test_cancelling_a_waiting_run_closes_its_review(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    wf_id, ids = gated(client, stack, ALWAYS)
+    run = start(client, wf_id, ids, number="C-1")
+    review = waiting_review(client, run.id)
+    client.workflows.runs.cancel(run.id)
+    assert wait_for(client, run.id).lifecycle.status == "cancelled"
+    closed = http.get(f"/v1/workflows/reviews/{review.id}").json()
+    assert closed["decision"] is None
+    assert (closed["status"], closed["closed_reason"]) == ("cancelled", "the run was cancelled")
+    assert not list(client.workflows.reviews.list(run_id=run.id))  # the pending queue no longer lists it
+    with pytest.raises(Exception, match="409|not open|cancelled"):
+        client.workflows.reviews.approve(review.id, version_id=_seed(client, review.id))
+
+
+def _signal(stack: Stack, run_id: str, payload: dict[str, Any]) -> None:
+    subprocess.run(
+        [
+            venv_binary("temporal"), "workflow", "signal",
+            "--address", stack.settings.temporal_address, "--namespace", stack.settings.temporal_namespace,
+            "--workflow-id", run_id, "--name", "review-decision", "--input", json.dumps(payload),
+        ],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+
+
+def test_an_operator_decides_with_temporal_workflow_signal(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    wf_id, ids = gated(client, stack, ALWAYS)
+    run = start(client, wf_id, ids, number="SIG-1")
+    review = waiting_review(client, run.id)
+    seed = _seed(client, review.id)
+    _signal(stack, run.id, {"review_id": review.id, "verdict": "approved", "version_id": "rvr_not_a_version"})
+    _signal(stack, run.id, {"review_id": review.id, "verdict": "maybe"})
+    deadline = time.monotonic() + 10
+    while len(http.get(f"/v1/workflows/runs/{run.id}").json().get("ignored_signals", [])) < 2:
+        assert time.monotonic() < deadline, "the invalid signals were not recorded"
+        time.sleep(0.1)
+    assert client.workflows.reviews.get(review.id).decision is None  # nothing half-applied
+    assert wait_for(client, run.id, WAITING).lifecycle.status == "awaiting_review"
+    _signal(stack, run.id, {"review_id": review.id, "verdict": "approved", "version_id": seed})
+    assert wait_for(client, run.id).lifecycle.status == "completed"
+    decided = client.workflows.reviews.get(review.id)
+    assert decided.decision.verdict == "approved" and decided.decision.author.id == "temporal"
+    ignored = http.get(f"/v1/workflows/runs/{run.id}").json()["ignored_signals"]
+    assert "is not a version of review" in ignored[0]["reason"]
+    assert "not a decision" in ignored[1]["reason"]
+
+
+def test_review_and_run_events_reach_the_webhook_signed(
+    client: Retab, stack: Stack, webhook_receivers: tuple[WebhookReceiver, WebhookReceiver]
+) -> None:
+    receiver, _ = webhook_receivers
+    wf_id, ids = gated(client, stack, ALWAYS)
+    run = start(client, wf_id, ids, number="HOOK-1")
+    review = waiting_review(client, run.id)
+    client.workflows.reviews.approve(review.id, version_id=_seed(client, review.id))
+    assert wait_for(client, run.id).lifecycle.status == "completed"
+    expected = {
+        "workflow.review.opened": event_key(run.id, review.id),
+        "workflow.review.decided": event_key(run.id, review.id),
+        "workflow.run.completed": event_key(run.id),
+    }
+    for event_type, key in expected.items():
+        wanted = event_id(stack.project_id, event_type, key)
+        deadline = time.monotonic() + 20
+        while not receiver.received(wanted):
+            assert time.monotonic() < deadline, f"no {event_type} event"
+            time.sleep(0.1)
+        delivery = receiver.received(wanted)[0]
+        headers = {k.lower(): v for k, v in delivery.headers.items()}
+        assert verify(WEBHOOK_SECRET, headers["x-retab-signature"], delivery.body)
+        assert not verify(WEBHOOK_SECRET, headers["x-retab-signature"], delivery.body + b" ")
+        event = delivery.event
+        assert event["type"] == event_type and event["organization_id"] == stack.project_id
+        assert event["data"]["run_id"] == run.id
+    decided = receiver.received(event_id(stack.project_id, "workflow.review.decided", event_key(run.id, review.id)))
+    assert decided[0].event["data"]["verdict"] == "approved"
