@@ -33,7 +33,7 @@ ALWAYS = {"predicate": {"kind": "always"}}
 WAITING = {"awaiting_review", "completed", "error", "cancelled"}
 
 
-def _edge(source: str, target: str, target_handle: str = "input-json-0") -> dict[str, Any]:
+def edge(source: str, target: str, target_handle: str = "input-json-0") -> dict[str, Any]:
     return {
         "source_block": source,
         "target_block": target,
@@ -51,7 +51,7 @@ def gated(client: Retab, stack: Stack, review: dict[str, Any]) -> tuple[str, dic
         {"id": "double", "type": "function", "config": {"expression": "input['total'] * 2"}},
         {"id": "beside", "type": "function", "config": {"expression": "input['text'] + '!'"}},
     ]
-    edges = [_edge("in", "ex", "input-json-text"), _edge("ex", "double"), _edge("in", "beside")]
+    edges = [edge("in", "ex", "input-json-text"), edge("ex", "double"), edge("in", "beside")]
     return build(client, stack.project_id, blocks, edges)
 
 
