@@ -8,20 +8,26 @@ unknown reviews, a missing worker and cancellation each get their answer with no
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from pypdf import PdfReader
 from retab import Retab
 from retab.types.workflows import WorkflowRun
 
+from docflow.sample_invoice import INVOICE_LINES, invoice_pdf_bytes
 from docflow.stack import venv_binary
 from docflow.webhooks import event_id, event_key, verify
 from tests.conftest import WEBHOOK_SECRET, Stack
+from tests.documents import three_invoices_pdf
 from tests.integration.builders import build, wait_for
+from tests.integration.test_document_blocks import CATEGORIES, SUBDOCUMENTS
 from tests.webhook_receiver import WebhookReceiver
 
 SCHEMA = {
@@ -291,3 +297,84 @@ def test_review_and_run_events_reach_the_webhook_signed(
         assert event["data"]["run_id"] == run.id
     decided = receiver.received(event_id(stack.project_id, "workflow.review.decided", event_key(run.id, review.id)))
     assert decided[0].event["data"]["verdict"] == "approved"
+
+
+def test_a_classifier_corrected_by_its_reviewer_routes_to_the_corrected_category(
+    client: Retab, stack: Stack, http: httpx.Client, tmp_path: Path
+) -> None:
+    review = {"predicate": {"kind": "category_in", "categories": ["Invoice"]}}
+    blocks = [
+        {"id": "doc", "type": "start_document"},
+        {"id": "kind", "type": "classifier", "config": {"categories": CATEGORIES, "review": review}},
+        {"id": "read_invoice", "type": "parse"},
+        {"id": "read_booking", "type": "parse"},
+    ]
+    edges = [
+        _file_edge("doc", "output-file-0", "kind", "input-file-document"),
+        _file_edge("kind", "output-file-invoice", "read_invoice", "input-file-0"),
+        _file_edge("kind", "output-file-booking-confirmation", "read_booking", "input-file-0"),
+    ]
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    path = tmp_path / "invoice.pdf"
+    # Its own invoice number: test_runs counts the model calls that carry the sample's.
+    path.write_bytes(invoice_pdf_bytes(tuple(line.replace("INV-2026-0042", "INV-REVIEW-9") for line in INVOICE_LINES)))
+    run = client.workflows.runs.create(workflow_id=wf_id, version="draft", documents={ids["doc"]: path})
+    gate = waiting_review(client, run.id)
+    seed = next(iter(client.workflows.reviews.versions.list(review_id=gate.id)))
+    assert seed.snapshot == {"category": "Invoice"}
+    unknown = http.post(
+        "/v1/workflows/reviews/versions",
+        json={"review_id": gate.id, "parent_id": seed.id, "snapshot": {"category": "Menu"}},
+    )
+    assert unknown.status_code == 422 and unknown.json()["detail"]["details"]["field"] == "snapshot.category"
+    booking = client.workflows.reviews.versions.create(
+        review_id=gate.id, parent_id=seed.id, snapshot={"category": "Booking Confirmation"}
+    )
+    client.workflows.reviews.approve(gate.id, version_id=booking.id)
+    assert wait_for(client, run.id).lifecycle.status == "completed"
+    steps = steps_of(client, run.id)
+    assert steps[ids["read_booking"]].lifecycle.status == "completed"
+    assert steps[ids["read_invoice"]].lifecycle.status == "skipped"
+    routed = http.get(f"/v1/workflows/steps/{ids['kind']}", params={"run_id": run.id}).json()["routing_decisions"]
+    assert routed == ["output-file-booking-confirmation"]
+
+
+def test_a_split_corrected_by_its_reviewer_cuts_the_corrected_pages(
+    client: Retab, stack: Stack, http: httpx.Client, tmp_path: Path
+) -> None:
+    review = {"predicate": {"kind": "split_count_neq", "expected": 2}}
+    blocks = [
+        {"id": "doc", "type": "start_document"},
+        {"id": "split", "type": "split", "config": {"subdocuments": SUBDOCUMENTS, "review": review}},
+        {"id": "read_invoices", "type": "parse"},
+        {"id": "read_receipt", "type": "parse"},
+    ]
+    edges = [
+        _file_edge("doc", "output-file-0", "split", "input-file-0"),
+        _file_edge("split", "output-file-invoice", "read_invoices", "input-file-0"),
+        _file_edge("split", "output-file-receipt", "read_receipt", "input-file-0"),
+    ]
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    path = tmp_path / "three.pdf"
+    path.write_bytes(three_invoices_pdf())
+    run = client.workflows.runs.create(workflow_id=wf_id, version="draft", documents={ids["doc"]: path})
+    gate = waiting_review(client, run.id)  # three invoices found, two expected: a person looks
+    seed = next(iter(client.workflows.reviews.versions.list(review_id=gate.id)))
+    assert [d["pages"] for d in seed.snapshot["documents"]] == [[1, 2], [3, 4], [5, 6]]
+    fixed = {"documents": [{"name": "Invoice", "pages": [1, 2, 3, 4]}, {"name": "Receipt", "pages": [5, 6]}]}
+    version = client.workflows.reviews.versions.create(review_id=gate.id, parent_id=seed.id, snapshot=fixed)
+    client.workflows.reviews.approve(gate.id, version_id=version.id)
+    assert wait_for(client, run.id).lifecycle.status == "completed"
+    split = http.get(f"/v1/workflows/steps/{ids['split']}", params={"run_id": run.id}).json()
+    splits = split["handle_outputs"]["output-json-splits"]["data"]
+    assert [(s["name"], s["pages"]) for s in splits] == [("Invoice", [1, 2, 3, 4]), ("Receipt", [5, 6])]
+    receipt = split["handle_outputs"]["output-file-receipt"]["document"]["id"]
+    content = http.get(f"/v1/files/{receipt}/content").content
+    assert len(PdfReader(io.BytesIO(content)).pages) == 2
+    steps = steps_of(client, run.id)
+    assert steps[ids["read_receipt"]].lifecycle.status == "completed"
+    assert steps[ids["read_invoices"]].lifecycle.status == "completed"
+
+
+def _file_edge(source: str, handle: str, target: str, target_handle: str) -> dict[str, str]:
+    return {"source_block": source, "source_handle": handle, "target_block": target, "target_handle": target_handle}
