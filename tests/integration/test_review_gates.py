@@ -24,10 +24,11 @@ from retab.types.workflows import WorkflowRun
 from docflow.sample_invoice import INVOICE_LINES, invoice_pdf_bytes
 from docflow.stack import venv_binary
 from docflow.webhooks import event_id, event_key, verify
-from tests.conftest import WEBHOOK_SECRET, Stack
+from tests.conftest import RECORDING, WEBHOOK_SECRET, Stack
 from tests.documents import three_invoices_pdf
 from tests.integration.builders import build, wait_for
 from tests.integration.test_document_blocks import CATEGORIES, SUBDOCUMENTS
+from tests.integration.test_runs import _record_history as record_history
 from tests.webhook_receiver import WebhookReceiver
 
 SCHEMA = {
@@ -139,6 +140,8 @@ def test_a_gated_run_waits_and_the_approved_correction_flows_downstream(
     [record] = evaluation.json()["data"]
     assert record["requires_human_review"] is True and record["review_decision"] == "approved"
     assert record["reviewer"]["display_name"] == "Ada" and record["review_version_id"] == corrected.id
+    if RECORDING:
+        record_history(stack, run.id, "review_approved_run")
 
 
 def test_a_json_condition_gate_fires_only_when_its_condition_holds(
@@ -181,6 +184,8 @@ def test_reject_ends_the_step_in_error_and_nothing_downstream_runs(
     assert "wrong vendor" in steps[ids["ex"]].lifecycle.message
     assert steps[ids["double"]].lifecycle.status == "skipped"
     assert client.workflows.reviews.get(review.id).decision.reason == "wrong vendor"
+    if RECORDING:
+        record_history(stack, run.id, "review_rejected_run")
 
 
 def test_a_second_decision_changes_nothing_and_unknown_reviews_are_404(
@@ -266,6 +271,8 @@ def test_an_operator_decides_with_temporal_workflow_signal(client: Retab, stack:
     ignored = http.get(f"/v1/workflows/runs/{run.id}").json()["ignored_signals"]
     assert "is not a version of review" in ignored[0]["reason"]
     assert "not a decision" in ignored[1]["reason"]
+    if RECORDING:
+        record_history(stack, run.id, "review_signals_run")
 
 
 def test_review_and_run_events_reach_the_webhook_signed(
