@@ -20,9 +20,14 @@ import pytest
 from pypdf import PdfReader
 from retab import Retab
 from retab.types.workflows import WorkflowRun
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
+from docflow.reviews import DecisionOutcome, DecisionRequest
 from docflow.sample_invoice import INVOICE_LINES, invoice_pdf_bytes
 from docflow.stack import venv_binary
+from docflow.temporal import REVIEW_DECISION_UPDATE, connect
 from docflow.webhooks import event_id, event_key, verify
 from tests.conftest import RECORDING, WEBHOOK_SECRET, Stack
 from tests.documents import three_invoices_pdf
@@ -385,3 +390,31 @@ def test_a_split_corrected_by_its_reviewer_cuts_the_corrected_pages(
 
 def _file_edge(source: str, handle: str, target: str, target_handle: str) -> dict[str, str]:
     return {"source_block": source, "source_handle": handle, "target_block": target, "target_handle": target_handle}
+
+
+async def test_the_validator_refuses_a_decision_before_it_reaches_history(client: Retab, stack: Stack) -> None:
+    wf_id, ids = gated(client, stack, ALWAYS)
+    run = start(client, wf_id, ids, number="V-1")
+    review = waiting_review(client, run.id)
+    handle = (await connect(stack.settings)).get_workflow_handle(run.id)
+    refused = [
+        DecisionRequest(review_id="rev_elsewhere", verdict="approved", version_id="rvr_x"),  # not open in this run
+        DecisionRequest(review_id=review.id, verdict="rejected", version_id=_seed(client, review.id)),  # no reason
+    ]
+    for decision in refused:
+        with pytest.raises(WorkflowUpdateFailedError) as failed:
+            await handle.execute_update(REVIEW_DECISION_UPDATE, decision, result_type=DecisionOutcome)
+        assert isinstance(failed.value.cause, ApplicationError)
+        assert failed.value.cause.type in {"ReviewNotOpen", "InvalidDecision"}
+    events = [e.event_type for e in (await handle.fetch_history()).events]
+    assert not [e for e in events if e in _UPDATE_EVENTS], "a refused decision reached history"
+    assert wait_for(client, run.id, WAITING).lifecycle.status == "awaiting_review"
+    client.workflows.reviews.approve(review.id, version_id=_seed(client, review.id))
+    assert wait_for(client, run.id).lifecycle.status == "completed"
+
+
+_UPDATE_EVENTS = {
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_REJECTED,
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+}
