@@ -124,9 +124,11 @@ async def test_a_review_event_arrives_signed_and_the_receiver_verifies_it(
     assert abs(int(delivery.headers["X-Retab-Signature"].split(",")[0][2:]) - time.time()) < 60
     record = await _record(store, stack.project_id, evt)
     assert record.outcome == "delivered" and [(a.attempt, a.status) for a in record.attempts] == [(1, 200)]
-    # The secret is the worker's: it is in neither the workflow's history nor the delivery record.
+    # The secret is the worker's: it is not in the workflow's history, the delivery record or any server's log.
     assert WEBHOOK_SECRET.encode() not in history
     assert WEBHOOK_SECRET not in record.model_dump_json()
+    for log in (stack.settings.data_dir / "logs").glob("*.log"):
+        assert WEBHOOK_SECRET.encode() not in log.read_bytes(), log.name
 
     # The same notification sent again (same id) is not delivered a second time.
     again, _ = await _send(stack, inp)
