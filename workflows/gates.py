@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from docflow.temporal import SA_AWAITING_REVIEW, SA_STATUS
     from docflow.waiting import close_gate, open_gate
     from docflow.webhooks import EventType
+    from workflows.progress import show_progress
 
 MAX_IGNORED_SIGNALS = 20
 DEFAULT_DEADLINE_REASON = "no decision before the review deadline"
@@ -240,6 +241,7 @@ class Gates:
         elif not waiting and current == "awaiting_review":
             self.state.lifecycle = RunLifecycle(status="running")
             workflow.upsert_search_attributes([SA_STATUS.value_set("running"), SA_AWAITING_REVIEW.value_unset()])
+        show_progress(self.state)
 
     def _event(self, gate: Gate) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -41,7 +41,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.activity_names import CLOSE_REVIEWS, LOAD_GRAPH, PERSIST_RUN, SEND_WEBHOOK
     from workflows.gates import Gates
-    from workflows.walker import Walker, show_progress
+    from workflows.progress import show_progress
+    from workflows.walker import Walker
 
 
 @workflow.defn(name=RUN_WORKFLOW)

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.activity_names import APPLY_REVIEW_DECISION, BLOCK_ACTIVITIES
     from workflows.gates import Gate, GateClosed, Gates
+    from workflows.progress import show_progress
 
 
 class Walker:
@@ -234,17 +235,3 @@ async def _cancel_all(running: dict[asyncio.Task[BlockOutcome], str]) -> None:
         task.cancel()
     if running:
         await workflow.wait(list(running), return_when=asyncio.ALL_COMPLETED)
-
-
-def show_progress(state: RunState) -> None:
-    """The run's status, block counts and what waits for review since when, as the Temporal UI's current details."""
-    counts: dict[str, int] = {}
-    for step in state.steps:
-        counts[step.lifecycle.status] = counts.get(step.lifecycle.status, 0) + 1
-    tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    details = f"**{state.lifecycle.status}** · {len(state.steps)} blocks: {tally}"
-    waiting = state.lifecycle.waiting_for_block_ids
-    since = state.timing.human_waiting_started_at
-    if waiting and since is not None:
-        details += f"\n\nawaiting review: {', '.join(waiting)} since {since.isoformat(timespec='seconds')}"
-    workflow.set_current_details(details)

@@ -21,13 +21,14 @@ from pypdf import PdfReader
 from retab import Retab
 from retab.types.workflows import WorkflowRun
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from docflow.reviews import DecisionOutcome, DecisionRequest
 from docflow.sample_invoice import INVOICE_LINES, invoice_pdf_bytes
 from docflow.stack import venv_binary
-from docflow.temporal import REVIEW_DECISION_UPDATE, connect
+from docflow.temporal import REVIEW_DECISION_UPDATE, SA_AWAITING_REVIEW, SA_STATUS, connect
 from docflow.webhooks import event_id, event_key, verify
 from tests.conftest import RECORDING, WEBHOOK_SECRET, Stack
 from tests.documents import three_invoices_pdf
@@ -408,6 +409,12 @@ async def test_the_validator_refuses_a_decision_before_it_reaches_history(client
         assert failed.value.cause.type in {"ReviewNotOpen", "InvalidDecision"}
     events = [e.event_type for e in (await handle.fetch_history()).events]
     assert not [e for e in events if e in _UPDATE_EVENTS], "a refused decision reached history"
+    # What the Temporal UI shows: the search attributes, and the current details naming the block and since when.
+    described = await handle.describe()
+    assert described.typed_search_attributes.get(SA_STATUS) == "awaiting_review"
+    assert described.typed_search_attributes.get(SA_AWAITING_REVIEW) == [ids["ex"]]
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    assert f"awaiting review: {ids['ex']} since" in metadata.current_details
     assert wait_for(client, run.id, WAITING).lifecycle.status == "awaiting_review"
     client.workflows.reviews.approve(review.id, version_id=_seed(client, review.id))
     assert wait_for(client, run.id).lifecycle.status == "completed"
