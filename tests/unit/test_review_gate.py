@@ -9,14 +9,11 @@ from typing import Any, cast
 
 import pytest
 
-from activities.errors import BlockError
 from activities.executors import Executors
 from activities.isolation import IsolatedExecutor
 from activities.produced import Produced
 from activities.provider import OfflineProvider
-from docflow.blocks import parse_config
 from docflow.models import Block
-from docflow.review_gate import gate_input, seed_snapshot
 from docflow.runs import ExecuteBlockInput, HandleValue, RunContext
 
 MiB = 1024 * 1024
