@@ -83,6 +83,8 @@ def _splits(artifact: dict[str, Any]) -> list[SplitInfo]:
     scores = consensus.get("likelihoods") if isinstance(consensus, dict) else None
     splits = []
     for i, part in enumerate(output if isinstance(output, list) else []):
+        if not isinstance(part, dict):
+            continue
         score = scores[i] if isinstance(scores, list) and i < len(scores) and isinstance(scores[i], dict) else {}
         pages = score.get("pages")
         splits.append(
