@@ -16,7 +16,7 @@ from activities.produced import Produced
 from activities.provider import OfflineProvider
 from docflow.blocks import parse_config
 from docflow.models import Block
-from docflow.review_gate import gate_input, seed_snapshot
+from docflow.review_gate import gate_artifact, gate_input, seed_snapshot
 from docflow.runs import ExecuteBlockInput, HandleValue, RunContext
 
 MiB = 1024 * 1024
@@ -114,7 +114,7 @@ async def test_a_predicate_past_its_time_limit_is_a_block_error_naming_review_pr
 
 # Artifacts in the shapes activities/executors.py writes for a classifier and a split (their documents come
 # from storage, which this unit test has none of).
-CLASSIFIER_ARTIFACT = {
+CLASSIFIER_ARTIFACT: dict[str, Any] = {
     "operation": "classification",
     "output": {"reasoning": "it lists amounts due", "category": "Invoice"},
     "consensus": {"choices": [], "likelihoods": 0.6},
@@ -122,7 +122,7 @@ CLASSIFIER_ARTIFACT = {
     "top_margin": 0.2,
     "selected_handle": "output-file-invoice",
 }
-SPLIT_ARTIFACT = {
+SPLIT_ARTIFACT: dict[str, Any] = {
     "operation": "split",
     "output": [{"name": "Invoice", "pages": [2, 1]}, {"name": "Contract", "pages": [3]}],
     "consensus": {
@@ -192,3 +192,11 @@ async def test_review_gate_on_a_classifier_and_a_split(executors: Executors) -> 
 async def test_a_block_type_without_reviews_has_no_gate(executors: Executors) -> None:
     inp = block_input("merge_dicts", {})
     assert await executors.review_gate(inp, Produced()) is None
+
+
+def test_only_what_the_gate_reads_is_sent_to_the_process() -> None:
+    artifact = {**SPLIT_ARTIFACT, "usage": {"calls": 3}, "consensus": {**SPLIT_ARTIFACT["consensus"], "choices": [[1]]}}
+    trimmed = gate_artifact(artifact)
+    assert set(trimmed) == {"output", "consensus", "page_count"} and set(trimmed["consensus"]) == {"likelihoods"}
+    config = parse_config("split", {"subdocuments": SUBDOCUMENTS})
+    assert gate_input("split", config, trimmed, None) == gate_input("split", config, artifact, None)
