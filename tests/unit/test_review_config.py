@@ -61,6 +61,7 @@ def test_durations(text: str, expected: timedelta) -> None:
         ("P1W2D", "is not an ISO 8601 duration"),
         ("3 days", "is not an ISO 8601 duration"),
         (" P1D", "is not an ISO 8601 duration"),
+        ("P\u0663D", "is not an ISO 8601 duration"),  # an Arabic-Indic 3: digits are ASCII
         ("P" + "1" * 70 + "D", "at most 64 characters"),
     ],
 )
