@@ -47,6 +47,7 @@ from docflow.conditions import ConditionalResult
 from docflow.consensus import merge_categories, merge_splits
 from docflow.merge import MergeError, merge_dicts
 from docflow.models import FileRef
+from docflow.review_gate import gate_artifact
 from docflow.review_models import review_of
 from docflow.review_predicates import Evaluation
 from docflow.runs import ExecuteBlockInput, HandleValue
@@ -117,10 +118,11 @@ class Executors:
         if review is None:
             return None
         artifact = produced.artifact or {}
+        # Only what the gate reads crosses to the process: a consensus's votes would double the payload.
         payload = {
             "block_type": inp.block.type,
             "config": inp.block.config,
-            "artifact": artifact,
+            "artifact": gate_artifact(artifact),
             "routing": produced.routing,
         }
         field = "review.predicate"

@@ -1,7 +1,7 @@
-"""ISO 8601 durations (`P3D`, `PT12H`, `P1DT2H30M`, `PT0.5S`, `P2W`) as timedeltas, for review deadlines.
+"""ISO 8601 durations (`P3D`, `PT12H`, `P1DT2H30M`, `PT1.5S`, `P2W`) as timedeltas, for review deadlines.
 
-Accepted: `PnW` alone, or `PnDTnHnMnS` with any of its parts (at least one), integers everywhere and a
-fraction (`.` or `,`) on the seconds only. Refused with a message that says why: years and months (`P1Y`,
+Accepted: `PnW` alone, or `PnDTnHnMnS` with any of its parts (at least one), ASCII integers everywhere and
+a fraction (`.` or `,`) on the seconds only. Refused with a message that says why: years and months (`P1Y`,
 `P1M`: their length depends on the calendar, so a durable timer could not be set from them), negative
 durations, and anything outside 1 second .. 366 days. The parser is a regex over at most 64 characters.
 """
@@ -15,9 +15,10 @@ MIN_DURATION = timedelta(seconds=1)
 MAX_DURATION = timedelta(days=366)
 MAX_LENGTH = 64
 
-_WEEKS = re.compile(r"P(?P<weeks>\d+)W")
+_WEEKS = re.compile(r"P(?P<weeks>\d+)W", re.ASCII)
 _DAY_TIME = re.compile(
-    r"P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:[.,]\d+)?)S)?)?"
+    r"P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:[.,]\d+)?)S)?)?",
+    re.ASCII,
 )
 
 

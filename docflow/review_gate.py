@@ -56,6 +56,15 @@ def gate_input(block_type: str, config: BlockConfig, artifact: dict[str, Any], r
     return gate
 
 
+def gate_artifact(artifact: dict[str, Any]) -> dict[str, Any]:
+    """The part of an artifact `gate_input` and `seed_snapshot` read (not the votes, usage or files)."""
+    kept = {key: artifact[key] for key in ("output", "likelihood", "top_margin", "page_count") if key in artifact}
+    consensus = artifact.get("consensus")
+    if isinstance(consensus, dict) and "likelihoods" in consensus:
+        kept["consensus"] = {"likelihoods": consensus["likelihoods"]}
+    return kept
+
+
 def seed_snapshot(block_type: str, artifact: dict[str, Any]) -> dict[str, Any]:
     """The data of a review's first version: what the block produced, in the shape a reviewer corrects."""
     if block_type == "classifier":
@@ -83,6 +92,8 @@ def _splits(artifact: dict[str, Any]) -> list[SplitInfo]:
     scores = consensus.get("likelihoods") if isinstance(consensus, dict) else None
     splits = []
     for i, part in enumerate(output if isinstance(output, list) else []):
+        if not isinstance(part, dict):
+            continue
         score = scores[i] if isinstance(scores, list) and i < len(scores) and isinstance(scores[i], dict) else {}
         pages = score.get("pages")
         splits.append(

@@ -5,6 +5,9 @@ hold at most 64 predicates in one tree, measured on the raw input before pydanti
 hostile config is refused cheaply and with the field named. `json_condition` takes a conditional block's
 condition (its id optional) whose paths start with `data` or `likelihoods`. What each kind means is in
 `docflow.review_predicates`, which evaluates them.
+
+`ReviewConfig` is the whole `config.review` of a block: the predicate, an optional `deadline` (ISO 8601
+duration, `docflow.durations`) and what happens when it passes (`on_deadline`, reject by default).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from docflow.blocks import Condition, SubCondition
+from docflow.durations import parse_iso_duration
 from docflow.jsonpath import PathError, parse_path
 
 MAX_DEPTH = 8
@@ -198,8 +202,6 @@ class ReviewConfig(BaseModel):
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
-            from docflow.durations import parse_iso_duration
-
             parse_iso_duration(value)
         return value
 
@@ -224,8 +226,6 @@ class ReviewConfig(BaseModel):
     @property
     def timeout(self) -> timedelta | None:
         """How long the gate waits for a decision, or None to wait for ever."""
-        from docflow.durations import parse_iso_duration
-
         return None if self.deadline is None else parse_iso_duration(self.deadline)
 
 

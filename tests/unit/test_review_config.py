@@ -61,6 +61,7 @@ def test_durations(text: str, expected: timedelta) -> None:
         ("P1W2D", "is not an ISO 8601 duration"),
         ("3 days", "is not an ISO 8601 duration"),
         (" P1D", "is not an ISO 8601 duration"),
+        ("P\u0663D", "is not an ISO 8601 duration"),  # an Arabic-Indic 3: digits are ASCII
         ("P" + "1" * 70 + "D", "at most 64 characters"),
     ],
 )
@@ -101,44 +102,62 @@ def errors(block_type: str, review: Any, **more: Any) -> list[tuple[str, str]]:
     return [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in raised.value.errors()]
 
 
+def p(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"kind": kind, **fields}
+
+
+def gate(predicate: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {"predicate": predicate, **more}
+
+
+LIKELY_TOTAL = {"sub_conditions": [{"path": "likelihoods.total", "operator": "lt", "expected": 0.5}]}
+N3 = {"n_consensus": 3}
+
+
 @pytest.mark.parametrize(
     ("block_type", "review", "more", "field", "says"),
     [
-        ("extract", {"predicate": {"kind": "category_in", "categories": ["a"]}}, {}, "review.predicate.kind", "applies to classifier"),
-        ("extract", {"predicate": {"kind": "confidence_lt", "threshold": 0.5}}, {}, "review.predicate.threshold", "n_consensus > 1"),
-        ("split", {"predicate": {"kind": "top_margin_lt", "margin": 0.1}}, {}, "review.predicate.kind", "applies to classifier"),
-        ("classifier", {"predicate": {"kind": "confidence_lt", "threshold": 2}}, {}, "review.predicate.threshold", "less than or equal to 1"),
+        ("extract", gate(p("category_in", categories=["a"])), {}, "review.predicate.kind", "applies to classifier"),
+        ("extract", gate(p("confidence_lt", threshold=0.5)), {}, "review.predicate.threshold", "n_consensus > 1"),
+        ("split", gate(p("top_margin_lt", margin=0.1)), {}, "review.predicate.kind", "applies to classifier"),
+        ("classifier", gate(p("confidence_lt", threshold=2)), {}, "review.predicate.threshold", "less than or equal"),
         (
             "extract",
-            {"predicate": {"kind": "any_of", "predicates": [{"kind": "always"}, {"kind": "branch_in", "branches": ["x"]}]}},
-            {"n_consensus": 3},
+            gate(p("any_of", predicates=[p("always"), p("branch_in", branches=["x"])])),
+            N3,
             "review.predicate.predicates.1.kind",
             "applies to classifier, conditional, split",
         ),
         (
             "extract",
-            {"predicate": {"kind": "all_of", "predicates": [{"kind": "field_confidence_lt", "path": "total", "threshold": -1}]}},
-            {"n_consensus": 3},
+            gate(p("all_of", predicates=[p("field_confidence_lt", path="total", threshold=-1)])),
+            N3,
             "review.predicate.predicates.0.threshold",
             "greater than or equal to 0",
         ),
         (
             "extract",
-            {"predicate": {"kind": "json_condition", "condition": {"sub_conditions": [{"path": "likelihoods.total", "operator": "lt", "expected": 0.5}]}}},
+            gate(p("json_condition", condition=LIKELY_TOTAL)),
             {},
             "review.predicate.condition.sub_conditions.0.path",
             "n_consensus > 1",
         ),
-        ("classifier", {"predicate": {"kind": "always"}, "deadline": "P1M"}, {}, "review.deadline", "no fixed length"),
-        ("classifier", {"predicate": {"kind": "always"}, "deadline": 3}, {}, "review.deadline", "valid string"),
-        ("split", {"predicate": {"kind": "always"}, "on_deadline": {"action": "reject"}}, {}, "review.on_deadline", "needs a deadline"),
-        ("split", {"predicate": {"kind": "always"}, "deadline": "P1D", "on_deadline": {"action": "wait"}}, {}, "review.on_deadline.action", "'reject' or 'approve'"),
-        ("split", {"predicate": {"kind": "always"}, "when": "now"}, {}, "review.when", "Extra inputs"),
-        ("split", {"predicate": {"kind": "nope"}}, {}, "review.predicate", "does not match any of the expected tags"),
+        ("classifier", gate(p("always"), deadline="P1M"), {}, "review.deadline", "no fixed length"),
+        ("classifier", gate(p("always"), deadline=3), {}, "review.deadline", "valid string"),
+        ("split", gate(p("always"), on_deadline={"action": "reject"}), {}, "review.on_deadline", "needs a deadline"),
+        (
+            "split",
+            gate(p("always"), deadline="P1D", on_deadline={"action": "wait"}),
+            {},
+            "review.on_deadline.action",
+            "'reject' or 'approve'",
+        ),
+        ("split", gate(p("always"), when="now"), {}, "review.when", "Extra inputs"),
+        ("split", gate(p("nope")), {}, "review.predicate", "does not match any of the expected tags"),
         ("split", {"deadline": "P1D"}, {}, "review.predicate", "Field required"),
         ("split", "always", {}, "review", "valid dictionary"),
     ],
-)  # fmt: skip
+)
 def test_refused_reviews_name_the_field(
     block_type: str, review: Any, more: dict[str, Any], field: str, says: str
 ) -> None:
