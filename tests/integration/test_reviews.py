@@ -14,9 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from retab import Retab
+from retab import AsyncRetab, Retab
 from retab.exceptions import ConflictError, NotFoundError
+from temporalio.worker import Worker
 
+from activities.payloads import external_storage
 from activities.review_store import ReviewStore, compact_time
 from activities.storage import ObjectStore
 from api.auth import create_key
@@ -32,6 +34,7 @@ from docflow.reviews import (
 )
 from docflow.temporal import RUN_WORKFLOW, connect
 from tests.conftest import Stack
+from tests.review_gate_double import ApplyDecision, GateInput, ReviewGateDouble
 
 INVOICE_SCHEMA = {
     "type": "object",
@@ -469,3 +472,71 @@ def test_no_worker_taking_the_decision_answers_503_and_the_review_stays_open(
             await (await connect(stack.settings)).get_workflow_handle(run_id).terminate(reason="test over")
 
         asyncio.run(stop())
+
+
+@pytest.mark.parametrize("depth", [100, 900])
+def test_a_deeply_nested_snapshot_is_refused_naming_where(
+    stack: Stack, store: ObjectStore, http: httpx.Client, depth: int
+) -> None:
+    record, first = seed(store, stack.project_id)
+    nested = "[" * depth + "1" + "]" * depth
+    body = f'{{"review_id": "{record.id}", "parent_id": "{first.id}", "snapshot": {{"a": {nested}}}}}'
+    answer = http.post("/v1/workflows/reviews/versions", content=body, headers={"Content-Type": "application/json"})
+    assert problem(answer, 422)["details"]["field"].startswith("snapshot.a.0.0.0")
+
+
+# -- decisions reaching a waiting run (a stand-in speaking the run's Update contract) -------------------
+
+
+@pytest.mark.timeout(120)
+async def test_decisions_reach_the_waiting_run_and_are_answered_with_its_outcome(
+    stack: Stack, store: ObjectStore
+) -> None:
+    run_id = f"run_{secrets.token_hex(12)}"
+    approved, a_first = await asyncio.to_thread(seed, store, stack.project_id, run_id=run_id)
+    rejected, r_first = await asyncio.to_thread(seed, store, stack.project_id, run_id=run_id)
+    not_gated, n_first = await asyncio.to_thread(seed, store, stack.project_id, run_id=run_id)
+    temporal = await connect(stack.settings, external_storage(store, stack.settings.payload_offload_bytes))
+    queue_name = f"gate-double-{secrets.token_hex(4)}"
+    worker = Worker(
+        temporal,
+        task_queue=queue_name,
+        workflows=[ReviewGateDouble],
+        activities=[ApplyDecision(ReviewStore(store)).apply],
+    )
+    sdk = AsyncRetab(api_key=stack.api_key, base_url=stack.api_url, max_retries=0)
+    headers = {"Api-Key": stack.api_key}
+    async with worker, httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as http:
+        run = await temporal.start_workflow(
+            ReviewGateDouble.run,
+            GateInput(stack.project_id, [approved.id, rejected.id]),
+            id=run_id,
+            task_queue=queue_name,
+        )
+        corrected = await sdk.workflows.reviews.versions.create(
+            review_id=approved.id, parent_id=a_first.id, snapshot={"total": 99}
+        )
+        done = await sdk.workflows.reviews.approve(approved.id, version_id=corrected.id, reviewer="Ana Ruiz")
+        assert (done.submission_status, done.resume_status) == ("accepted", "resumed")
+        decision = done.review.decision
+        assert decision is not None and (decision.verdict, decision.version_id) == ("approved", corrected.id)
+        assert decision.author.display_name == "Ana Ruiz" and decision.author.kind == "human"
+        again = await sdk.workflows.reviews.approve(approved.id, version_id=corrected.id)
+        assert again.submission_status == "already_applied"
+        answer = await http.post(f"/v1/workflows/reviews/{approved.id}/approve", json={"version_id": a_first.id})
+        assert problem(answer, 409)["code"] == "review_decided"
+
+        # A review whose gate is not open in its run: the run's validator refuses it, nothing is recorded.
+        answer = await http.post(f"/v1/workflows/reviews/{not_gated.id}/approve", json={"version_id": n_first.id})
+        assert problem(answer, 409)["code"] == "review_not_open"
+        assert (await ReviewStore(store).get(stack.project_id, not_gated.id)).decision is None
+
+        rejection = await sdk.workflows.reviews.reject(rejected.id, version_id=r_first.id, reason="wrong vendor")
+        assert rejection.review.decision is not None and rejection.review.decision.reason == "wrong vendor"
+        assert await run.result() == {approved.id: "approved", rejected.id: "rejected"}
+        listed = await sdk.workflows.reviews.list(run_id=run_id, decision_status="decided")
+        assert [r.id for r in listed.data] == [approved.id, rejected.id]
+
+        # The run has ended: a decision on its still-pending review is a conflict.
+        answer = await http.post(f"/v1/workflows/reviews/{not_gated.id}/approve", json={"version_id": n_first.id})
+        assert problem(answer, 409)["code"] == "run_not_running"
