@@ -150,3 +150,13 @@ def review_queue_prefix(project: str) -> str:
 def review_queue(project: str, created_at_compact: str, review_id: str) -> str:
     """A review's marker in the queue; `created_at_compact` (`20261126T190102.123456Z`) sorts by time."""
     return f"projects/{project}/index/reviews/{created_at_compact}_{review_id}"
+
+
+def review_pending_prefix(project: str) -> str:
+    """Prefix of the project's pending reviews: the queue's markers of reviews not yet decided or closed."""
+    return f"projects/{project}/index/reviews-pending/"
+
+
+def review_pending(project: str, created_at_compact: str, review_id: str) -> str:
+    """A pending review's marker (named as in the queue); removed once the review is decided or closed."""
+    return f"projects/{project}/index/reviews-pending/{created_at_compact}_{review_id}"

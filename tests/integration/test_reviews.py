@@ -20,8 +20,9 @@ from temporalio.worker import Worker
 
 from activities.payloads import external_storage
 from activities.review_store import ReviewStore, compact_time
-from activities.storage import ObjectStore
+from activities.storage import ObjectStore, Versioned
 from api.auth import create_key
+from api.reviews_service import ReviewFilters, Reviews
 from docflow import keys
 from docflow.reviews import (
     Actor,
@@ -100,7 +101,9 @@ def test_opening_a_review_again_changes_nothing_and_makes_no_second_marker(stack
     later = record.model_copy(update={"created_at": record.created_at + timedelta(seconds=5)})
     asyncio.run(ReviewStore(store).open_review(later, first.model_copy(update={"created_at": later.created_at})))
     markers = [k for k in asyncio.run(ReviewStore(store).queue(stack.project_id)) if k.endswith(record.id)]
-    assert markers == [keys.review_queue(stack.project_id, compact_time(record.created_at), record.id)]
+    assert markers == [f"{compact_time(record.created_at)}_{record.id}"]
+    pending = [k for k in asyncio.run(ReviewStore(store).queue(stack.project_id, pending_only=True)) if record.id in k]
+    assert pending == markers
     stored = asyncio.run(ReviewStore(store).get(stack.project_id, record.id))
     assert stored.created_at == record.created_at
     versions = asyncio.run(ReviewStore(store).versions(stack.project_id, record.id))
@@ -236,6 +239,66 @@ def test_the_queue_pages_forwards_and_backwards(queue: Any) -> None:
     assert ids(sdk.workflows.reviews.list(limit=1, after=made["first"].id)) == [made["second"].id]
     assert problem(http.get("/v1/workflows/reviews", params={"after": "rev_nope"}), 422)["details"]["field"] == "after"
     assert problem(http.get("/v1/workflows/reviews", params={"limit": 101}), 422)["details"]["field"] == "limit"
+
+
+class ReadCountingStore(ObjectStore):
+    """The real store, remembering which review records it read."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.records_read: list[str] = []
+
+    async def get_json(self, key: str) -> Versioned:
+        if key.endswith("/review.json"):
+            self.records_read.append(key)
+        return await super().get_json(key)
+
+
+def test_the_pending_queue_reads_only_reviews_still_pending(stack: Stack, store: ObjectStore) -> None:
+    _, _, project = fresh_project(stack, "reviews-pending-reads")
+    reviews = ReviewStore(store)
+    person = Actor(kind="human", id="key:x", display_name="Ana")
+    for _ in range(12):
+        record, first = seed(store, project)
+        decision = ReviewDecision(verdict="approved", version_id=first.id, author=person, created_at=datetime.now(UTC))
+        asyncio.run(reviews.decide(project, record.id, decision))
+    for _ in range(3):
+        record, _ = seed(store, project)
+        asyncio.run(reviews.close(project, record.id, "run cancelled", datetime.now(UTC)))
+    waiting, _ = seed(store, project)
+    counting = ReadCountingStore(stack.settings)
+    page = asyncio.run(Reviews(counting).queue_page(project, ReviewFilters(), None, None, 50))
+    assert [r["id"] for r in page["data"]] == [waiting.id]
+    assert counting.records_read == [keys.review(project, waiting.id)]
+    everything = asyncio.run(Reviews(store).queue_page(project, ReviewFilters(decision_status="all"), None, None, 50))
+    assert len(everything["data"]) == 16
+
+
+def test_paging_on_from_a_review_decided_since_the_last_page(stack: Stack, store: ObjectStore) -> None:
+    sdk, _, project = fresh_project(stack, "reviews-paging-decided")
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    made = [seed(store, project, created_at=t0 + timedelta(minutes=i)) for i in range(3)]
+    first_page = sdk.workflows.reviews.list(limit=1)
+    assert ids(first_page) == [made[0][0].id] and first_page.list_metadata.after == made[0][0].id
+    person = Actor(kind="human", id="key:x", display_name="Ana")
+    decision = ReviewDecision(verdict="rejected", version_id=made[0][1].id, author=person, created_at=t0, reason="x")
+    asyncio.run(ReviewStore(store).decide(project, made[0][0].id, decision))
+    assert ids(sdk.workflows.reviews.list(limit=5, after=made[0][0].id)) == [made[1][0].id, made[2][0].id]
+    assert ids(sdk.workflows.reviews.list(limit=5, before=made[2][0].id)) == [made[1][0].id]
+
+
+def test_a_retried_open_after_the_decision_does_not_make_it_pending_again(stack: Stack, store: ObjectStore) -> None:
+    _, _, project = fresh_project(stack, "reviews-retry-after-decision")
+    record, first = seed(store, project)
+    reviews = ReviewStore(store)
+    person = Actor(kind="human", id="key:x", display_name="Ana")
+    decision = ReviewDecision(verdict="approved", version_id=first.id, author=person, created_at=datetime.now(UTC))
+    asyncio.run(reviews.decide(project, record.id, decision))
+    assert asyncio.run(reviews.queue(project, pending_only=True)) == []
+    asyncio.run(reviews.open_review(record, first))  # the block activity retried after the decision
+    assert asyncio.run(reviews.queue(project, pending_only=True)) == []
+    assert len(asyncio.run(reviews.queue(project))) == 1
+    assert asyncio.run(reviews.get(project, record.id)).decision == decision
 
 
 # -- get ---------------------------------------------------------------------------------------------
