@@ -68,6 +68,8 @@ class ReviewStore:
     async def open_review(self, record: ReviewRecord, seed: ReviewVersionRecord) -> None:
         """Store a new review with its first version and queue it; a retry changes nothing already stored."""
         project = record.project_id
+        # First the run's pointer: whatever of the review is written after it, deleting the run finds.
+        await self._put_once(keys.run_review(project, record.run_id, record.id), {})
         await self._put_once(keys.review_version(project, record.id, seed.id), seed)
         await self._put_once(keys.review_version_index(project, seed.id), {"review_id": record.id})
         # The pending marker before the record: nothing can decide the review before its record exists, so a
@@ -146,6 +148,26 @@ class ReviewStore:
         except PreconditionFailed:
             return False
         return True
+
+    async def delete_run_reviews(self, project_id: str, run_id: str) -> None:
+        """Delete every review of a run (records, versions, index entries, markers); its pointers last, by the
+        caller, with the run's prefix, so an interrupted delete is finished by a retry."""
+        listed = await self.store.list_keys(keys.run_reviews_prefix(project_id, run_id))
+        for key in listed:
+            await self._delete_review(project_id, key.rsplit("/", 1)[-1])
+
+    async def _delete_review(self, project_id: str, review_id: str) -> None:
+        record = await self.find(project_id, review_id)
+        versions = await self.store.list_keys(keys.review_versions_prefix(project_id, review_id))
+        indexed = [key.rsplit("/", 1)[-1].removesuffix(".json") for key in versions]
+        await gather_chunked(indexed, lambda v: self.store.delete(keys.review_version_index(project_id, v)))
+        if record is not None:
+            at = compact_time(record.created_at)
+            await self.store.delete(keys.review_queue(project_id, at, review_id))
+            await self.store.delete(keys.review_pending(project_id, at, review_id))
+        # The record and versions last: they are how a retry finds the markers and index entries above.
+        await self.store.delete_prefix(keys.review_versions_prefix(project_id, review_id))
+        await self.store.delete(keys.review(project_id, review_id))
 
     # -- read ------------------------------------------------------------------------------------
 

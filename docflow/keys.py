@@ -160,3 +160,13 @@ def review_pending_prefix(project: str) -> str:
 def review_pending(project: str, created_at_compact: str, review_id: str) -> str:
     """A pending review's marker (named as in the queue); removed once the review is decided or closed."""
     return f"projects/{project}/index/reviews-pending/{created_at_compact}_{review_id}"
+
+
+def run_review(project: str, run_id: str, review_id: str) -> str:
+    """Names a review of the run, under the run's prefix, so deleting the run finds its reviews to delete."""
+    return f"projects/{project}/runs/{run_id}/reviews/{review_id}"
+
+
+def run_reviews_prefix(project: str, run_id: str) -> str:
+    """Prefix of the run's review pointers."""
+    return f"projects/{project}/runs/{run_id}/reviews/"

@@ -35,6 +35,7 @@ from docflow.reviews import (
 )
 from docflow.temporal import RUN_WORKFLOW, connect
 from tests.conftest import Stack
+from tests.integration.builders import build, chain, wait_for
 from tests.review_gate_double import ApplyDecision, GateInput, ReviewGateDouble
 
 INVOICE_SCHEMA = {
@@ -603,3 +604,36 @@ async def test_decisions_reach_the_waiting_run_and_are_answered_with_its_outcome
         # The run has ended: a decision on its still-pending review is a conflict.
         answer = await http.post(f"/v1/workflows/reviews/{not_gated.id}/approve", json={"version_id": n_first.id})
         assert problem(answer, 409)["code"] == "run_not_running"
+
+
+# -- deletion ----------------------------------------------------------------------------------------
+
+
+def test_deleting_a_run_deletes_its_reviews_and_their_queue_entries(
+    client: Retab, stack: Stack, store: ObjectStore, http: httpx.Client
+) -> None:
+    blocks, edges = chain([("in", "start_json", {}), ("f", "function", {"expression": "input"})])
+    wf_id, block_ids = build(client, stack.project_id, blocks, edges)
+    run = wait_for(
+        client, client.workflows.runs.create(workflow_id=wf_id, json_inputs={block_ids["in"]: {}}, version="draft").id
+    )
+    record, first = seed(store, stack.project_id, workflow_id=wf_id, run_id=run.id)
+    corrected = client.workflows.reviews.versions.create(review_id=record.id, parent_id=first.id, snapshot={"total": 1})
+    kept, _ = seed(store, stack.project_id, workflow_id=wf_id)  # another run's review stays
+    assert http.delete(f"/v1/workflows/runs/{run.id}").status_code == 204
+    assert http.get(f"/v1/workflows/reviews/{record.id}").status_code == 404
+    assert http.get(f"/v1/workflows/reviews/versions/{corrected.id}").status_code == 404
+    p = stack.project_id
+    at = compact_time(record.created_at)
+    gone = [
+        keys.review(p, record.id),
+        keys.review_version(p, record.id, first.id),
+        keys.review_version(p, record.id, corrected.id),
+        keys.review_version_index(p, first.id),
+        keys.review_version_index(p, corrected.id),
+        keys.review_queue(p, at, record.id),
+        keys.review_pending(p, at, record.id),
+        keys.run_review(p, run.id, record.id),
+    ]
+    assert [k for k in gone if asyncio.run(store.exists(k))] == []
+    assert client.workflows.reviews.get(kept.id).id == kept.id
