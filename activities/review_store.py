@@ -206,6 +206,11 @@ class ReviewStore:
             return await self.store.get_model(key, ReviewVersionRecord)
         return None
 
+    async def version_ids(self, project_id: str, review_id: str) -> set[str]:
+        """The ids of a review's versions, from the listing alone."""
+        prefix = keys.review_versions_prefix(project_id, review_id)
+        return {key[len(prefix) :].removesuffix(".json") for key in await self.store.list_keys(prefix)}
+
     async def queue(self, project_id: str, *, pending_only: bool = False) -> list[str]:
         """Names of the queue's markers (`marker_name`), oldest first: every review, or only the pending ones."""
         prefix = keys.review_pending_prefix(project_id) if pending_only else keys.review_queue_prefix(project_id)

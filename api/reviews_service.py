@@ -19,10 +19,12 @@ from pydantic import BaseModel, Field
 
 from activities.review_store import ReviewStore, gather_chunked, marker_name, review_of_marker
 from activities.storage import NotFound, ObjectStore
-from api.errors import ConflictError, InvalidError, NotFoundError
+from api.errors import ConflictError, InvalidError, NotFoundError, TooLargeError
 from api.paging import PageQuery, paginate
 from api.run_deletion import run_deleted
 from api.run_views import page
+from docflow.config import Settings
+from docflow.ids import canonical_json
 from docflow.review_snapshots import SnapshotError, check_snapshot
 from docflow.reviews import Actor, ReviewRecord, ReviewVersionRecord, version_id
 
@@ -68,8 +70,9 @@ class ReviewFilters:
 class Reviews:
     """The review reads and version writes of the API."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, settings: Settings) -> None:
         self.store = store
+        self.settings = settings
         self.reviews = ReviewStore(store)
 
     # -- reviews ---------------------------------------------------------------------------------
@@ -115,9 +118,10 @@ class Reviews:
     async def _scan(self, project_id: str, ids: list[str], filters: ReviewFilters, wanted: int) -> list[ReviewRecord]:
         kept: list[ReviewRecord] = []
         deleted: dict[str, bool] = {}
-        for start in range(0, len(ids), SCAN_CHUNK):
-            chunk = ids[start : start + SCAN_CHUNK]
-            records = await gather_chunked(chunk, lambda rid: self.reviews.find(project_id, rid), SCAN_CHUNK)
+        size = min(SCAN_CHUNK, max(wanted, 8))  # a small page reads little more than it shows
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            records = await gather_chunked(chunk, lambda rid: self.reviews.find(project_id, rid))
             matching = [r for r in records if r is not None and filters.keeps(r)]
             runs = sorted({r.run_id for r in matching} - deleted.keys())
             gone = await gather_chunked(runs, lambda run: run_deleted(self.store, project_id, run), SCAN_CHUNK)
@@ -174,12 +178,27 @@ class Reviews:
         record = await self.get(project_id, body.review_id)
         ensure_open(record)
         await self.version_of(project_id, record, body.parent_id, "parent_id")
+        size = len(canonical_json(body.snapshot))
+        if size > self.settings.review_snapshot_max_bytes:
+            raise TooLargeError(
+                f"snapshot: {size} bytes as JSON, over the limit of {self.settings.review_snapshot_max_bytes}",
+                code="snapshot_too_large",
+                field="snapshot",
+            )
         try:
             check_snapshot(record, body.snapshot)
         except SnapshotError as exc:
             raise InvalidError(str(exc), code="invalid_snapshot", field=exc.field, review_id=record.id) from exc
+        vid = version_id(record.id, body.snapshot)
+        held = await self.reviews.version_ids(project_id, record.id)
+        if vid not in held and len(held) >= self.settings.review_max_versions:
+            raise ConflictError(
+                f"review '{record.id}' holds {len(held)} versions, the most one review may hold; decide on one",
+                code="too_many_versions",
+                review_id=record.id,
+            )
         version = ReviewVersionRecord(
-            id=version_id(record.id, body.snapshot),
+            id=vid,
             review_id=record.id,
             project_id=project_id,
             parent_id=body.parent_id,

@@ -22,7 +22,9 @@ from activities.payloads import external_storage
 from activities.review_store import ReviewStore, compact_time
 from activities.storage import ObjectStore, Versioned
 from api.auth import create_key
-from api.reviews_service import ReviewFilters, Reviews
+from api.errors import ConflictError as ApiConflict
+from api.errors import TooLargeError
+from api.reviews_service import CreateReviewVersion, ReviewFilters, Reviews
 from docflow import keys
 from docflow.reviews import (
     Actor,
@@ -268,10 +270,12 @@ def test_the_pending_queue_reads_only_reviews_still_pending(stack: Stack, store:
         asyncio.run(reviews.close(project, record.id, "run cancelled", datetime.now(UTC)))
     waiting, _ = seed(store, project)
     counting = ReadCountingStore(stack.settings)
-    page = asyncio.run(Reviews(counting).queue_page(project, ReviewFilters(), None, None, 50))
+    page = asyncio.run(Reviews(counting, stack.settings).queue_page(project, ReviewFilters(), None, None, 50))
     assert [r["id"] for r in page["data"]] == [waiting.id]
     assert counting.records_read == [keys.review(project, waiting.id)]
-    everything = asyncio.run(Reviews(store).queue_page(project, ReviewFilters(decision_status="all"), None, None, 50))
+    everything = asyncio.run(
+        Reviews(store, stack.settings).queue_page(project, ReviewFilters(decision_status="all"), None, None, 50)
+    )
     assert len(everything["data"]) == 16
 
 
@@ -446,6 +450,30 @@ def test_a_decided_or_cancelled_review_takes_no_new_version(
     asyncio.run(ReviewStore(store).close(stack.project_id, closed.id, "run cancelled", datetime.now(UTC)))
     body = {"review_id": closed.id, "parent_id": c_first.id, "snapshot": {"total": 3}}
     assert problem(http.post("/v1/workflows/reviews/versions", json=body), 409)["code"] == "review_cancelled"
+
+
+def test_a_snapshot_over_the_size_limit_and_a_version_past_the_cap_are_refused(
+    stack: Stack, store: ObjectStore
+) -> None:
+    record, first = seed(store, stack.project_id)
+    settings = stack.settings.model_copy(update={"review_snapshot_max_bytes": 2048, "review_max_versions": 3})
+    reviews = Reviews(store, settings)
+    author = Actor(kind="human", id="key:x", display_name="Ana")
+
+    def create(snapshot: dict[str, Any]) -> Any:
+        body = CreateReviewVersion(review_id=record.id, parent_id=first.id, snapshot=snapshot)
+        return asyncio.run(reviews.create_version(stack.project_id, body, author))
+
+    with pytest.raises(TooLargeError) as too_large:
+        create({"total": 1, "note": "x" * 3000})
+    assert too_large.value.details["field"] == "snapshot"
+    create({"total": 2})
+    create({"total": 3})
+    with pytest.raises(ApiConflict) as too_many:
+        create({"total": 4})
+    assert too_many.value.code == "too_many_versions"
+    assert create({"total": 3})[1] is False  # a stored snapshot again is still found
+    assert len(asyncio.run(ReviewStore(store).versions(stack.project_id, record.id))) == 3
 
 
 # -- decisions ---------------------------------------------------------------------------------------
