@@ -10,6 +10,11 @@ Every write is idempotent, so a retried activity or request lands on what the fi
 - `decide` and `close` change a pending record with `If-Match` (re-read and retried when another write won).
   A record already decided or closed is never overwritten: the stored record is returned as it is, and the
   caller compares its `decision` with the one it meant to write.
+
+Besides the queue (every review, for good), a pending review has a second marker under
+`keys.review_pending_prefix`, removed once it is decided or closed, so the default listing (pending) reads
+only what still waits however long the project's history grows. The record stays the truth: a marker left
+by an interrupted write is filtered out by the record's status, and removed by the next `decide`/`close`.
 """
 
 from __future__ import annotations
@@ -42,9 +47,14 @@ def compact_time(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
-def review_of_marker(key: str) -> str:
-    """The review id a queue marker names (`…/index/reviews/<time>_<review id>`)."""
-    return key.rsplit("/", 1)[-1].split("_", 1)[1]
+def marker_name(record: ReviewRecord) -> str:
+    """A review's name in the queues, `<compact created_at>_<review id>`: names sort as (time, id)."""
+    return f"{compact_time(record.created_at)}_{record.id}"
+
+
+def review_of_marker(name: str) -> str:
+    """The review id a queue marker's name holds."""
+    return name.split("_", 1)[1]
 
 
 class ReviewStore:
@@ -58,13 +68,22 @@ class ReviewStore:
     async def open_review(self, record: ReviewRecord, seed: ReviewVersionRecord) -> None:
         """Store a new review with its first version and queue it; a retry changes nothing already stored."""
         project = record.project_id
+        # First the run's pointer: whatever of the review is written after it, deleting the run finds.
+        await self._put_once(keys.run_review(project, record.run_id, record.id), {})
         await self._put_once(keys.review_version(project, record.id, seed.id), seed)
         await self._put_once(keys.review_version_index(project, seed.id), {"review_id": record.id})
-        created_at = record.created_at
+        # The pending marker before the record: nothing can decide the review before its record exists, so a
+        # decision always finds the marker to remove.
+        await self._put_once(keys.review_pending(project, compact_time(record.created_at), record.id), {})
         if not await self._put_once(keys.review(project, record.id), record):
-            # A retry: the marker belongs to the record as first written.
-            created_at = (await self.get(project, record.id)).created_at
-        await self._put_once(keys.review_queue(project, compact_time(created_at), record.id), {})
+            # A retry: the markers belong to the record as first written (and a decided one is not pending).
+            stored = await self.get(project, record.id)
+            if stored.created_at != record.created_at or stored.status != "pending":
+                await self._unqueue_pending(record)
+            if stored.status == "pending":
+                await self._put_once(keys.review_pending(project, compact_time(stored.created_at), stored.id), {})
+            record = stored
+        await self._put_once(keys.review_queue(project, compact_time(record.created_at), record.id), {})
 
     async def add_version(self, version: ReviewVersionRecord) -> tuple[ReviewVersionRecord, bool]:
         """Store a version once: (the stored version, whether this call created it)."""
@@ -108,14 +127,19 @@ class ReviewStore:
             found = await self.store.get_json(key)
             record = ReviewRecord.model_validate(found.data)
             if record.status != "pending":
+                await self._unqueue_pending(record)
                 return record
             changed = change(record)
             try:
                 await self.store.put_json(key, changed, if_match=found.etag)
             except PreconditionFailed:
                 continue  # another write won: read it again (it may have decided the review)
+            await self._unqueue_pending(changed)
             return changed
         raise ReviewConflict(f"review '{review_id}' kept changing; retry")
+
+    async def _unqueue_pending(self, record: ReviewRecord) -> None:
+        await self.store.delete(keys.review_pending(record.project_id, compact_time(record.created_at), record.id))
 
     async def _put_once(self, key: str, value: object) -> bool:
         """Write if absent: True if this call wrote it, False if it was there already."""
@@ -124,6 +148,26 @@ class ReviewStore:
         except PreconditionFailed:
             return False
         return True
+
+    async def delete_run_reviews(self, project_id: str, run_id: str) -> None:
+        """Delete every review of a run (records, versions, index entries, markers); its pointers last, by the
+        caller, with the run's prefix, so an interrupted delete is finished by a retry."""
+        listed = await self.store.list_keys(keys.run_reviews_prefix(project_id, run_id))
+        for key in listed:
+            await self._delete_review(project_id, key.rsplit("/", 1)[-1])
+
+    async def _delete_review(self, project_id: str, review_id: str) -> None:
+        record = await self.find(project_id, review_id)
+        versions = await self.store.list_keys(keys.review_versions_prefix(project_id, review_id))
+        indexed = [key.rsplit("/", 1)[-1].removesuffix(".json") for key in versions]
+        await gather_chunked(indexed, lambda v: self.store.delete(keys.review_version_index(project_id, v)))
+        if record is not None:
+            at = compact_time(record.created_at)
+            await self.store.delete(keys.review_queue(project_id, at, review_id))
+            await self.store.delete(keys.review_pending(project_id, at, review_id))
+        # The record and versions last: they are how a retry finds the markers and index entries above.
+        await self.store.delete_prefix(keys.review_versions_prefix(project_id, review_id))
+        await self.store.delete(keys.review(project_id, review_id))
 
     # -- read ------------------------------------------------------------------------------------
 
@@ -162,9 +206,15 @@ class ReviewStore:
             return await self.store.get_model(key, ReviewVersionRecord)
         return None
 
-    async def queue(self, project_id: str) -> list[str]:
-        """The project's queue markers, oldest first (review ids via `review_of_marker`)."""
-        return await self.store.list_keys(keys.review_queue_prefix(project_id))
+    async def version_ids(self, project_id: str, review_id: str) -> set[str]:
+        """The ids of a review's versions, from the listing alone."""
+        prefix = keys.review_versions_prefix(project_id, review_id)
+        return {key[len(prefix) :].removesuffix(".json") for key in await self.store.list_keys(prefix)}
+
+    async def queue(self, project_id: str, *, pending_only: bool = False) -> list[str]:
+        """Names of the queue's markers (`marker_name`), oldest first: every review, or only the pending ones."""
+        prefix = keys.review_pending_prefix(project_id) if pending_only else keys.review_queue_prefix(project_id)
+        return [key[len(prefix) :] for key in await self.store.list_keys(prefix)]
 
 
 async def gather_chunked(

@@ -1,7 +1,9 @@
 """Reviews for the API: the queue, one review, its versions (list, get, create); decisions: `api.review_decisions`.
 
-The queue is read in creation order from its markers (`keys.review_queue`); records are read concurrently a
-chunk at a time, filtered, and the scan stops once a page and one more are found. A review of a deleted run is
+The queue is read in creation order from its markers (`keys.review_queue`; the default listing, pending, from
+the pending markers alone); records are read concurrently a chunk at a time, filtered by the record (the
+truth), and the scan stops once a page and one more are found. A cursor is a review id; its place in the queue
+comes from its record, so paging on from a review decided since the last page still works. A review of a deleted run is
 hidden like the run (404, left out of lists). Ids from the request reach an S3 key only once they have the
 shape of our ids; anything else is simply not found.
 """
@@ -15,12 +17,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from activities.review_store import ReviewStore, gather_chunked, review_of_marker
+from activities.review_store import ReviewStore, gather_chunked, marker_name, review_of_marker
 from activities.storage import NotFound, ObjectStore
-from api.errors import ConflictError, InvalidError, NotFoundError
+from api.errors import ConflictError, InvalidError, NotFoundError, TooLargeError
 from api.paging import PageQuery, paginate
 from api.run_deletion import run_deleted
 from api.run_views import page
+from docflow.config import Settings
+from docflow.ids import canonical_json
 from docflow.review_snapshots import SnapshotError, check_snapshot
 from docflow.reviews import Actor, ReviewRecord, ReviewVersionRecord, version_id
 
@@ -66,8 +70,9 @@ class ReviewFilters:
 class Reviews:
     """The review reads and version writes of the API."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, settings: Settings) -> None:
         self.store = store
+        self.settings = settings
         self.reviews = ReviewStore(store)
 
     # -- reviews ---------------------------------------------------------------------------------
@@ -85,26 +90,38 @@ class Reviews:
         """A page of the queue, oldest first, as the SDK's list envelope."""
         if before is not None and after is not None:
             raise InvalidError("give either 'before' or 'after', not both", code="invalid_cursor", field="before")
-        ids = [review_of_marker(key) for key in await self.reviews.queue(project_id)]
+        names = await self.reviews.queue(project_id, pending_only=filters.decision_status == "pending")
         if after is not None:
-            candidates = ids[_position(ids, after, "after") + 1 :]
+            cursor = await self._cursor(project_id, after, "after")
+            names = [n for n in names if n > cursor]
         elif before is not None:
-            candidates = ids[: _position(ids, before, "before")][::-1]
-        else:
-            candidates = ids
-        found = await self._scan(project_id, candidates, filters, limit + 1)
+            cursor = await self._cursor(project_id, before, "before")
+            names = [n for n in names if n < cursor][::-1]
+        found = await self._scan(project_id, [review_of_marker(n) for n in names], filters, limit + 1)
         if before is not None:
             # Scanned backwards from the cursor: the page is the `limit` nearest it, and the cursor follows it.
             items = found[:limit][::-1]
             return page([r.public() for r in items], "id", limit, bool(items))
         return page([r.public() for r in found[:limit]], "id", limit, len(found) > limit)
 
+    async def _cursor(self, project_id: str, cursor: str, field: str) -> str:
+        """The queue position of a cursor review (decided since the last page or not): its marker's name."""
+        record = await self.reviews.find(project_id, cursor) if _REVIEW_ID.fullmatch(cursor) else None
+        if record is None:
+            raise InvalidError(
+                f"{field}: '{cursor}' is not a review of this project; list again from the start",
+                code="invalid_cursor",
+                field=field,
+            )
+        return marker_name(record)
+
     async def _scan(self, project_id: str, ids: list[str], filters: ReviewFilters, wanted: int) -> list[ReviewRecord]:
         kept: list[ReviewRecord] = []
         deleted: dict[str, bool] = {}
-        for start in range(0, len(ids), SCAN_CHUNK):
-            chunk = ids[start : start + SCAN_CHUNK]
-            records = await gather_chunked(chunk, lambda rid: self.reviews.find(project_id, rid), SCAN_CHUNK)
+        size = min(SCAN_CHUNK, max(wanted, 8))  # a small page reads little more than it shows
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            records = await gather_chunked(chunk, lambda rid: self.reviews.find(project_id, rid))
             matching = [r for r in records if r is not None and filters.keeps(r)]
             runs = sorted({r.run_id for r in matching} - deleted.keys())
             gone = await gather_chunked(runs, lambda run: run_deleted(self.store, project_id, run), SCAN_CHUNK)
@@ -161,12 +178,27 @@ class Reviews:
         record = await self.get(project_id, body.review_id)
         ensure_open(record)
         await self.version_of(project_id, record, body.parent_id, "parent_id")
+        size = len(canonical_json(body.snapshot))
+        if size > self.settings.review_snapshot_max_bytes:
+            raise TooLargeError(
+                f"snapshot: {size} bytes as JSON, over the limit of {self.settings.review_snapshot_max_bytes}",
+                code="snapshot_too_large",
+                field="snapshot",
+            )
         try:
             check_snapshot(record, body.snapshot)
         except SnapshotError as exc:
             raise InvalidError(str(exc), code="invalid_snapshot", field=exc.field, review_id=record.id) from exc
+        vid = version_id(record.id, body.snapshot)
+        held = await self.reviews.version_ids(project_id, record.id)
+        if vid not in held and len(held) >= self.settings.review_max_versions:
+            raise ConflictError(
+                f"review '{record.id}' holds {len(held)} versions, the most one review may hold; decide on one",
+                code="too_many_versions",
+                review_id=record.id,
+            )
         version = ReviewVersionRecord(
-            id=version_id(record.id, body.snapshot),
+            id=vid,
             review_id=record.id,
             project_id=project_id,
             parent_id=body.parent_id,
@@ -192,14 +224,3 @@ def ensure_open(record: ReviewRecord) -> None:
             code="review_decided",
             review_id=record.id,
         )
-
-
-def _position(ids: list[str], cursor: str, field: str) -> int:
-    try:
-        return ids.index(cursor)
-    except ValueError:
-        raise InvalidError(
-            f"{field}: '{cursor}' is not a review of this queue; list again from the start",
-            code="invalid_cursor",
-            field=field,
-        ) from None

@@ -5,7 +5,8 @@ the moment a delete is accepted, and blocks check it before they write (`activit
 is cancelled: its workflow cancels its activities with `WAIT_CANCELLATION_COMPLETED`, they get the
 cancellation through their heartbeats, and the workflow closes only once they have stopped, so nothing it
 runs writes after its data is gone. A run that does not close in time (no worker, a stuck one) is
-terminated. Only then go its artifacts, its records and its Temporal execution.
+terminated. Only then go its artifacts, its reviews (with their versions and queue entries), its records
+and its Temporal execution.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.review_store import ReviewStore
 from activities.storage import NotFound, ObjectStore
 from docflow import keys
 from docflow.runs import RunState, StepRecord
@@ -49,8 +51,9 @@ async def delete_run_data(store: ObjectStore, project_id: str, run_id: str) -> N
     records = await asyncio.gather(*(_read_step(store, key) for key in found))
     # A cancelled step's artifact is named by its record only, not by the summary.
     named |= {a.id for r in records if r is not None for a in (r.artifact, r.review_evaluation) if a is not None}
-    # Artifacts first: the records that name them are under the prefix, so a retried delete finds them again.
+    # Artifacts and reviews first: what names them is under the prefix, so a retried delete finds them again.
     await asyncio.gather(*(store.delete(keys.artifact(project_id, a)) for a in sorted(named)))
+    await ReviewStore(store).delete_run_reviews(project_id, run_id)
     await store.delete_prefix(keys.run_prefix(project_id, run_id))
 
 

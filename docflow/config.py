@@ -151,6 +151,12 @@ class Settings(BaseSettings):
         le=300,
         description="An approve or reject no worker has taken within this answers 503 (the review stays open)",
     )
+    review_snapshot_max_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="A reviewer's snapshot (as compact JSON) may be this large"
+    )
+    review_max_versions: int = Field(
+        default=200, ge=2, le=10_000, description="Versions one review may hold; one more is refused with 409"
+    )
 
     # Egress and secrets of api_call (docflow/egress.py, activities/egress.py). The model provider's base URL is
     # operator config, not user config: it is not subject to the egress rule.

@@ -155,3 +155,23 @@ def review_queue(project: str, created_at_compact: str, review_id: str) -> str:
 def webhook_delivery(project: str, event_id: str) -> str:
     """A webhook event's delivery record: every attempt and the outcome (`docflow.webhooks.DeliveryRecord`)."""
     return f"projects/{project}/webhooks/deliveries/{event_id}.json"
+
+
+def review_pending_prefix(project: str) -> str:
+    """Prefix of the project's pending reviews: the queue's markers of reviews not yet decided or closed."""
+    return f"projects/{project}/index/reviews-pending/"
+
+
+def review_pending(project: str, created_at_compact: str, review_id: str) -> str:
+    """A pending review's marker (named as in the queue); removed once the review is decided or closed."""
+    return f"projects/{project}/index/reviews-pending/{created_at_compact}_{review_id}"
+
+
+def run_review(project: str, run_id: str, review_id: str) -> str:
+    """Names a review of the run, under the run's prefix, so deleting the run finds its reviews to delete."""
+    return f"projects/{project}/runs/{run_id}/reviews/{review_id}"
+
+
+def run_reviews_prefix(project: str, run_id: str) -> str:
+    """Prefix of the run's review pointers."""
+    return f"projects/{project}/runs/{run_id}/reviews/"

@@ -43,7 +43,7 @@ class RejectReview(BaseModel):
 
 def reviews_of(request: Request) -> Reviews:
     """The review service bound to the app's store."""
-    return Reviews(request.app.state.store)
+    return Reviews(request.app.state.store, request.app.state.settings)
 
 
 def _author(principal: PrincipalDep, reviewer: str | None) -> Actor:

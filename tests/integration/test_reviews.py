@@ -14,12 +14,17 @@ from typing import Any
 
 import httpx
 import pytest
-from retab import Retab
+from retab import AsyncRetab, Retab
 from retab.exceptions import ConflictError, NotFoundError
+from temporalio.worker import Worker
 
+from activities.payloads import external_storage
 from activities.review_store import ReviewStore, compact_time
-from activities.storage import ObjectStore
+from activities.storage import ObjectStore, Versioned
 from api.auth import create_key
+from api.errors import ConflictError as ApiConflict
+from api.errors import TooLargeError
+from api.reviews_service import CreateReviewVersion, ReviewFilters, Reviews
 from docflow import keys
 from docflow.reviews import (
     Actor,
@@ -32,6 +37,8 @@ from docflow.reviews import (
 )
 from docflow.temporal import RUN_WORKFLOW, connect
 from tests.conftest import Stack
+from tests.integration.builders import build, chain, wait_for
+from tests.review_gate_double import ApplyDecision, GateInput, ReviewGateDouble
 
 INVOICE_SCHEMA = {
     "type": "object",
@@ -97,7 +104,9 @@ def test_opening_a_review_again_changes_nothing_and_makes_no_second_marker(stack
     later = record.model_copy(update={"created_at": record.created_at + timedelta(seconds=5)})
     asyncio.run(ReviewStore(store).open_review(later, first.model_copy(update={"created_at": later.created_at})))
     markers = [k for k in asyncio.run(ReviewStore(store).queue(stack.project_id)) if k.endswith(record.id)]
-    assert markers == [keys.review_queue(stack.project_id, compact_time(record.created_at), record.id)]
+    assert markers == [f"{compact_time(record.created_at)}_{record.id}"]
+    pending = [k for k in asyncio.run(ReviewStore(store).queue(stack.project_id, pending_only=True)) if record.id in k]
+    assert pending == markers
     stored = asyncio.run(ReviewStore(store).get(stack.project_id, record.id))
     assert stored.created_at == record.created_at
     versions = asyncio.run(ReviewStore(store).versions(stack.project_id, record.id))
@@ -233,6 +242,68 @@ def test_the_queue_pages_forwards_and_backwards(queue: Any) -> None:
     assert ids(sdk.workflows.reviews.list(limit=1, after=made["first"].id)) == [made["second"].id]
     assert problem(http.get("/v1/workflows/reviews", params={"after": "rev_nope"}), 422)["details"]["field"] == "after"
     assert problem(http.get("/v1/workflows/reviews", params={"limit": 101}), 422)["details"]["field"] == "limit"
+
+
+class ReadCountingStore(ObjectStore):
+    """The real store, remembering which review records it read."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.records_read: list[str] = []
+
+    async def get_json(self, key: str) -> Versioned:
+        if key.endswith("/review.json"):
+            self.records_read.append(key)
+        return await super().get_json(key)
+
+
+def test_the_pending_queue_reads_only_reviews_still_pending(stack: Stack, store: ObjectStore) -> None:
+    _, _, project = fresh_project(stack, "reviews-pending-reads")
+    reviews = ReviewStore(store)
+    person = Actor(kind="human", id="key:x", display_name="Ana")
+    for _ in range(12):
+        record, first = seed(store, project)
+        decision = ReviewDecision(verdict="approved", version_id=first.id, author=person, created_at=datetime.now(UTC))
+        asyncio.run(reviews.decide(project, record.id, decision))
+    for _ in range(3):
+        record, _ = seed(store, project)
+        asyncio.run(reviews.close(project, record.id, "run cancelled", datetime.now(UTC)))
+    waiting, _ = seed(store, project)
+    counting = ReadCountingStore(stack.settings)
+    page = asyncio.run(Reviews(counting, stack.settings).queue_page(project, ReviewFilters(), None, None, 50))
+    assert [r["id"] for r in page["data"]] == [waiting.id]
+    assert counting.records_read == [keys.review(project, waiting.id)]
+    everything = asyncio.run(
+        Reviews(store, stack.settings).queue_page(project, ReviewFilters(decision_status="all"), None, None, 50)
+    )
+    assert len(everything["data"]) == 16
+
+
+def test_paging_on_from_a_review_decided_since_the_last_page(stack: Stack, store: ObjectStore) -> None:
+    sdk, _, project = fresh_project(stack, "reviews-paging-decided")
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    made = [seed(store, project, created_at=t0 + timedelta(minutes=i)) for i in range(3)]
+    first_page = sdk.workflows.reviews.list(limit=1)
+    assert ids(first_page) == [made[0][0].id] and first_page.list_metadata.after == made[0][0].id
+    person = Actor(kind="human", id="key:x", display_name="Ana")
+    decision = ReviewDecision(verdict="rejected", version_id=made[0][1].id, author=person, created_at=t0, reason="x")
+    asyncio.run(ReviewStore(store).decide(project, made[0][0].id, decision))
+    assert ids(sdk.workflows.reviews.list(limit=5, after=made[0][0].id)) == [made[1][0].id, made[2][0].id]
+    assert ids(sdk.workflows.reviews.list(limit=5, before=made[2][0].id)) == [made[1][0].id]
+
+
+def test_a_retried_open_after_the_decision_does_not_make_it_pending_again(stack: Stack, store: ObjectStore) -> None:
+    _, _, project = fresh_project(stack, "reviews-retry-after-decision")
+    record, first = seed(store, project)
+    reviews = ReviewStore(store)
+    person = Actor(kind="human", id="key:x", display_name="Ana")
+    decision = ReviewDecision(verdict="approved", version_id=first.id, author=person, created_at=datetime.now(UTC))
+    asyncio.run(reviews.decide(project, record.id, decision))
+    assert asyncio.run(reviews.queue(project, pending_only=True)) == []
+    asyncio.run(reviews.open_review(record, first))  # the block activity retried after the decision
+    assert asyncio.run(reviews.queue(project, pending_only=True)) == []
+    assert len(asyncio.run(reviews.queue(project))) == 1
+    assert asyncio.run(reviews.get(project, record.id)).decision == decision
 
 
 # -- get ---------------------------------------------------------------------------------------------
@@ -381,6 +452,30 @@ def test_a_decided_or_cancelled_review_takes_no_new_version(
     assert problem(http.post("/v1/workflows/reviews/versions", json=body), 409)["code"] == "review_cancelled"
 
 
+def test_a_snapshot_over_the_size_limit_and_a_version_past_the_cap_are_refused(
+    stack: Stack, store: ObjectStore
+) -> None:
+    record, first = seed(store, stack.project_id)
+    settings = stack.settings.model_copy(update={"review_snapshot_max_bytes": 2048, "review_max_versions": 3})
+    reviews = Reviews(store, settings)
+    author = Actor(kind="human", id="key:x", display_name="Ana")
+
+    def create(snapshot: dict[str, Any]) -> Any:
+        body = CreateReviewVersion(review_id=record.id, parent_id=first.id, snapshot=snapshot)
+        return asyncio.run(reviews.create_version(stack.project_id, body, author))
+
+    with pytest.raises(TooLargeError) as too_large:
+        create({"total": 1, "note": "x" * 3000})
+    assert too_large.value.details["field"] == "snapshot"
+    create({"total": 2})
+    create({"total": 3})
+    with pytest.raises(ApiConflict) as too_many:
+        create({"total": 4})
+    assert too_many.value.code == "too_many_versions"
+    assert create({"total": 3})[1] is False  # a stored snapshot again is still found
+    assert len(asyncio.run(ReviewStore(store).versions(stack.project_id, record.id))) == 3
+
+
 # -- decisions ---------------------------------------------------------------------------------------
 
 
@@ -469,3 +564,104 @@ def test_no_worker_taking_the_decision_answers_503_and_the_review_stays_open(
             await (await connect(stack.settings)).get_workflow_handle(run_id).terminate(reason="test over")
 
         asyncio.run(stop())
+
+
+@pytest.mark.parametrize("depth", [100, 900])
+def test_a_deeply_nested_snapshot_is_refused_naming_where(
+    stack: Stack, store: ObjectStore, http: httpx.Client, depth: int
+) -> None:
+    record, first = seed(store, stack.project_id)
+    nested = "[" * depth + "1" + "]" * depth
+    body = f'{{"review_id": "{record.id}", "parent_id": "{first.id}", "snapshot": {{"a": {nested}}}}}'
+    answer = http.post("/v1/workflows/reviews/versions", content=body, headers={"Content-Type": "application/json"})
+    assert problem(answer, 422)["details"]["field"].startswith("snapshot.a.0.0.0")
+
+
+# -- decisions reaching a waiting run (a stand-in speaking the run's Update contract) -------------------
+
+
+@pytest.mark.timeout(120)
+async def test_decisions_reach_the_waiting_run_and_are_answered_with_its_outcome(
+    stack: Stack, store: ObjectStore
+) -> None:
+    run_id = f"run_{secrets.token_hex(12)}"
+    approved, a_first = await asyncio.to_thread(seed, store, stack.project_id, run_id=run_id)
+    rejected, r_first = await asyncio.to_thread(seed, store, stack.project_id, run_id=run_id)
+    not_gated, n_first = await asyncio.to_thread(seed, store, stack.project_id, run_id=run_id)
+    temporal = await connect(stack.settings, external_storage(store, stack.settings.payload_offload_bytes))
+    queue_name = f"gate-double-{secrets.token_hex(4)}"
+    worker = Worker(
+        temporal,
+        task_queue=queue_name,
+        workflows=[ReviewGateDouble],
+        activities=[ApplyDecision(ReviewStore(store)).apply],
+    )
+    sdk = AsyncRetab(api_key=stack.api_key, base_url=stack.api_url, max_retries=0)
+    headers = {"Api-Key": stack.api_key}
+    async with worker, httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as http:
+        run = await temporal.start_workflow(
+            ReviewGateDouble.run,
+            GateInput(stack.project_id, [approved.id, rejected.id]),
+            id=run_id,
+            task_queue=queue_name,
+        )
+        corrected = await sdk.workflows.reviews.versions.create(
+            review_id=approved.id, parent_id=a_first.id, snapshot={"total": 99}
+        )
+        done = await sdk.workflows.reviews.approve(approved.id, version_id=corrected.id, reviewer="Ana Ruiz")
+        assert (done.submission_status, done.resume_status) == ("accepted", "resumed")
+        decision = done.review.decision
+        assert decision is not None and (decision.verdict, decision.version_id) == ("approved", corrected.id)
+        assert decision.author.display_name == "Ana Ruiz" and decision.author.kind == "human"
+        again = await sdk.workflows.reviews.approve(approved.id, version_id=corrected.id)
+        assert again.submission_status == "already_applied"
+        answer = await http.post(f"/v1/workflows/reviews/{approved.id}/approve", json={"version_id": a_first.id})
+        assert problem(answer, 409)["code"] == "review_decided"
+
+        # A review whose gate is not open in its run: the run's validator refuses it, nothing is recorded.
+        answer = await http.post(f"/v1/workflows/reviews/{not_gated.id}/approve", json={"version_id": n_first.id})
+        assert problem(answer, 409)["code"] == "review_not_open"
+        assert (await ReviewStore(store).get(stack.project_id, not_gated.id)).decision is None
+
+        rejection = await sdk.workflows.reviews.reject(rejected.id, version_id=r_first.id, reason="wrong vendor")
+        assert rejection.review.decision is not None and rejection.review.decision.reason == "wrong vendor"
+        assert await run.result() == {approved.id: "approved", rejected.id: "rejected"}
+        listed = await sdk.workflows.reviews.list(run_id=run_id, decision_status="decided")
+        assert [r.id for r in listed.data] == [approved.id, rejected.id]
+
+        # The run has ended: a decision on its still-pending review is a conflict.
+        answer = await http.post(f"/v1/workflows/reviews/{not_gated.id}/approve", json={"version_id": n_first.id})
+        assert problem(answer, 409)["code"] == "run_not_running"
+
+
+# -- deletion ----------------------------------------------------------------------------------------
+
+
+def test_deleting_a_run_deletes_its_reviews_and_their_queue_entries(
+    client: Retab, stack: Stack, store: ObjectStore, http: httpx.Client
+) -> None:
+    blocks, edges = chain([("in", "start_json", {}), ("f", "function", {"expression": "input"})])
+    wf_id, block_ids = build(client, stack.project_id, blocks, edges)
+    run = wait_for(
+        client, client.workflows.runs.create(workflow_id=wf_id, json_inputs={block_ids["in"]: {}}, version="draft").id
+    )
+    record, first = seed(store, stack.project_id, workflow_id=wf_id, run_id=run.id)
+    corrected = client.workflows.reviews.versions.create(review_id=record.id, parent_id=first.id, snapshot={"total": 1})
+    kept, _ = seed(store, stack.project_id, workflow_id=wf_id)  # another run's review stays
+    assert http.delete(f"/v1/workflows/runs/{run.id}").status_code == 204
+    assert http.get(f"/v1/workflows/reviews/{record.id}").status_code == 404
+    assert http.get(f"/v1/workflows/reviews/versions/{corrected.id}").status_code == 404
+    p = stack.project_id
+    at = compact_time(record.created_at)
+    gone = [
+        keys.review(p, record.id),
+        keys.review_version(p, record.id, first.id),
+        keys.review_version(p, record.id, corrected.id),
+        keys.review_version_index(p, first.id),
+        keys.review_version_index(p, corrected.id),
+        keys.review_queue(p, at, record.id),
+        keys.review_pending(p, at, record.id),
+        keys.run_review(p, run.id, record.id),
+    ]
+    assert [k for k in gone if asyncio.run(store.exists(k))] == []
+    assert client.workflows.reviews.get(kept.id).id == kept.id
