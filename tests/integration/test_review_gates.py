@@ -227,8 +227,13 @@ def test_a_decision_with_no_worker_is_503_and_the_review_stays_open(
     finally:
         stack.restart_worker(kill=False)
     # The admitted Update may still be delivered to the new worker: then a retry finds it applied.
-    retried = client.workflows.reviews.approve(review.id, version_id=seed)
-    assert retried.submission_status in {"accepted", "already_applied"}
+    deadline = time.monotonic() + 60
+    while (
+        retried := http.post(f"/v1/workflows/reviews/{review.id}/approve", json={"version_id": seed})
+    ).status_code == 503:
+        assert time.monotonic() < deadline, "the restarted worker never took the decision"
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["submission_status"] in {"accepted", "already_applied"}
     assert wait_for(client, run.id, timeout=60).lifecycle.status == "completed"
 
 
