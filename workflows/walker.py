@@ -235,3 +235,6 @@ async def _cancel_all(running: dict[asyncio.Task[BlockOutcome], str]) -> None:
         task.cancel()
     if running:
         await workflow.wait(list(running), return_when=asyncio.ALL_COMPLETED)
+    for task in running:
+        if not task.cancelled():
+            task.exception()  # retrieved: a cancelled block's error is expected, not "never retrieved"

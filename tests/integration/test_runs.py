@@ -12,6 +12,7 @@ import httpx
 import pytest
 from retab import Retab
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus
 
 from activities.storage import ObjectStore
 from docflow.temporal import connect
@@ -157,9 +158,16 @@ def test_large_output_is_claim_checked_out_of_history(client: Retab, stack: Stac
 
 
 def _history(stack: Stack, run_id: str) -> list[Any]:
+    """The run's whole history, once its execution has closed (its state reads final a little before: the
+    summary and the webhooks are sent after)."""
+
     async def fetch() -> list[Any]:
-        client = await connect(stack.settings)
-        return list((await client.get_workflow_handle(run_id).fetch_history()).events)
+        handle = (await connect(stack.settings)).get_workflow_handle(run_id)
+        for _ in range(200):
+            if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                break
+            await asyncio.sleep(0.05)
+        return list((await handle.fetch_history()).events)
 
     return asyncio.run(fetch())
 
