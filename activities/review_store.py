@@ -2,10 +2,11 @@
 
 Every write is idempotent, so a retried activity or request lands on what the first attempt wrote:
 
-- `open_review` writes the seed version, its index entry, the record, then the queue marker, each with
-  `If-None-Match: *`. The marker goes last, so a review the queue lists always has its record and first
-  version; a retry keeps the record as first written (and files its marker under that record's time, so it
-  never makes a second marker).
+- `open_review` writes a pointer under the run's prefix (so deleting the run finds the review), the seed
+  version, its index entry, the pending marker, the record, then the queue marker, each with
+  `If-None-Match: *`. The queue marker goes last, so a review the queue lists always has its record and first
+  version; a retry keeps the record as first written (and files its markers under that record's time, so it
+  never makes a second one).
 - `add_version` stores a content-addressed version once; the same snapshot again finds the stored one.
 - `decide` and `close` change a pending record with `If-Match` (re-read and retried when another write won).
   A record already decided or closed is never overwritten: the stored record is returned as it is, and the
@@ -100,7 +101,8 @@ class ReviewStore:
         """Record the decision on a pending review (status = verdict); returns the stored record.
 
         A review already decided or cancelled is left as it is (never overwritten by a different decision):
-        compare the returned record's `decision` with `decision` to know whether it holds this one.
+        compare the returned record's `decision` with `decision` to know whether it holds this one. NotFound if
+        there is no such review; ReviewConflict if other writers kept winning (retry).
         """
 
         def change(record: ReviewRecord) -> ReviewRecord:

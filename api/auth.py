@@ -40,7 +40,7 @@ class Principal:
     key_name: str
     # `key:` + 16 hex of a hash of the key's hash: names the key in records (who decided a review) and
     # reveals nothing of the key or of its stored hash.
-    key_id: str = ""
+    key_id: str
 
 
 def hash_key(key: str) -> str:

@@ -56,3 +56,16 @@ def test_concurrent_key_creation_loses_no_key(tmp_path: Path) -> None:
     assert len(ring.entries) == 240
     assert all(ring.authenticate(key) is not None for key in created)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_keys_public_id_is_stable_distinct_and_reveals_nothing_of_its_hash(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    first, _ = create_key(path, name="same-name")
+    second, _ = create_key(path, name="same-name")
+    ring = KeyRing.load(path)
+    a, b = ring.authenticate(first), ring.authenticate(second)
+    assert a is not None and b is not None
+    assert a.key_id.startswith("key:") and a.key_id != b.key_id
+    assert ring.authenticate(first) == a  # stable across requests
+    stored = auth.hash_key(first)
+    assert stored[:8] not in a.key_id and first not in a.key_id
