@@ -122,8 +122,8 @@ class Gates:
             return
         self._accept(gate, req, by_signal=True)
 
-    def _accept(self, gate: Gate, req: DecisionRequest, *, by_signal: bool) -> None:
-        gate.decision, gate.decided_at, gate.by_signal, gate.result = req, workflow.now(), by_signal, None
+    def _accept(self, gate: Gate, req: DecisionRequest, *, by_signal: bool, at: datetime | None = None) -> None:
+        gate.decision, gate.decided_at, gate.by_signal, gate.result = req, at or workflow.now(), by_signal, None
         close_gate(self.state.timing, self.waiting, gate.review_id, gate.decided_at)
         self.refresh()
 
@@ -218,7 +218,8 @@ class Gates:
                 reason=None if approve else (gate.deadline_reason or DEFAULT_DEADLINE_REASON),
                 author=DEADLINE_ACTOR,
             )
-            self._accept(gate, req, by_signal=False)
+            # Decided at the deadline itself, not when a (possibly late) worker handled its timer.
+            self._accept(gate, req, by_signal=False, at=gate.deadline_at)
 
     def close_all(self, reason: str) -> None:
         """The run failed elsewhere: gates still waiting for a decision close as cancelled."""
