@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from retab import Retab
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1 import EventType, IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -36,7 +36,7 @@ from api.definitions import Definitions
 from docflow import keys
 from docflow.config import Settings
 from docflow.ids import RUN, new_id
-from docflow.reviews import DEADLINE_ACTOR, DecisionOutcome, DecisionRequest, ReviewRecord
+from docflow.reviews import DEADLINE_ACTOR, Actor, DecisionOutcome, DecisionRequest, ReviewRecord
 from docflow.runs import RunState, RunWorkflowInput, StepRecord
 from docflow.temporal import (
     REVIEW_DECISION_UPDATE,
@@ -56,6 +56,7 @@ from workflows.run import RunWorkflow
 SCHEMA = {"type": "object", "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}}}
 TEXT = "Invoice number: G-1\nTotal: 21"
 ALWAYS = {"predicate": {"kind": "always"}}
+REVIEWER = Actor(kind="human", id="reviewer-1", display_name="Reviewer One")
 EDGE = {"source_handle": "output-json-0", "target_handle": "input-json-text"}
 
 
@@ -186,7 +187,7 @@ async def approve(skipping: Skipping, handle: WorkflowHandle[Any, RunState], rev
     record = await skipping.reviews.get(skipping.stack.project_id, review_id)
     answer = await handle.execute_update(
         REVIEW_DECISION_UPDATE,
-        DecisionRequest(review_id=review_id, verdict="approved", version_id=record.seed_version_id),
+        DecisionRequest(review_id=review_id, verdict="approved", version_id=record.seed_version_id, author=REVIEWER),
         result_type=DecisionOutcome,
     )
     assert answer.submission_status == "accepted", answer
@@ -382,3 +383,78 @@ async def test_a_deadline_decides_at_the_deadline_even_when_the_worker_is_late(
     assert decided.decision.created_at == since + THREE_DAYS
     assert done.timing.accumulated_human_waiting_ms == ms(THREE_DAYS)
     check_durations(done)
+
+
+async def test_a_decision_before_the_deadline_stops_its_timer(skipping: Skipping, client: Retab) -> None:
+    handle, _, review, since = await deadline_run(skipping, client, {"action": "reject", "reason": "too late"})
+    await skipping.env.sleep(timedelta(days=1))
+    decided = await approve(skipping, handle, review.id)
+    done = await handle.result()  # would skip to the deadline if its timer still held the run
+    assert done.lifecycle.status == "completed", done.lifecycle
+    assert decided.decision is not None and decided.decision.author == REVIEWER
+    assert done.timing.accumulated_human_waiting_ms == ms(decided_at(decided) - since)
+    assert timedelta(days=1) <= decided_at(decided) - since < timedelta(days=1, minutes=1)
+    assert done.timing.completed_at is not None and done.timing.completed_at < since + THREE_DAYS
+    history = await handle.fetch_history()
+    kinds = [e.event_type for e in history.events]
+    assert kinds.count(EventType.EVENT_TYPE_TIMER_STARTED) == 1
+    assert kinds.count(EventType.EVENT_TYPE_TIMER_CANCELED) == 1
+    assert EventType.EVENT_TYPE_TIMER_FIRED not in kinds
+    check_durations(done)
+
+
+async def test_a_deadline_that_fails_the_run_closes_the_other_gate_and_its_wait(
+    skipping: Skipping, client: Retab
+) -> None:
+    reason = "the first review expired"
+    blocks = [
+        {"id": "in", "type": "start_json"},
+        {
+            "id": "a",
+            "type": "extract",
+            "config": extract({**ALWAYS, "deadline": "P1D", "on_deadline": {"action": "reject", "reason": reason}}),
+        },
+        {"id": "b", "type": "extract", "config": extract(ALWAYS)},
+    ]
+    edges = [{"source_block": "in", "target_block": "a"}, {"source_block": "in", "target_block": "b"}]
+    handle, ids = await start_run(skipping, client, blocks, edges)
+    both = await until_waiting_for(handle, [ids["a"], ids["b"]])
+    since = both.timing.human_waiting_started_at
+    assert since is not None
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()  # skips the day to the first gate's deadline
+    state = await skipping.store.get_model(keys.run_summary(skipping.stack.project_id, handle.id), RunState)
+    assert state.lifecycle.status == "error" and reason in (state.lifecycle.message or ""), state.lifecycle
+    project = skipping.stack.project_id
+    rejected = await skipping.reviews.get(project, review_of(both, ids["a"]))
+    closed = await skipping.reviews.get(project, review_of(both, ids["b"]))
+    assert rejected.status == "rejected" and rejected.decision is not None
+    assert closed.status == "cancelled" and closed.closed_at is not None and closed.decision is None
+    steps = {s.block_id: s.lifecycle.status for s in state.steps}
+    assert steps == {ids["in"]: "completed", ids["a"]: "error", ids["b"]: "cancelled"}
+    # B waited on after A's deadline, until the run closed it: one interval, from the first opening to then.
+    assert decided_at(rejected) <= closed.closed_at
+    assert state.timing.human_waiting_started_at is None
+    assert state.timing.accumulated_human_waiting_ms == ms(closed.closed_at - since)
+    assert timedelta(days=1) <= closed.closed_at - since < timedelta(days=1, minutes=1)
+    check_durations(state)
+
+
+async def test_cancelling_a_waiting_run_ends_its_wait_and_closes_its_review(skipping: Skipping, client: Retab) -> None:
+    blocks = [{"id": "in", "type": "start_json"}, {"id": "ex", "type": "extract", "config": extract(ALWAYS)}]
+    handle, ids = await start_run(skipping, client, blocks, [{"source_block": "in", "target_block": "ex"}])
+    waiting = await until_waiting_for(handle, [ids["ex"]])
+    since = waiting.timing.human_waiting_started_at
+    assert since is not None
+    await skipping.env.sleep(timedelta(hours=10))
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    state = await skipping.store.get_model(keys.run_summary(skipping.stack.project_id, handle.id), RunState)
+    assert state.lifecycle.status == "cancelled", state.lifecycle
+    closed = await skipping.reviews.get(skipping.stack.project_id, review_of(waiting, ids["ex"]))
+    assert closed.status == "cancelled" and closed.closed_at is not None
+    assert state.timing.human_waiting_started_at is None
+    assert state.timing.accumulated_human_waiting_ms == ms(closed.closed_at - since)
+    assert timedelta(hours=10) <= closed.closed_at - since < timedelta(hours=10, minutes=1)
+    check_durations(state)
