@@ -11,6 +11,7 @@ another count each but not the time between them, and a 3-day deadline decides a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 import uuid
@@ -25,7 +26,7 @@ import pytest
 from retab import Retab
 from temporalio.api.enums.v1 import EventType, IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -458,3 +459,41 @@ async def test_cancelling_a_waiting_run_ends_its_wait_and_closes_its_review(skip
     assert state.timing.accumulated_human_waiting_ms == ms(closed.closed_at - since)
     assert timedelta(hours=10) <= closed.closed_at - since < timedelta(hours=10, minutes=1)
     check_durations(state)
+
+
+async def test_a_decision_that_meets_the_deadline_in_one_task_is_applied_as_answered(
+    skipping: Skipping, client: Retab
+) -> None:
+    """A decision and the deadline handled in one workflow task: the decision applied is the one answered."""
+    queue = f"docflow-timeskip-race-{uuid.uuid4().hex[:8]}"
+    async with skipping.worker(queue):
+        handle, _, review, _ = await deadline_run(skipping, client, {"action": "reject", "reason": "expired"}, queue)
+    await skipping.env.sleep(THREE_DAYS)  # the deadline's timer fires; no worker handles it yet
+    request = DecisionRequest(
+        review_id=review.id, verdict="approved", version_id=review.seed_version_id, author=REVIEWER
+    )
+    update = asyncio.create_task(handle.execute_update(REVIEW_DECISION_UPDATE, request, result_type=DecisionOutcome))
+    await asyncio.sleep(0.5)  # the Update waits beside the timer, for the same workflow task
+    async with skipping.worker(queue):
+        try:
+            answer: DecisionOutcome | None = await update
+        except WorkflowUpdateFailedError:
+            answer = None
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+    decided = await skipping.reviews.get(skipping.stack.project_id, review.id)
+    assert decided.decision is not None
+    # The case meant: the timer's firing and the Update reached the run in one workflow task.
+    kinds = [e.event_type for e in (await handle.fetch_history()).events]
+    fired = kinds.index(EventType.EVENT_TYPE_TIMER_FIRED)
+    task_done = kinds.index(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, fired)
+    assert kinds[fired + 1 : task_done] == [
+        EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    ]
+    assert kinds[task_done + 1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    if answer is not None and answer.submission_status == "accepted":
+        # The reviewer was told the approval was taken: it must be the one applied.
+        assert decided.decision.author == REVIEWER and decided.status == "approved", decided.decision
+    else:
+        assert decided.decision.author == DEADLINE_ACTOR and decided.status == "rejected", decided.decision
