@@ -41,6 +41,7 @@ from docflow.ids import RUN, new_id
 from docflow.reviews import DEADLINE_ACTOR, Actor, DecisionOutcome, DecisionRequest, ReviewRecord
 from docflow.runs import RunState, RunWorkflowInput, StepRecord
 from docflow.temporal import (
+    REVIEW_DECISION_SIGNAL,
     REVIEW_DECISION_UPDATE,
     RUN_STATE_QUERY,
     SA_AWAITING_REVIEW,
@@ -184,17 +185,30 @@ def review_of(state: RunState, block_id: str) -> str:
     return review_id
 
 
-async def approve(skipping: Skipping, handle: WorkflowHandle[Any, RunState], review_id: str) -> ReviewRecord:
-    """Approve the model's version by Update; the stored record, with the decision's time on the run's clock."""
-    record = await skipping.reviews.get(skipping.stack.project_id, review_id)
-    answer = await handle.execute_update(
-        REVIEW_DECISION_UPDATE,
-        DecisionRequest(review_id=review_id, verdict="approved", version_id=record.seed_version_id, author=REVIEWER),
-        result_type=DecisionOutcome,
+async def approve(
+    skipping: Skipping, handle: WorkflowHandle[Any, RunState], review_id: str, *, by_signal: bool = False
+) -> ReviewRecord:
+    """Approve the model's version by Update (or by signal, as an operator would); the stored record.
+
+    The decision's `created_at` is the run's clock when it accepted the decision.
+    """
+    project = skipping.stack.project_id
+    record = await skipping.reviews.get(project, review_id)
+    request = DecisionRequest(
+        review_id=review_id, verdict="approved", version_id=record.seed_version_id, author=REVIEWER
     )
-    assert answer.submission_status == "accepted", answer
-    decided = await skipping.reviews.get(skipping.stack.project_id, review_id)
+    if by_signal:
+        await handle.signal(REVIEW_DECISION_SIGNAL, request.model_dump(mode="json"))
+        deadline = time.monotonic() + 20
+        while (decided := await skipping.reviews.get(project, review_id)).status == "pending":
+            assert time.monotonic() < deadline, "the signalled decision was not applied in 20 s"
+            await asyncio.sleep(0.05)
+    else:
+        answer = await handle.execute_update(REVIEW_DECISION_UPDATE, request, result_type=DecisionOutcome)
+        assert answer.submission_status == "accepted", answer
+        decided = await skipping.reviews.get(project, review_id)
     assert decided.status == "approved" and decided.decision is not None
+    assert decided.decision.author == REVIEWER
     return decided
 
 
@@ -282,7 +296,8 @@ async def test_gates_one_after_another_count_each_wait_not_the_time_between(skip
     assert at_b.timing.accumulated_human_waiting_ms == first_wait
 
     await skipping.env.sleep(timedelta(hours=4))
-    b_decided = decided_at(await approve(skipping, handle, review_of(at_b, ids["b"])))
+    # The second decision comes by signal (web UI, `temporal workflow signal`): its waiting counts the same.
+    b_decided = decided_at(await approve(skipping, handle, review_of(at_b, ids["b"]), by_signal=True))
     done = await handle.result()
     assert done.lifecycle.status == "completed", done.lifecycle
     assert done.timing.human_waiting_started_at is None
