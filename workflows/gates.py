@@ -13,7 +13,8 @@ activity held open, nothing added to history while it waits. What ends the wait:
 - the gate's deadline, on a durable timer: its stated outcome is applied as a decision by `DEADLINE_ACTOR`;
 - the run failing at another block, or being cancelled: the review is closed as cancelled.
 
-Waiting time (docflow.waiting) counts from the gate's opening to the decision's acceptance, on the workflow's
+Waiting time (docflow.waiting) counts from the gate's opening to the decision's acceptance (a deadline's decision: the
+deadline), counted once the decision is applied (a refused one leaves the wait running), on the workflow's
 clock. While a gate is open the run's lifecycle is `awaiting_review` with `waiting_for_block_ids`, mirrored in
 the `DocflowStatus` and `DocflowAwaitingReview` search attributes and in the UI's current details.
 """
@@ -36,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from docflow.reviews import DEADLINE_ACTOR, DecisionOutcome, DecisionRequest
     from docflow.runs import BlockOutcome, IgnoredSignal, RunLifecycle, RunState, StepLifecycle, StepState
     from docflow.temporal import SA_AWAITING_REVIEW, SA_STATUS
-    from docflow.waiting import close_gate, open_gate
+    from docflow.waiting import OpenGates, close_gate, open_gate
     from docflow.webhooks import EventType
     from workflows.progress import show_progress
 
@@ -80,7 +81,7 @@ class Gates:
         self.state = state
         self.notify = notify
         self.open: dict[str, Gate] = {}
-        self.waiting: set[str] = set()  # review ids counted in the waiting time
+        self.waiting = OpenGates()  # review gates counted in the waiting time
         # Reviews whose wait ended without a decision (cancellation, the run failing elsewhere): the run closes them.
         self.to_close: list[str] = []
 
@@ -124,7 +125,6 @@ class Gates:
 
     def _accept(self, gate: Gate, req: DecisionRequest, *, by_signal: bool, at: datetime | None = None) -> None:
         gate.decision, gate.decided_at, gate.by_signal, gate.result = req, at or workflow.now(), by_signal, None
-        close_gate(self.state.timing, self.waiting, gate.review_id, gate.decided_at)
         self.refresh()
 
     def _ignore(self, payload: Any, reason: str) -> None:
@@ -140,6 +140,8 @@ class Gates:
         opened = outcome.review
         assert opened is not None
         now = workflow.now()
+        # Counted on the run's clock from the gate's opening. The review record's `deadline_at` was counted from
+        # the activity's clock when it stored the review: normally milliseconds earlier.
         deadline = None if opened.deadline_seconds is None else now + timedelta(seconds=opened.deadline_seconds)
         gate = Gate(
             review_id=opened.review_id,
@@ -187,9 +189,11 @@ class Gates:
                     submission_status="conflict", resume_status="failed", resume_error=applied.refused
                 )
                 gate.decision = None
-                open_gate(self.state.timing, self.waiting, gate.review_id, workflow.now())
                 self.refresh()
                 continue
+            # The wait ended when the decision was accepted (or at the deadline), not when it was applied.
+            assert gate.decided_at is not None
+            close_gate(self.state.timing, self.waiting, gate.review_id, gate.decided_at)
             gate.result = DecisionOutcome()
             self.notify("workflow.review.decided", gate.review_id, self._event(gate))
             if decision.verdict == "rejected":
