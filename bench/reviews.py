@@ -1,0 +1,322 @@
+"""Review gates under load: worker memory, history and approval latency with many runs waiting, in one run.
+
+On the real embedded stack (Temporal dev server, SeaweedFS, the API in a thread, one worker process), with a
+published start_json → extract (review predicate `always`) → function workflow and the offline model:
+
+1. approval-to-completion latency with 1 run waiting: `--samples` times, one run is started, waits at its
+   gate, is approved, and the time from sending the approval to the run's result is taken;
+2. the worker's RSS (VmRSS of the worker process) at idle, then with `--waiting` runs waiting at once;
+3. the history of one waiting run (its length and event types; and that it does not grow while it waits);
+4. the same latency with `--waiting` runs waiting: `--samples` of them approved one after the other.
+
+It prints the p50/p90 of both latencies and their ratio (goal <= 2). The approval goes through `approve()`:
+the Temporal Update `review_decision` (as the reviews API sends it) until the reviews API exists, then its
+route. `--waiting 50` makes a quick smoke run; tests/integration/test_bench_reviews.py runs the core with 5.
+
+    .venv/bin/python -m bench.reviews --waiting 1000 --samples 30
+
+Measured on <date>, 2 cores (shared with other work): see the report below the code once measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from temporalio.api.enums.v1 import EventType  # noqa: E402
+from temporalio.client import Client, WorkflowHandle  # noqa: E402
+
+from activities.payloads import external_storage  # noqa: E402
+from activities.review_store import ReviewStore  # noqa: E402
+from activities.storage import ObjectStore  # noqa: E402
+from api.auth import create_key  # noqa: E402
+from docflow.config import Settings  # noqa: E402
+from docflow.processes import ThreadedApi, start_worker, wait_for_worker  # noqa: E402
+from docflow.reviews import DecisionOutcome, DecisionRequest, review_id  # noqa: E402
+from docflow.stack import Ports, start_s3, start_temporal  # noqa: E402
+from docflow.temporal import REVIEW_DECISION_UPDATE, SA_STATUS, SA_WORKFLOW_ID, connect  # noqa: E402
+
+SCHEMA = {"type": "object", "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}}}
+TEXT = "Invoice number: B-7\nTotal: 21"
+GOAL = 2.0
+
+
+@dataclass
+class Target:
+    """A running stack: its settings, the API and its key, and the pid of the one worker process."""
+
+    settings: Settings
+    api_url: str
+    api_key: str
+    project_id: str
+    worker_pid: int
+
+
+@dataclass
+class Gated:
+    """The published gated workflow."""
+
+    workflow_id: str
+    start_block: str
+    extract_block: str
+
+
+@dataclass
+class Report:
+    """What one bench run measured (bytes, seconds)."""
+
+    waiting: int
+    rss_start: int = 0
+    rss_idle: int = 0
+    rss_waiting: int = 0
+    peak_rss: int = 0
+    start_seconds: float = 0.0
+    all_waiting_seconds: float = 0.0
+    history_events: int = 0
+    history_bytes: int = 0
+    history_events_later: int = 0
+    history_types: list[str] = field(default_factory=list)
+    one_waiting: list[float] = field(default_factory=list)
+    many_waiting: list[float] = field(default_factory=list)
+
+    @property
+    def rss_per_run(self) -> float:
+        return (self.rss_waiting - self.rss_idle) / self.waiting
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.many_waiting) / statistics.median(self.one_waiting)
+
+
+def memory(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of a process in bytes, from /proc (Linux)."""
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in {"VmRSS", "VmHWM"}:
+            fields[name] = int(value.split()[0]) * 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100): a value that was measured."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+def make_gated(api: httpx.Client, project: str) -> Gated:
+    """A published start_json → extract (gated, `always`) → function workflow."""
+    suffix = uuid.uuid4().hex[:6]
+    wf = api.post("/v1/workflows", json={"name": f"bench reviews {suffix}", "project_id": project})
+    wf.raise_for_status()
+    wf_id = wf.json()["id"]
+    start, extract, double = f"in-{suffix}", f"ex-{suffix}", f"double-{suffix}"
+    config = {
+        "json_schema": SCHEMA,
+        "inputs": [{"name": "text", "type": "json"}],
+        "review": {"predicate": {"kind": "always"}},
+    }
+    blocks: list[dict[str, Any]] = [
+        {"id": start, "type": "start_json"},
+        {"id": extract, "type": "extract", "config": config},
+        {"id": double, "type": "function", "config": {"expression": "input['total'] * 2"}},
+    ]
+    for block in blocks:
+        api.post("/v1/workflows/blocks", json={**block, "workflow_id": wf_id}).raise_for_status()
+    for source, target, handle in ((start, extract, "input-json-text"), (extract, double, "input-json-0")):
+        edge = {"workflow_id": wf_id, "source_block": source, "target_block": target,
+                "source_handle": "output-json-0", "target_handle": handle}  # fmt: skip
+        api.post("/v1/workflows/edges", json=edge).raise_for_status()
+    api.post(f"/v1/workflows/{wf_id}/publish", json={}).raise_for_status()
+    return Gated(wf_id, start, extract)
+
+
+async def start_run(api: httpx.AsyncClient, gated: Gated) -> str:
+    """POST /v1/workflows/runs; the run's id (also its Temporal workflow id)."""
+    body = {"workflow_id": gated.workflow_id, "json_inputs": {gated.start_block: {"text": TEXT}}}
+    response = await api.post("/v1/workflows/runs", json=body)
+    response.raise_for_status()
+    run_id: str = response.json()["id"]
+    return run_id
+
+
+async def start_many(api: httpx.AsyncClient, gated: Gated, n: int, concurrency: int) -> list[str]:
+    """Start n runs, at most `concurrency` requests in flight."""
+    bound = asyncio.Semaphore(concurrency)
+
+    async def one() -> str:
+        async with bound:
+            return await start_run(api, gated)
+
+    return list(await asyncio.gather(*(one() for _ in range(n))))
+
+
+async def wait_gate_open(handle: WorkflowHandle[object, object], timeout: float = 60) -> None:
+    """Until the run's status search attribute reads awaiting_review (set in the task that opens the gate)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        desc = await handle.describe()
+        if desc.typed_search_attributes.get(SA_STATUS) == "awaiting_review":
+            return
+        if desc.close_time is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"run {handle.id} did not reach awaiting_review (status {desc.status})")
+        await asyncio.sleep(0.05)
+
+
+async def wait_all_waiting(temporal: Client, gated: Gated, n: int, timeout: float) -> None:
+    """Until visibility counts n runs of the workflow awaiting review."""
+    query = f"{SA_WORKFLOW_ID.name} = '{gated.workflow_id}' AND {SA_STATUS.name} = 'awaiting_review'"
+    deadline = time.monotonic() + timeout
+    while (count := (await temporal.count_workflows(query)).count) < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {count} of {n} runs awaiting review after {timeout:.0f}s")
+        await asyncio.sleep(0.5)
+
+
+async def seed_version(reviews: ReviewStore, project: str, run_id: str, gated: Gated) -> tuple[str, str]:
+    """The review of the run's gated step and its first version (the model's output)."""
+    review = review_id(run_id, gated.extract_block)
+    record = await reviews.get(project, review)
+    return review, record.seed_version_id
+
+
+async def approve(temporal: Client, run_id: str, review: str, version: str) -> None:
+    """Approve a version. The one place to swap for the reviews API (`client.workflows.reviews.approve`)."""
+    outcome = await temporal.get_workflow_handle(run_id).execute_update(
+        REVIEW_DECISION_UPDATE,
+        DecisionRequest(review_id=review, verdict="approved", version_id=version),
+        result_type=DecisionOutcome,
+    )
+    if outcome.submission_status != "accepted":
+        raise RuntimeError(f"approval of {review} not accepted: {outcome}")
+
+
+async def approval_latency(temporal: Client, reviews: ReviewStore, project: str, run_id: str, gated: Gated) -> float:
+    """Seconds from sending the approval of a waiting run to its result (the run completed)."""
+    review, version = await seed_version(reviews, project, run_id, gated)
+    began = time.perf_counter()
+    await approve(temporal, run_id, review, version)
+    await temporal.get_workflow_handle(run_id).result()
+    return time.perf_counter() - began
+
+
+async def history(temporal: Client, run_id: str) -> tuple[int, int, list[str]]:
+    """(events, bytes, event types in order) of a run's history."""
+    handle = temporal.get_workflow_handle(run_id)
+    info = (await handle.describe()).raw_description.workflow_execution_info
+    events = (await handle.fetch_history()).events
+    types = [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in events]
+    return info.history_length, info.history_size_bytes, types
+
+
+async def measure(target: Target, waiting: int, samples: int, concurrency: int = 16) -> Report:
+    """The bench: latency with 1 waiting, RSS idle and with `waiting` runs waiting, history, latency again."""
+    settings = target.settings
+    store = ObjectStore(settings)
+    reviews = ReviewStore(store)
+    temporal = await connect(settings, external_storage(store, settings.payload_offload_bytes))
+    report = Report(waiting=waiting)
+    report.rss_start, _ = memory(target.worker_pid)
+    with httpx.Client(base_url=target.api_url, headers={"Api-Key": target.api_key}, timeout=60) as sync_api:
+        gated = make_gated(sync_api, target.project_id)
+    limits = httpx.Limits(max_connections=concurrency)
+    headers = {"Api-Key": target.api_key}
+    async with httpx.AsyncClient(base_url=target.api_url, headers=headers, timeout=120, limits=limits) as api:
+
+        async def one_waiting() -> float:
+            run_id = await start_run(api, gated)
+            await wait_gate_open(temporal.get_workflow_handle(run_id))
+            return await approval_latency(temporal, reviews, target.project_id, run_id, gated)
+
+        await one_waiting()  # warm-up: imports, connections, the isolated pool, the sandbox
+        report.one_waiting = [await one_waiting() for _ in range(samples)]
+        report.rss_idle, _ = memory(target.worker_pid)
+
+        began = time.perf_counter()
+        runs = await start_many(api, gated, waiting, concurrency)
+        report.start_seconds = time.perf_counter() - began
+        await wait_all_waiting(temporal, gated, waiting, timeout=120 + waiting * 0.5)
+        report.all_waiting_seconds = time.perf_counter() - began
+    await asyncio.sleep(1)  # the last workflow tasks' garbage
+    report.rss_waiting, report.peak_rss = memory(target.worker_pid)
+    watched = runs[-1]
+    report.history_events, report.history_bytes, report.history_types = await history(temporal, watched)
+    for run_id in runs[:samples]:
+        report.many_waiting.append(await approval_latency(temporal, reviews, target.project_id, run_id, gated))
+    report.history_events_later, _, _ = await history(temporal, watched)
+    return report
+
+
+def show(report: Report) -> None:
+    """Print the report."""
+    mib = 1024 * 1024
+    n = report.waiting
+    print(f"worker RSS at start (before the first run):        {report.rss_start / mib:7.1f} MiB")
+    print(f"worker RSS idle (warm, no run waiting):            {report.rss_idle / mib:7.1f} MiB")
+    print(f"worker RSS with {n} runs waiting:               {report.rss_waiting / mib:7.1f} MiB"
+          f"  (peak {report.peak_rss / mib:.1f} MiB)")  # fmt: skip
+    print(f"worker RSS per waiting run:                        {report.rss_per_run / 1024:7.1f} KiB")
+    print(f"started {n} runs in {report.start_seconds:.1f} s; all waiting after {report.all_waiting_seconds:.1f} s")
+    print(
+        f"history of one waiting run: {report.history_events} events, {report.history_bytes} bytes; "
+        f"{report.history_events_later} events after the {len(report.many_waiting)} approvals"
+    )
+    print(textwrap.fill(", ".join(report.history_types), width=116, initial_indent="  ", subsequent_indent="  "))
+    for label, values in (("1 run waiting", report.one_waiting), (f"{n} runs waiting", report.many_waiting)):
+        print(
+            f"approval → completion, {label:>16}: p50 {percentile(values, 50) * 1000:7.1f} ms, "
+            f"p90 {percentile(values, 90) * 1000:7.1f} ms over {len(values)} approvals"
+        )
+    print(f"ratio p50 with {n} waiting / with 1 waiting: {report.ratio:.2f}  (goal <= {GOAL:g})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--waiting", type=int, default=1000, help="runs waiting at once (default 1000)")
+    parser.add_argument("--samples", type=int, default=30, help="approvals timed in each case (default 30)")
+    parser.add_argument("--concurrency", type=int, default=16, help="run starts in flight (default 16)")
+    args = parser.parse_args()
+    if args.samples < 1 or args.waiting < args.samples:
+        parser.error("need 1 <= --samples <= --waiting")
+    data = Path(tempfile.mkdtemp(prefix="docflow-bench-"))
+    settings = Settings(data_dir=data, task_queue="bench-reviews", log_level="WARNING", **Ports().settings_overrides())  # type: ignore[arg-type]
+    servers = [start_temporal(settings), start_s3(settings)]
+    worker = start_worker(settings, data / "logs" / "worker.log")
+    api: ThreadedApi | None = None
+    try:
+        wait_for_worker(settings, proc=worker.proc)
+        key, project = create_key(settings.keys_file, name="bench")
+        api = ThreadedApi(settings).start()
+        target = Target(settings, api.url, key, project, worker.proc.pid)
+        report = asyncio.run(measure(target, args.waiting, args.samples, args.concurrency))
+    finally:
+        worker.stop()
+        if api is not None:
+            api.stop()
+        for server in reversed(servers):
+            server.stop()
+        shutil.rmtree(data, ignore_errors=True)
+    show(report)
+    # The SDK's Rust core can abort at interpreter exit (temporalio/sdk-python#300).
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
