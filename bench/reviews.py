@@ -86,6 +86,8 @@ class Report:
     rss_waiting: int = 0
     peak_rss: int = 0
     start_seconds: float = 0.0
+    worker_cpu_per_run: float = 0.0
+    bench_cpu_per_run: float = 0.0
     all_waiting_seconds: float = 0.0
     history_events: int = 0
     history_bytes: int = 0
@@ -111,6 +113,13 @@ def memory(pid: int) -> tuple[int, int]:
         if name in {"VmRSS", "VmHWM"}:
             fields[name] = int(value.split()[0]) * 1024
     return fields["VmRSS"], fields["VmHWM"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used, from /proc (Linux)."""
+    # Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -248,11 +257,13 @@ async def measure(target: Target, waiting: int, samples: int, concurrency: int =
         report.one_waiting = [await one_waiting() for _ in range(samples)]
         report.rss_idle, _ = memory(target.worker_pid)
 
-        began = time.perf_counter()
+        began, worker_cpu, bench_cpu = time.perf_counter(), cpu_seconds(target.worker_pid), time.process_time()
         runs = await start_many(api, gated, waiting, concurrency)
         report.start_seconds = time.perf_counter() - began
         await wait_all_waiting(temporal, gated, waiting, timeout=120 + waiting * 0.5)
         report.all_waiting_seconds = time.perf_counter() - began
+        report.worker_cpu_per_run = (cpu_seconds(target.worker_pid) - worker_cpu) / waiting
+        report.bench_cpu_per_run = (time.process_time() - bench_cpu) / waiting
     await asyncio.sleep(1)  # the last workflow tasks' garbage
     report.rss_waiting, report.peak_rss = memory(target.worker_pid)
     watched = runs[-1]
@@ -273,6 +284,10 @@ def show(report: Report) -> None:
           f"  (peak {report.peak_rss / mib:.1f} MiB)")  # fmt: skip
     print(f"worker RSS per waiting run:                        {report.rss_per_run / 1024:7.1f} KiB")
     print(f"started {n} runs in {report.start_seconds:.1f} s; all waiting after {report.all_waiting_seconds:.1f} s")
+    print(
+        f"CPU per run, start to waiting: worker {report.worker_cpu_per_run * 1000:.1f} ms, "
+        f"this process (API thread + bench client) {report.bench_cpu_per_run * 1000:.1f} ms"
+    )
     print(
         f"history of one waiting run: {report.history_events} events, {report.history_bytes} bytes; "
         f"{report.history_events_later} events after the {len(report.many_waiting)} approvals"

@@ -1,0 +1,18 @@
+"""The review-gate bench (bench/reviews.py) runs its core on the test stack with a few runs, so it cannot rot."""
+
+from __future__ import annotations
+
+from bench.reviews import Target, measure
+from tests.conftest import Stack
+
+
+async def test_the_review_bench_measures_a_few_waiting_runs(stack: Stack) -> None:
+    target = Target(stack.settings, stack.api_url, stack.api_key, stack.project_id, stack.worker.proc.pid)
+    report = await measure(target, waiting=5, samples=2)
+    assert len(report.one_waiting) == 2 and len(report.many_waiting) == 2
+    assert all(0 < s < 30 for s in report.one_waiting + report.many_waiting)
+    assert report.rss_idle > 0 and report.rss_waiting > 0 and report.worker_cpu_per_run > 0
+    # A waiting run's history is what it took to reach the gate, and waiting adds nothing to it.
+    assert report.history_types[0] == "WORKFLOW_EXECUTION_STARTED"
+    assert report.history_types[-1] == "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"
+    assert report.history_events == len(report.history_types) == report.history_events_later
