@@ -65,6 +65,8 @@ class Target:
     api_key: str
     project_id: str
     worker_pid: int
+    # Other processes whose CPU use is reported (name → pid; with their child processes): Temporal, S3.
+    servers: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,8 +88,8 @@ class Report:
     rss_waiting: int = 0
     peak_rss: int = 0
     start_seconds: float = 0.0
-    worker_cpu_per_run: float = 0.0
-    bench_cpu_per_run: float = 0.0
+    # CPU seconds per run from its start to its wait, by process: worker, API thread + bench client, servers.
+    cpu_per_run: dict[str, float] = field(default_factory=dict)
     all_waiting_seconds: float = 0.0
     history_events: int = 0
     history_bytes: int = 0
@@ -116,10 +118,27 @@ def memory(pid: int) -> tuple[int, int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used, from /proc (Linux)."""
-    # Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time a process and its descendants have used, from /proc (Linux)."""
+    stats: dict[int, tuple[int, float]] = {}  # pid → (parent pid, CPU seconds)
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # Fields after the command name (which may hold spaces): ppid is the 2nd, utime and stime the 12th, 13th.
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the process ended
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, family = 0.0, {pid}
+    for child, (_, used) in stats.items():
+        ancestor = child
+        while ancestor not in family and ancestor in stats and ancestor > 1:
+            ancestor = stats[ancestor][0]
+        if ancestor in family:
+            family.add(child)
+            total += used
+    return total
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -188,14 +207,34 @@ async def wait_gate_open(handle: WorkflowHandle[object, object], timeout: float 
         await asyncio.sleep(0.05)
 
 
+async def count_waiting(temporal: Client, gated: Gated) -> int:
+    """Runs of the workflow awaiting review, by visibility."""
+    query = f"{SA_WORKFLOW_ID.name} = '{gated.workflow_id}' AND {SA_STATUS.name} = 'awaiting_review'"
+    return (await temporal.count_workflows(query)).count
+
+
 async def wait_all_waiting(temporal: Client, gated: Gated, n: int, timeout: float) -> None:
     """Until visibility counts n runs of the workflow awaiting review."""
-    query = f"{SA_WORKFLOW_ID.name} = '{gated.workflow_id}' AND {SA_STATUS.name} = 'awaiting_review'"
     deadline = time.monotonic() + timeout
-    while (count := (await temporal.count_workflows(query)).count) < n:
+    while (count := await count_waiting(temporal, gated)) < n:
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {count} of {n} runs awaiting review after {timeout:.0f}s")
         await asyncio.sleep(0.5)
+
+
+async def progress(temporal: Client, gated: Gated, worker_pid: int, every: float = 10) -> None:
+    """Print, to stderr, how many runs wait and the worker's CPU use, until cancelled (--progress)."""
+    began, cpu = time.monotonic(), cpu_seconds(worker_pid)
+    while True:
+        await asyncio.sleep(every)
+        now, used = time.monotonic(), cpu_seconds(worker_pid)
+        waiting = await count_waiting(temporal, gated)
+        rss, _ = memory(worker_pid)
+        sys.stderr.write(
+            f"  {now - began:5.0f} s: {waiting} waiting, worker CPU {(used - cpu) / every:.0%} "
+            f"over the last {every:.0f} s, RSS {rss / 2**20:.0f} MiB, load {os.getloadavg()[0]:.1f}\n"
+        )
+        cpu = used
 
 
 async def seed_version(reviews: ReviewStore, project: str, run_id: str, gated: Gated) -> tuple[str, str]:
@@ -234,7 +273,9 @@ async def history(temporal: Client, run_id: str) -> tuple[int, int, list[str]]:
     return info.history_length, info.history_size_bytes, types
 
 
-async def measure(target: Target, waiting: int, samples: int, concurrency: int = 16) -> Report:
+async def measure(
+    target: Target, waiting: int, samples: int, concurrency: int = 16, show_progress: bool = False
+) -> Report:
     """The bench: latency with 1 waiting, RSS idle and with `waiting` runs waiting, history, latency again."""
     settings = target.settings
     store = ObjectStore(settings)
@@ -257,13 +298,20 @@ async def measure(target: Target, waiting: int, samples: int, concurrency: int =
         report.one_waiting = [await one_waiting() for _ in range(samples)]
         report.rss_idle, _ = memory(target.worker_pid)
 
-        began, worker_cpu, bench_cpu = time.perf_counter(), cpu_seconds(target.worker_pid), time.process_time()
-        runs = await start_many(api, gated, waiting, concurrency)
-        report.start_seconds = time.perf_counter() - began
-        await wait_all_waiting(temporal, gated, waiting, timeout=120 + waiting * 0.5)
+        processes = {"worker": target.worker_pid, **target.servers}
+        began, bench_cpu = time.perf_counter(), time.process_time()
+        cpu = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        watcher = asyncio.create_task(progress(temporal, gated, target.worker_pid)) if show_progress else None
+        try:
+            runs = await start_many(api, gated, waiting, concurrency)
+            report.start_seconds = time.perf_counter() - began
+            await wait_all_waiting(temporal, gated, waiting, timeout=120 + waiting * 0.5)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
         report.all_waiting_seconds = time.perf_counter() - began
-        report.worker_cpu_per_run = (cpu_seconds(target.worker_pid) - worker_cpu) / waiting
-        report.bench_cpu_per_run = (time.process_time() - bench_cpu) / waiting
+        report.cpu_per_run = {name: (cpu_seconds(pid) - cpu[name]) / waiting for name, pid in processes.items()}
+        report.cpu_per_run["API + bench client"] = (time.process_time() - bench_cpu) / waiting
     await asyncio.sleep(1)  # the last workflow tasks' garbage
     report.rss_waiting, report.peak_rss = memory(target.worker_pid)
     watched = runs[-1]
@@ -284,10 +332,8 @@ def show(report: Report) -> None:
           f"  (peak {report.peak_rss / mib:.1f} MiB)")  # fmt: skip
     print(f"worker RSS per waiting run:                        {report.rss_per_run / 1024:7.1f} KiB")
     print(f"started {n} runs in {report.start_seconds:.1f} s; all waiting after {report.all_waiting_seconds:.1f} s")
-    print(
-        f"CPU per run, start to waiting: worker {report.worker_cpu_per_run * 1000:.1f} ms, "
-        f"this process (API thread + bench client) {report.bench_cpu_per_run * 1000:.1f} ms"
-    )
+    used = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in report.cpu_per_run.items())
+    print(f"CPU per run, from its start to its wait: {used}")
     print(
         f"history of one waiting run: {report.history_events} events, {report.history_bytes} bytes; "
         f"{report.history_events_later} events after the {len(report.many_waiting)} approvals"
@@ -306,6 +352,7 @@ def main() -> None:
     parser.add_argument("--waiting", type=int, default=1000, help="runs waiting at once (default 1000)")
     parser.add_argument("--samples", type=int, default=30, help="approvals timed in each case (default 30)")
     parser.add_argument("--concurrency", type=int, default=16, help="run starts in flight (default 16)")
+    parser.add_argument("--progress", action="store_true", help="print progress while the runs start")
     args = parser.parse_args()
     if args.samples < 1 or args.waiting < args.samples:
         parser.error("need 1 <= --samples <= --waiting")
@@ -313,13 +360,14 @@ def main() -> None:
     settings = Settings(data_dir=data, task_queue="bench-reviews", log_level="WARNING", **Ports().settings_overrides())  # type: ignore[arg-type]
     servers = [start_temporal(settings), start_s3(settings)]
     worker = start_worker(settings, data / "logs" / "worker.log")
+    pids = {server.name: server.proc.pid for server in servers}
     api: ThreadedApi | None = None
     try:
         wait_for_worker(settings, proc=worker.proc)
         key, project = create_key(settings.keys_file, name="bench")
         api = ThreadedApi(settings).start()
-        target = Target(settings, api.url, key, project, worker.proc.pid)
-        report = asyncio.run(measure(target, args.waiting, args.samples, args.concurrency))
+        target = Target(settings, api.url, key, project, worker.proc.pid, pids)
+        report = asyncio.run(measure(target, args.waiting, args.samples, args.concurrency, args.progress))
     finally:
         worker.stop()
         if api is not None:

@@ -11,7 +11,7 @@ async def test_the_review_bench_measures_a_few_waiting_runs(stack: Stack) -> Non
     report = await measure(target, waiting=5, samples=2)
     assert len(report.one_waiting) == 2 and len(report.many_waiting) == 2
     assert all(0 < s < 30 for s in report.one_waiting + report.many_waiting)
-    assert report.rss_idle > 0 and report.rss_waiting > 0 and report.worker_cpu_per_run > 0
+    assert report.rss_idle > 0 and report.rss_waiting > 0 and report.cpu_per_run["worker"] > 0
     # A waiting run's history is what it took to reach the gate, and waiting adds nothing to it.
     assert report.history_types[0] == "WORKFLOW_EXECUTION_STARTED"
     assert report.history_types[-1] == "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"
