@@ -45,6 +45,7 @@ from activities.payloads import external_storage  # noqa: E402
 from activities.review_store import ReviewStore  # noqa: E402
 from activities.storage import ObjectStore  # noqa: E402
 from api.auth import create_key  # noqa: E402
+from docflow import keys  # noqa: E402
 from docflow.config import Settings  # noqa: E402
 from docflow.processes import ThreadedApi, start_worker, wait_for_worker  # noqa: E402
 from docflow.reviews import DecisionOutcome, DecisionRequest, review_id  # noqa: E402
@@ -95,6 +96,9 @@ class Report:
     history_bytes: int = 0
     history_events_later: int = 0
     history_types: list[str] = field(default_factory=list)
+    # The last approved run's events from the approval's workflow task on: (type, ms after its scheduling).
+    approved_timeline: list[tuple[str, float]] = field(default_factory=list)
+    s3_round_trips: list[float] = field(default_factory=list)
     one_waiting: list[float] = field(default_factory=list)
     many_waiting: list[float] = field(default_factory=list)
 
@@ -273,6 +277,19 @@ async def history(temporal: Client, run_id: str) -> tuple[int, int, list[str]]:
     return info.history_length, info.history_size_bytes, types
 
 
+async def after_approval(temporal: Client, run_id: str) -> list[tuple[str, float]]:
+    """A completed run's events from the workflow task that accepted the approval, with ms since it was scheduled."""
+    events = (await temporal.get_workflow_handle(run_id).fetch_history()).events
+    names = [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in events]
+    accepted = names.index("WORKFLOW_EXECUTION_UPDATE_ACCEPTED")
+    first = max(i for i in range(accepted) if names[i] == "WORKFLOW_TASK_SCHEDULED")
+    origin = events[first].event_time.ToDatetime()
+    return [
+        (name, (event.event_time.ToDatetime() - origin).total_seconds() * 1000)
+        for name, event in zip(names[first:], events[first:], strict=True)
+    ]
+
+
 async def measure(
     target: Target, waiting: int, samples: int, concurrency: int = 16, show_progress: bool = False
 ) -> Report:
@@ -319,6 +336,12 @@ async def measure(
     for run_id in runs[:samples]:
         report.many_waiting.append(await approval_latency(temporal, reviews, target.project_id, run_id, gated))
     report.history_events_later, _, _ = await history(temporal, watched)
+    report.approved_timeline = await after_approval(temporal, runs[samples - 1])
+    review = keys.review(target.project_id, review_id(watched, gated.extract_block))
+    for _ in range(20):
+        began = time.perf_counter()
+        await store.get_json(review)
+        report.s3_round_trips.append(time.perf_counter() - began)
     return report
 
 
@@ -339,6 +362,12 @@ def show(report: Report) -> None:
         f"{report.history_events_later} events after the {len(report.many_waiting)} approvals"
     )
     print(textwrap.fill(", ".join(report.history_types), width=116, initial_indent="  ", subsequent_indent="  "))
+    steps = ", ".join(f"{name} +{ms:.0f}" for name, ms in report.approved_timeline)
+    print(f"an approved run's events from the approval's workflow task on ({len(report.approved_timeline)}, ms):")
+    print(textwrap.fill(steps, width=116, initial_indent="  ", subsequent_indent="  "))
+    print(
+        f"S3 round trip (GET of a review record, from this process): p50 {percentile(report.s3_round_trips, 50) * 1000:.1f} ms"
+    )
     for label, values in (("1 run waiting", report.one_waiting), (f"{n} runs waiting", report.many_waiting)):
         print(
             f"approval → completion, {label:>16}: p50 {percentile(values, 50) * 1000:7.1f} ms, "
