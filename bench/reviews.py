@@ -365,9 +365,8 @@ def show(report: Report) -> None:
     steps = ", ".join(f"{name} +{ms:.0f}" for name, ms in report.approved_timeline)
     print(f"an approved run's events from the approval's workflow task on ({len(report.approved_timeline)}, ms):")
     print(textwrap.fill(steps, width=116, initial_indent="  ", subsequent_indent="  "))
-    print(
-        f"S3 round trip (GET of a review record, from this process): p50 {percentile(report.s3_round_trips, 50) * 1000:.1f} ms"
-    )
+    s3 = percentile(report.s3_round_trips, 50) * 1000
+    print(f"S3 round trip (GET of a review record, from this process): p50 {s3:.1f} ms")
     for label, values in (("1 run waiting", report.one_waiting), (f"{n} runs waiting", report.many_waiting)):
         print(
             f"approval → completion, {label:>16}: p50 {percentile(values, 50) * 1000:7.1f} ms, "
