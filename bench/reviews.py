@@ -115,6 +115,9 @@ class Report:
     s3_round_trips: list[float] = field(default_factory=list)
     one_waiting: list[float] = field(default_factory=list)
     many_waiting: list[float] = field(default_factory=list)
+    # Per approved run, the ms of each part of its resumption (phases()), for the 1-waiting and N-waiting cases.
+    one_phases: list[list[tuple[str, float]]] = field(default_factory=list)
+    many_phases: list[list[tuple[str, float]]] = field(default_factory=list)
 
     @property
     def rss_per_run(self) -> float:
@@ -319,6 +322,31 @@ async def after_approval(temporal: Client, run_id: str) -> list[tuple[str, float
     ]
 
 
+def phases(timeline: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """The resumption cut into its workflow tasks and activities: (part, ms), each ending at a completion."""
+    parts: list[tuple[str, float]] = []
+    began, tasks, activities = 0.0, 0, 0
+    for name, at in timeline:
+        if name == "WORKFLOW_TASK_COMPLETED":
+            tasks += 1
+            parts.append((f"task {tasks}", at - began))
+        elif name == "ACTIVITY_TASK_COMPLETED":
+            activities += 1
+            parts.append((f"activity {activities}", at - began))
+        else:
+            continue
+        began = at
+    return parts
+
+
+def phase_medians(runs: list[list[tuple[str, float]]]) -> str:
+    """The median of each part over runs cut the same way."""
+    if not runs or any([p for p, _ in r] != [p for p, _ in runs[0]] for r in runs):
+        return "(runs resumed in different shapes)"
+    names = [p for p, _ in runs[0]]
+    return ", ".join(f"{name} {statistics.median(r[i][1] for r in runs):.0f}" for i, name in enumerate(names))
+
+
 async def measure(
     target: Target, waiting: int, samples: int, concurrency: int = 16, show_progress: bool = False
 ) -> Report:
@@ -335,13 +363,15 @@ async def measure(
     async with httpx.AsyncClient(base_url=target.api_url, headers=headers, timeout=120, limits=limits) as api:
         clients = Clients(temporal, api, ReviewStore(store), target.project_id)
 
-        async def one_waiting() -> float:
+        async def one_waiting() -> str:
             run_id = await start_run(api, gated)
             await wait_gate_open(temporal.get_workflow_handle(run_id))
-            return await approval_latency(clients, run_id, gated)
+            report.one_waiting.append(await approval_latency(clients, run_id, gated))
+            return run_id
 
         await one_waiting()  # warm-up: imports, connections, the isolated pool, the sandbox
-        report.one_waiting = [await one_waiting() for _ in range(samples)]
+        report.one_waiting.clear()
+        alone = [await one_waiting() for _ in range(samples)]
         report.rss_idle, _ = memory(target.worker_pid)
 
         processes = {"worker": target.worker_pid, **target.servers}
@@ -367,6 +397,8 @@ async def measure(
         report.many_waiting = [await approval_latency(clients, run_id, gated) for run_id in runs[:samples]]
         report.history_events_later, _, _ = await history(temporal, watched)
     report.approved_timeline = await after_approval(temporal, runs[samples - 1])
+    report.one_phases = [phases(await after_approval(temporal, run_id)) for run_id in alone]
+    report.many_phases = [phases(await after_approval(temporal, run_id)) for run_id in runs[:samples]]
     review = keys.review(target.project_id, review_id(watched, gated.extract_block))
     for _ in range(20):
         began = time.perf_counter()
@@ -397,6 +429,9 @@ def show(report: Report) -> None:
     print(textwrap.fill(steps, width=116, initial_indent="  ", subsequent_indent="  "))
     s3 = percentile(report.s3_round_trips, 50) * 1000
     print(f"S3 round trip (GET of a review record, from this process): p50 {s3:.1f} ms")
+    print("the resumption's parts, median ms (task 1 accepts the Update, activity 1 applies the decision):")
+    print(f"  {'1 run waiting':>16}: {phase_medians(report.one_phases)}")
+    print(f"  {f'{n} runs waiting':>16}: {phase_medians(report.many_phases)}")
     for label, values in (("1 run waiting", report.one_waiting), (f"{n} runs waiting", report.many_waiting)):
         print(
             f"approval → completion, {label:>16}: p50 {percentile(values, 50) * 1000:7.1f} ms, "
