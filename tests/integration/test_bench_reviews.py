@@ -16,3 +16,5 @@ async def test_the_review_bench_measures_a_few_waiting_runs(stack: Stack) -> Non
     assert report.history_types[0] == "WORKFLOW_EXECUTION_STARTED"
     assert report.history_types[-1] == "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"
     assert report.history_events == len(report.history_types) == report.history_events_later
+    # The resumption is cut into its parts: the Update's task first, then the activity applying the decision.
+    assert [part for part, _ in report.many_phases[0][:2]] == ["task 1", "activity 1"]
