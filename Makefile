@@ -34,7 +34,7 @@ bench: venv
 	$(BIN)/python -m bench.overhead
 	$(BIN)/python -m bench.consensus
 
-# Not part of `bench`: starting 1,000 gated runs takes about 5 minutes on 2 cores (WAITING=50 for a quick look).
+# Not part of `bench`: 1,000 gated runs take 2.5 to 6 minutes on 2 busy cores (WAITING=50 for a quick look).
 WAITING ?= 1000
 bench-reviews: venv
 	$(BIN)/python -m bench.reviews --waiting $(WAITING)

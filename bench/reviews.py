@@ -15,21 +15,26 @@ route. `--waiting 50` makes a quick smoke run; tests/integration/test_bench_revi
 
     .venv/bin/python -m bench.reviews --waiting 1000 --samples 30
 
-Measured on 2026-11-26, 2 cores (shared with four other sessions: load average 7 to 11), --waiting 1000
---samples 30, three runs:
+Measured on 2026-11-26, 2 cores shared with four other sessions (load average 4 to 11), --waiting 1000
+--samples 30, four runs (and one with --waiting 1200):
 
-- worker RSS 143 MiB at start, 149 MiB idle (warm), 328 MiB with 1,000 runs waiting: 184 KiB per waiting run
-  (183, 188, 184 KiB in the three runs). The SDK keeps up to 1,000 runs in its sticky cache
-  (`max_cached_workflows`, the SDK's default): past that, waiting runs are evicted and an approval replays one.
+- worker RSS 143-145 MiB at start, 149-154 MiB idle (warm), 328-332 MiB with 1,000 runs waiting: 178 to 188 KiB
+  per waiting run. The SDK keeps at most 1,000 runs in its sticky cache (`max_cached_workflows`, its default;
+  worker.py does not set it): with 1,200 waiting RSS was 352 MiB, and approving the oldest runs (evicted
+  first) took 40 ms in the Update's task instead of 7-10 ms, the cost of replaying an evicted run.
 - history of a waiting run: 19 events, 8 KB, and none added while it waits: started; task 1 (status search
-  attribute, load_graph activity scheduled); load_graph's 3 events; task 2 (start_json as a local-activity
-  marker, the extract activity scheduled); extract's 3 events; task 3 (the awaiting_review search attribute).
-  No timer (no deadline), no signal, no activity held open.
-- 1,000 runs started in 54 to 87 s, all waiting after 177 to 298 s; CPU per run from start to wait:
-  worker 55 ms, Temporal dev server 68 ms, SeaweedFS 23 ms, API + bench client 15 ms.
-- approval → completion p50 (p90): 1 waiting 122 (340) ms, 1,000 waiting 221 (395) ms, ratio 1.78; the other
-  two runs 263 → 383 ms (1.40) and 184 → 176 ms (0.96). Of an approval's ~200 ms, the apply_review_decision
-  activity takes 50 to 200 ms (ten S3 calls one after the other), the three workflow tasks 20 to 60 ms each.
+  attribute, load_graph scheduled); load_graph's 3 events; task 2 (start_json's local-activity marker, extract
+  scheduled); extract's 3 events; task 3 (the awaiting_review search attribute). No timer (no deadline set), no
+  activity held open, nothing polled.
+- 1,000 runs started in 45 to 87 s, all waiting after 117 to 298 s (the whole bench: 2.5 to 6 minutes); CPU
+  per run from its start to its wait: worker 55-57 ms, Temporal dev server 62-69 ms, SeaweedFS 23-24 ms, API +
+  bench client 15-17 ms.
+- approval → completion p50 (p90), 1 waiting → 1,000 waiting: 263 (402) → 383 (700) ms, ratio 1.40;
+  184 (234) → 176 (247) ms, 0.96; 122 (340) → 221 (395) ms, 1.78; 143 (248) → 105 (147) ms, 0.72. With 1,200
+  waiting: 110 (161) → 185 (218) ms, 1.73. The spread follows the machine's other load (ratios on both sides of 1).
+  The parts (medians, ms): the Update's task 7-8, apply_review_decision 33-45 (nine S3 calls in sequence),
+  the task resuming the walk (the function block runs in it as a local activity) 27-34, persist_run 13-18,
+  the last task 13-21.
 """
 
 from __future__ import annotations
@@ -369,7 +374,8 @@ async def measure(
             report.one_waiting.append(await approval_latency(clients, run_id, gated))
             return run_id
 
-        await one_waiting()  # warm-up: imports, connections, the isolated pool, the sandbox
+        for _ in range(3):
+            await one_waiting()  # warm-up: imports, connections, the isolated pool, the sandbox
         report.one_waiting.clear()
         alone = [await one_waiting() for _ in range(samples)]
         report.rss_idle, _ = memory(target.worker_pid)
