@@ -449,10 +449,11 @@ def show(report: Report) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--waiting", type=int, default=1000, help="runs waiting at once (default 1000)")
-    parser.add_argument("--samples", type=int, default=30, help="approvals timed in each case (default 30)")
+    parser.add_argument("--samples", type=int, help="approvals timed in each case (default 30, at most --waiting)")
     parser.add_argument("--concurrency", type=int, default=16, help="run starts in flight (default 16)")
     parser.add_argument("--progress", action="store_true", help="print progress while the runs start")
     args = parser.parse_args()
+    args.samples = min(30, args.waiting) if args.samples is None else args.samples
     if args.samples < 1 or args.waiting < args.samples:
         parser.error("need 1 <= --samples <= --waiting")
     data = Path(tempfile.mkdtemp(prefix="docflow-bench-"))
