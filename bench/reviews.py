@@ -103,6 +103,8 @@ class Report:
     """What one bench run measured (bytes, seconds)."""
 
     waiting: int
+    # The runs started to wait together; all but the first `samples` are still waiting when measure() returns.
+    runs: list[str] = field(default_factory=list)
     rss_start: int = 0
     rss_idle: int = 0
     rss_waiting: int = 0
@@ -385,7 +387,7 @@ async def measure(
         cpu = {name: cpu_seconds(pid) for name, pid in processes.items()}
         watcher = asyncio.create_task(progress(temporal, gated, target.worker_pid)) if show_progress else None
         try:
-            runs = await start_many(api, gated, waiting, concurrency)
+            runs = report.runs = await start_many(api, gated, waiting, concurrency)
             report.start_seconds = time.perf_counter() - began
             await wait_all_waiting(temporal, gated, waiting, timeout=120 + waiting * 0.5)
         finally:

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+from temporalio.client import WorkflowFailureError
+
 from bench.reviews import Target, measure
+from docflow.temporal import connect
 from tests.conftest import Stack
 
 
 async def test_the_review_bench_measures_a_few_waiting_runs(stack: Stack) -> None:
     target = Target(stack.settings, stack.api_url, stack.api_key, stack.project_id, stack.worker.proc.pid)
     report = await measure(target, waiting=5, samples=2)
+    # The runs left waiting are cancelled (their reviews closed), so no other test finds them open.
+    temporal = await connect(stack.settings)
+    left = [temporal.get_workflow_handle(run_id) for run_id in report.runs[2:]]
+    await asyncio.gather(*(handle.cancel() for handle in left))
+    for handle in left:
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+
     assert len(report.one_waiting) == 2 and len(report.many_waiting) == 2
     assert all(0 < s < 30 for s in report.one_waiting + report.many_waiting)
     assert report.rss_idle > 0 and report.rss_waiting > 0 and report.cpu_per_run["worker"] > 0
