@@ -95,6 +95,7 @@ def build_worker(
         ],
         workflow_runner=workflow_runner(),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_cached_workflows=settings.worker_max_cached_workflows,
     )
 
 

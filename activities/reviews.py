@@ -1,9 +1,9 @@
 """Review activities: apply a decision the run accepted, close reviews a run leaves without one.
 
-Applying writes, in this order, so that a review reads "decided" only once the decision is in force:
-the step record (outputs of the approved version, or the rejection as the step's error), the gate's
-`review_trigger_evaluation` artifact (who decided, when, the verdict and notes), then the decision on the
-review record (`ReviewStore.decide`, which never overwrites another decision). Every write is idempotent,
+Applying writes the step record (outputs of the approved version, or the rejection as the step's error) and
+the gate's `review_trigger_evaluation` artifact (who decided, when, the verdict and notes), and only then the
+decision on the review record (`ReviewStore.decide`, which never overwrites another decision), so a review
+reads "decided" only once the decision is in force. Every write is idempotent,
 so a retried activity lands on the same records.
 
 What an approved version becomes: extract → its snapshot on `output-json-0`; classifier → the document on
@@ -13,6 +13,7 @@ split block does (activities.split_outputs). The model's own version keeps the b
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +28,7 @@ from activities.storage import NotFound, ObjectStore
 from docflow import keys
 from docflow.blocks import ClassifierConfig, SplitConfig, parse_config
 from docflow.gates import AppliedDecision, ApplyDecisionInput, CloseReviewsInput
-from docflow.reviews import ReviewDecision, ReviewRecord
+from docflow.reviews import ReviewDecision, ReviewRecord, ReviewVersionRecord
 from docflow.runs import BlockOutcome, HandleValue, StepLifecycle, StepRecord
 from workflows.activity_names import APPLY_REVIEW_DECISION, CLOSE_REVIEWS
 
@@ -43,22 +44,22 @@ class ReviewActivities:
     async def apply_decision(self, inp: ApplyDecisionInput) -> AppliedDecision:
         """Make an accepted decision the step's result; `refused` when it names a version the review lacks."""
         project, decision = inp.run.project_id, inp.decision
-        try:
-            review = await self.reviews.get(project, inp.review_id)
-        except NotFound:
+        # The reads are independent: at once (an approval's latency is mostly these round trips).
+        review, version, _ = await asyncio.gather(
+            self.reviews.find(project, inp.review_id),
+            self._find_version(project, inp.review_id, decision.version_id),
+            refuse_if_deleted(self.store, project, inp.run.run_id),
+        )
+        if review is None:
             return AppliedDecision(refused=f"review '{inp.review_id}' is not stored")
-        try:
-            version = await self.reviews.get_version(project, inp.review_id, decision.version_id)
-        except NotFound:
+        if version is None:
             return AppliedDecision(
                 refused=f"version_id: '{decision.version_id}' is not a version of review '{inp.review_id}'"
             )
-        await refuse_if_deleted(self.store, project, inp.run.run_id)
         outcome: BlockOutcome | None = None
         if decision.verdict == "approved":
             outcome = await self._approved_outcome(inp, review, version.snapshot)
-        await self._record_step(inp, outcome)
-        await self._record_evaluation(inp, review)
+        await asyncio.gather(self._record_step(inp, outcome), self._record_evaluation(inp, review))
         stored = await self.reviews.decide(
             project,
             inp.review_id,
@@ -90,6 +91,12 @@ class ReviewActivities:
                 await self.reviews.close(inp.run.project_id, review_id, inp.reason, inp.closed_at)
             except NotFound:
                 continue  # the run was deleted meanwhile
+
+    async def _find_version(self, project: str, review_id: str, version_id: str) -> ReviewVersionRecord | None:
+        try:
+            return await self.reviews.get_version(project, review_id, version_id)
+        except NotFound:
+            return None
 
     def all(self) -> list[Any]:
         """Every activity of this class, for the worker."""

@@ -67,9 +67,9 @@ from api.auth import create_key  # noqa: E402
 from docflow import keys  # noqa: E402
 from docflow.config import Settings  # noqa: E402
 from docflow.processes import ThreadedApi, start_worker, wait_for_worker  # noqa: E402
-from docflow.reviews import DecisionOutcome, DecisionRequest, review_id  # noqa: E402
+from docflow.reviews import review_id  # noqa: E402
 from docflow.stack import Ports, start_s3, start_temporal  # noqa: E402
-from docflow.temporal import REVIEW_DECISION_UPDATE, SA_STATUS, SA_WORKFLOW_ID, connect  # noqa: E402
+from docflow.temporal import SA_STATUS, SA_WORKFLOW_ID, connect  # noqa: E402
 
 SCHEMA = {"type": "object", "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}}}
 TEXT = "Invoice number: B-7\nTotal: 21"
@@ -283,19 +283,11 @@ async def seed_version(clients: Clients, run_id: str, gated: Gated) -> tuple[str
 
 
 async def approve(clients: Clients, run_id: str, review: str, version: str) -> None:
-    """Approve a version: the Temporal Update the reviews API sends, until that API exists.
-
-    The one place to swap: through the API it is the request the SDK's `client.workflows.reviews.approve`
-    sends, `await clients.api.post(f"/v1/workflows/reviews/{review}/approve", json={"version_id": version})`,
-    with the same check of `submission_status`.
-    """
-    outcome = await clients.temporal.get_workflow_handle(run_id).execute_update(
-        REVIEW_DECISION_UPDATE,
-        DecisionRequest(review_id=review, verdict="approved", version_id=version),
-        result_type=DecisionOutcome,
-    )
-    if outcome.submission_status != "accepted":
-        raise RuntimeError(f"approval of {review} not accepted: {outcome}")
+    """Approve a version through the reviews API: the request the SDK's `client.workflows.reviews.approve` sends
+    (the API sends the run the Update `review_decision` and answers once the run has applied it)."""
+    answer = await clients.api.post(f"/v1/workflows/reviews/{review}/approve", json={"version_id": version})
+    if answer.status_code != 200 or answer.json().get("submission_status") != "accepted":
+        raise RuntimeError(f"approval of {review} not accepted: {answer.status_code} {answer.text}")
 
 
 async def approval_latency(clients: Clients, run_id: str, gated: Gated) -> float:

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     )
     max_concurrent_blocks: int = 16
     worker_max_concurrent_activities: int = 64
+    # Runs kept in the worker's memory between tasks: a waiting run stays cached (about 180 KiB each, measured by
+    # bench/reviews.py) until this many; past it the oldest are evicted and replayed when they wake.
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
 
     # Run deletion: how long a delete waits for a cancelled run to close before terminating it.
     run_delete_wait_seconds: float = Field(
