@@ -161,6 +161,11 @@ class BlockActivities:
         try:
             inputs = {h: await self._resolve(v) for h, v in inp.inputs.items()}
             record.handle_inputs = inputs
+            # Recorded before the block runs, so any step (one that fails, times out or is cancelled too) can be
+            # rerun from the inputs it had.
+            await self._refuse_if_deleted(inp)
+            record.lifecycle = StepLifecycle(status="running")
+            await self.store.put_json(keys.step(inp.run.project_id, inp.run.run_id, inp.step_id), record)
             log.info("block started", block_type=inp.block.type, attempt=activity.info().attempt)
             async with _heartbeats():
                 produced = await executor(inp, inputs)

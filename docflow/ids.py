@@ -14,6 +14,7 @@ BLOCK = "blk_"
 EDGE = "edge_"
 FILE = "file_"
 PROJECT = "proj_"
+EXECUTION = "wfsim_"  # a block execution (rerun); docflow.keys files its records apart from runs'
 
 ARTIFACT_PREFIXES = {
     "extraction": "extr_",

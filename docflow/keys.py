@@ -1,11 +1,17 @@
 """S3 key layout: every record of a project under `projects/<project_id>/`, documents under `files/`.
 
+What a run writes is under `runs/<run_id>/`; what a block execution (a rerun, `wfsim_…`) writes is under
+`executions/<execution_id>/`, with the same layout, so the block activities write both the same way.
+
 Bytes of presigned uploads not yet verified are under `uploads/`; nothing reads them once a file is complete.
 
 Listings the API needs are prefix scans: a workflow's versions, a run's steps.
 """
 
 from __future__ import annotations
+
+# The id prefix of block executions (docflow.ids.EXECUTION): their records live under their own prefix.
+EXECUTION_PREFIX = "wfsim_"
 
 
 def workflow(project: str, workflow_id: str) -> str:
@@ -73,33 +79,34 @@ def upload_staging(project: str, file_id: str, reservation: str) -> str:
 
 
 def run_prefix(project: str, run_id: str) -> str:
-    """Everything a run wrote."""
-    return f"projects/{project}/runs/{run_id}/"
+    """Everything a run (or a block execution) wrote."""
+    owner = "executions" if run_id.startswith(EXECUTION_PREFIX) else "runs"
+    return f"projects/{project}/{owner}/{run_id}/"
 
 
 def run_inputs(project: str, run_id: str) -> str:
     """The run's JSON inputs, stored by the API before the run starts."""
-    return f"projects/{project}/runs/{run_id}/inputs.json"
+    return f"{run_prefix(project, run_id)}inputs.json"
 
 
 def run_summary(project: str, run_id: str) -> str:
     """The run's final state, persisted when it ends."""
-    return f"projects/{project}/runs/{run_id}/summary.json"
+    return f"{run_prefix(project, run_id)}summary.json"
 
 
 def step(project: str, run_id: str, step_id: str) -> str:
     """A step record with its handle payloads."""
-    return f"projects/{project}/runs/{run_id}/steps/{step_id}.json"
+    return f"{run_prefix(project, run_id)}steps/{step_id}.json"
 
 
 def steps_prefix(project: str, run_id: str) -> str:
     """Prefix of a run's step records."""
-    return f"projects/{project}/runs/{run_id}/steps/"
+    return f"{run_prefix(project, run_id)}steps/"
 
 
 def output(project: str, run_id: str, step_id: str, handle: str) -> str:
     """A large handle output (claim check)."""
-    return f"projects/{project}/runs/{run_id}/outputs/{step_id}/{handle}.json"
+    return f"{run_prefix(project, run_id)}outputs/{step_id}/{handle}.json"
 
 
 def artifact(project: str, artifact_id: str) -> str:
@@ -114,7 +121,7 @@ def deleted_run(project: str, run_id: str) -> str:
 
 def api_call_outcome(project: str, run_id: str, step_id: str) -> str:
     """The recorded outcome of a step's api_call: a retried attempt replays it instead of sending again."""
-    return f"projects/{project}/runs/{run_id}/calls/{step_id}.json"
+    return f"{run_prefix(project, run_id)}calls/{step_id}.json"
 
 
 def idempotency(project: str, scope: str, key_sha256: str) -> str:
@@ -169,9 +176,9 @@ def review_pending(project: str, created_at_compact: str, review_id: str) -> str
 
 def run_review(project: str, run_id: str, review_id: str) -> str:
     """Names a review of the run, under the run's prefix, so deleting the run finds its reviews to delete."""
-    return f"projects/{project}/runs/{run_id}/reviews/{review_id}"
+    return f"{run_prefix(project, run_id)}reviews/{review_id}"
 
 
 def run_reviews_prefix(project: str, run_id: str) -> str:
     """Prefix of the run's review pointers."""
-    return f"projects/{project}/runs/{run_id}/reviews/"
+    return f"{run_prefix(project, run_id)}reviews/"

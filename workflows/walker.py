@@ -11,10 +11,9 @@ import asyncio
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from docflow.blocks import LOCAL_TYPES, ROUTING_TYPES
+    from docflow.blocks import ROUTING_TYPES
     from docflow.gates import AppliedDecision, ApplyDecisionInput
     from docflow.models import Block, Edge, Graph
     from docflow.readiness import next_actions
@@ -29,7 +28,8 @@ with workflow.unsafe.imports_passed_through():
         StepLifecycle,
     )
     from workflows import options
-    from workflows.activity_names import APPLY_REVIEW_DECISION, BLOCK_ACTIVITIES
+    from workflows.activity_names import APPLY_REVIEW_DECISION
+    from workflows.execute import execute_block, named
     from workflows.gates import Gate, GateClosed, Gates
     from workflows.progress import show_progress
 
@@ -118,9 +118,6 @@ class Walker:
         return await self.gates.wait(block, self.steps[block.id], outcome, self._apply)
 
     async def _activity(self, block: Block) -> BlockOutcome:
-        name = BLOCK_ACTIVITIES.get(block.type)
-        if name is None:
-            raise ApplicationError(f"block type '{block.type}' cannot execute", type="BlockError", non_retryable=True)
         arg = ExecuteBlockInput(
             run=self.ctx,
             block=block,
@@ -131,29 +128,7 @@ class Walker:
             inline_output_limit_bytes=self.inp.inline_output_limit_bytes,
             storage_retry_budget_seconds=self.inp.storage_retry_budget_seconds,
         )
-        summary = f"{_named(block)} · {block.type}"
-        if block.type in LOCAL_TYPES:
-            outcome: BlockOutcome = await workflow.execute_local_activity(
-                name,
-                arg,
-                result_type=BlockOutcome,
-                start_to_close_timeout=options.LOCAL_TIMEOUT,
-                retry_policy=options.LOCAL_BLOCK_RETRY,
-                summary=summary,
-            )
-            return outcome
-        outcome = await workflow.execute_activity(
-            name,
-            arg,
-            result_type=BlockOutcome,
-            start_to_close_timeout=options.block_timeout(block),
-            heartbeat_timeout=options.HEARTBEAT_TIMEOUT,
-            retry_policy=options.BLOCK_RETRY,
-            # A cancelled run ends only once its activities have stopped, so nothing completes after it.
-            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=summary,
-        )
-        return outcome
+        return await execute_block(arg)
 
     async def _apply(self, gate: Gate, block: Block) -> AppliedDecision:
         """Apply an accepted decision; a failure that outlasts the retries leaves the gate open."""
@@ -175,7 +150,7 @@ class Walker:
                 result_type=AppliedDecision,
                 start_to_close_timeout=options.APPLY_DECISION_TIMEOUT,
                 retry_policy=options.STORAGE_RETRY,
-                summary=f"{gate.decision.verdict} review {gate.review_id} · {_named(block)}",
+                summary=f"{gate.decision.verdict} review {gate.review_id} · {named(block)}",
             )
         except ActivityError as exc:
             return AppliedDecision(refused=f"the decision could not be applied: {exc.cause or exc}")
@@ -223,10 +198,6 @@ class Walker:
                 details=details,
                 failing_step_id=block_id,
             )
-
-
-def _named(block: Block) -> str:
-    return f"{block.label} [{block.id}]" if block.label and block.label != block.id else block.id
 
 
 async def _cancel_all(running: dict[asyncio.Task[BlockOutcome], str]) -> None:
