@@ -30,6 +30,7 @@ from activities.webhooks import WebhookSender
 from docflow.config import Settings, get_settings
 from docflow.logging import configure_logging
 from docflow.temporal import connect
+from workflows.block_execution import BlockExecutionWorkflow
 from workflows.run import RunWorkflow
 
 log = structlog.get_logger("docflow.worker")
@@ -85,12 +86,13 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[RunWorkflow],
+        workflows=[RunWorkflow, BlockExecutionWorkflow],
         activities=[
             *blocks.all(),
             *reviews.all(),
             runs.load_graph,
             runs.persist_summary,
+            runs.persist_execution,
             WebhookSender(store, settings).send,
         ],
         workflow_runner=workflow_runner(),

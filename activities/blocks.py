@@ -169,7 +169,7 @@ class BlockActivities:
             log.info("block started", block_type=inp.block.type, attempt=activity.info().attempt)
             async with _heartbeats():
                 produced = await executor(inp, inputs)
-                gate = await self.ex.review_gate(inp, produced)
+                gate = await self.ex.review_gate(inp, produced) if inp.review_gates else None
             return await self._complete(inp, record, produced, gate)
         except BlockError as exc:
             await self._fail(inp, record, exc)

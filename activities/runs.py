@@ -7,9 +7,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.storage import NotFound, ObjectStore
 from docflow import keys
+from docflow.executions import PersistExecutionInput
 from docflow.graph import resolve_edge_handles
 from docflow.models import Graph, VersionRecord
 from docflow.runs import LoadGraphInput, PersistRunInput
+from workflows.activity_names import PERSIST_EXECUTION
 
 
 class RunActivities:
@@ -37,3 +39,9 @@ class RunActivities:
         """Write the run's final state, so reads of closed runs need no replay."""
         state = inp.state
         await self.store.put_json(keys.run_summary(state.project_id, state.run_id), state)
+
+    @activity.defn(name=PERSIST_EXECUTION)
+    async def persist_execution(self, inp: PersistExecutionInput) -> None:
+        """Write a block execution's final record (`keys.run_summary` under the execution's prefix)."""
+        record = inp.record
+        await self.store.put_json(keys.run_summary(record.project_id, record.id), record)

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     )
     max_concurrent_blocks: int = 16
     worker_max_concurrent_activities: int = 64
+    # Block executions (reruns): how long POST /blocks/executions waits for the block before answering it running.
+    block_execution_wait_seconds: float = Field(default=60.0, ge=0, le=600)
     # Runs kept in the worker's memory between tasks: a waiting run stays cached (about 180 KiB each, measured by
     # bench/reviews.py) until this many; past it the oldest are evicted and replayed when they wake.
     worker_max_cached_workflows: int = Field(default=1000, ge=0)

@@ -182,3 +182,18 @@ def run_review(project: str, run_id: str, review_id: str) -> str:
 def run_reviews_prefix(project: str, run_id: str) -> str:
     """Prefix of the run's review pointers."""
     return f"{run_prefix(project, run_id)}reviews/"
+
+
+def run_execution(project: str, run_id: str, created_at_compact: str, execution_id: str) -> str:
+    """A block execution's marker under its source run: the run's reruns list in creation order."""
+    return f"{run_prefix(project, run_id)}executions/{created_at_compact}_{execution_id}"
+
+
+def run_executions_prefix(project: str, run_id: str) -> str:
+    """Prefix of the markers of a run's block executions."""
+    return f"{run_prefix(project, run_id)}executions/"
+
+
+def execution_by_fingerprint(project: str, execution_fingerprint: str) -> str:
+    """The completed execution with this `execution_fingerprint`: an identical rerun returns it."""
+    return f"projects/{project}/index/executions/{execution_fingerprint}"

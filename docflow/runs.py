@@ -210,6 +210,8 @@ class ExecuteBlockInput(Model):
     inline_output_limit_bytes: int = 128 * 1024
     # How long storage failures are retried, counted from the first attempt, before the step fails.
     storage_retry_budget_seconds: float = 120.0
+    # False for a block execution (a rerun previews the block's output; it opens no review).
+    review_gates: bool = True
 
 
 class OpenedReview(Model):

@@ -22,6 +22,7 @@ SEARCH_ATTRIBUTES = {
     "DocflowStatus": "Keyword",
     "DocflowTrigger": "Keyword",
     "DocflowAwaitingReview": "KeywordList",
+    "DocflowSourceRun": "Keyword",
 }
 
 

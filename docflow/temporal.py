@@ -19,9 +19,13 @@ SA_WORKFLOW_ID = SearchAttributeKey.for_keyword("DocflowWorkflowId")
 SA_STATUS = SearchAttributeKey.for_keyword("DocflowStatus")
 SA_TRIGGER = SearchAttributeKey.for_keyword("DocflowTrigger")
 SA_AWAITING_REVIEW = SearchAttributeKey.for_keyword_list("DocflowAwaitingReview")
+# A block execution's source run: `DocflowSourceRun = 'run_…'` in the Temporal UI lists the reruns of a run.
+SA_SOURCE_RUN = SearchAttributeKey.for_keyword("DocflowSourceRun")
 
 RUN_WORKFLOW = "RunWorkflow"
 RUN_STATE_QUERY = "run_state"
+BLOCK_EXECUTION_WORKFLOW = "BlockExecutionWorkflow"
+EXECUTION_STATE_QUERY = "execution_state"
 # A review decision reaches a run as this Update (the API) or this signal (web UI, `temporal workflow signal`).
 REVIEW_DECISION_UPDATE = "review_decision"
 REVIEW_DECISION_SIGNAL = "review-decision"

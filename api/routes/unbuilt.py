@@ -18,7 +18,6 @@ UNBUILT = {
     "tests": "block tests and test runs",
     "evals": "block tests and test runs",
     "experiments": "experiments",
-    "blocks/executions": "single-block reruns (block executions)",
     "blocks/versions": "block versions",
     "edges/versions": "edge versions",
     "versions/diff": "version diffs",

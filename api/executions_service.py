@@ -1,0 +1,318 @@
+"""Block executions (NOTES.md §5): rerun one block of a past run with the current draft's config.
+
+Create checks, in this order, each refusal naming its field: the run (404 `run_id`), the step (404 `step_id`;
+a step that never ran or was skipped in the run: 409, it has no inputs to replay), the block in the draft
+(404 `block_id`), `n_consensus` (3, 5 or 7, on extract / classifier / split only: 422), then eligibility:
+the block's upstream subgraph in the draft must equal the source version's (docflow.fingerprints), else 409
+naming the drifted blocks unless `check_eligibility` is false (then the execution records `forced`).
+
+An identical execution (the same `execution_fingerprint`: inputs, draft config, upstream, n_consensus) that
+completed before is returned as stored, with no new model call, unless `force=true`. Otherwise a
+`BlockExecutionWorkflow` starts; the request waits for it up to `block_execution_wait_seconds` and answers
+its record, finished or still running (list or get it later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError
+
+from activities.storage import NotFound, ObjectStore, PreconditionFailed
+from api.definitions import Definitions
+from api.errors import ConflictError, InvalidError, NotFoundError
+from api.runs_service import Runs
+from docflow import keys
+from docflow.config import Settings
+from docflow.executions import BlockExecutionInput, ExecutionRecord, Fingerprints
+from docflow.fingerprints import (
+    block_config_fingerprint,
+    drifted_blocks,
+    execution_fingerprint,
+    handle_inputs_fingerprint,
+    upstream_fingerprint,
+)
+from docflow.graph import resolve_edge_handles
+from docflow.ids import EXECUTION, new_id
+from docflow.models import Block
+from docflow.runs import HandleValue, RunState, StepRecord
+from docflow.temporal import EXECUTION_STATE_QUERY, SA_SOURCE_RUN, SA_WORKFLOW_ID
+from workflows.block_execution import BlockExecutionWorkflow
+
+CONSENSUS_BLOCKS = frozenset({"extract", "classifier", "split"})
+CONSENSUS_OVERRIDES = (3, 5, 7)
+QUERY_TIMEOUT = timedelta(seconds=3)
+
+
+class CreateBlockExecution(BaseModel):
+    """Body of `POST /v1/workflows/blocks/executions` (the SDK's `CreateBlockExecutionRequest`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    run_id: str = Field(min_length=1, max_length=100)
+    block_id: str = Field(min_length=1, max_length=200)
+    step_id: str | None = Field(default=None, min_length=1, max_length=500)
+    n_consensus: int | None = None
+    check_eligibility: bool = True
+
+
+class Executions:
+    """The block-execution operations of the API."""
+
+    def __init__(self, store: ObjectStore, temporal: Client, settings: Settings) -> None:
+        self.store = store
+        self.temporal = temporal
+        self.settings = settings
+        self.runs = Runs(store, temporal, settings)
+        self.definitions = Definitions(store)
+
+    async def create(self, project_id: str, body: CreateBlockExecution, force: bool) -> dict[str, Any]:
+        """Check, deduplicate, start and (up to the wait) run one block execution; its public record."""
+        state = await self.runs.state(project_id, body.run_id)
+        step_id = body.step_id or body.block_id
+        record = await self._source_step(project_id, state, step_id)
+        draft = resolve_edge_handles(
+            (await self.definitions.resolve_version(project_id, state.workflow_id, "draft")).graph()
+        )
+        block = next((b for b in draft.blocks if b.id == body.block_id), None)
+        if block is None:
+            raise NotFoundError(
+                f"block_id: block '{body.block_id}' is not in the draft of workflow '{state.workflow_id}'",
+                code="block_not_in_draft",
+                field="block_id",
+            )
+        block = _with_consensus(block, body.n_consensus)
+        source = resolve_edge_handles(
+            (await self.definitions.get_version(project_id, state.workflow_id, state.version_id)).graph()
+        )
+        drifted = drifted_blocks(source, draft, block.id)
+        if drifted and body.check_eligibility:
+            raise ConflictError(
+                f"the blocks upstream of '{block.id}' changed since run '{state.run_id}': {', '.join(drifted)};"
+                " rerun with check_eligibility=false to run anyway",
+                code="upstream_drifted",
+                field="check_eligibility",
+                drifted_blocks=drifted,
+            )
+        inputs = record.handle_inputs
+        prints = _fingerprints(inputs, block, draft, body.n_consensus)
+        if not force:
+            stored = await self._stored(project_id, prints.execution_fingerprint)
+            if stored is not None:
+                return await self.public(stored)
+        execution_id = new_id(EXECUTION)
+        inp = BlockExecutionInput(
+            execution_id=execution_id,
+            project_id=project_id,
+            workflow_id=state.workflow_id,
+            workflow_version_id=state.version_id,
+            source_run_id=state.run_id,
+            source_step_id=step_id,
+            block=block,
+            inputs={h: await self._by_reference(project_id, execution_id, h, v) for h, v in inputs.items()},
+            documents={k: v for k, v in state.inputs.documents.items() if k == block.id},
+            json_inputs_key=keys.run_inputs(project_id, state.run_id) if block.type == "start_json" else None,
+            created_at=datetime.now(UTC),
+            fingerprints=prints,
+            n_consensus=body.n_consensus,
+            forced=bool(drifted),
+            drifted_blocks=drifted,
+            inline_output_limit_bytes=self.settings.inline_output_limit_bytes,
+            storage_retry_budget_seconds=self.settings.storage_retry_budget_seconds,
+        )
+        # Listed by run (oldest first): a marker per execution, written before it starts.
+        marker = keys.run_execution(project_id, state.run_id, inp.created_at.strftime("%Y%m%dT%H%M%S.%fZ"), execution_id)
+        await self.store.put_json(marker, {"block_id": block.id})
+        handle = await self.temporal.start_workflow(
+            BlockExecutionWorkflow.run,
+            inp,
+            id=execution_id,
+            task_queue=self.settings.task_queue,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(SA_WORKFLOW_ID, state.workflow_id), SearchAttributePair(SA_SOURCE_RUN, state.run_id)]
+            ),
+            memo={"source_run_id": state.run_id, "project_id": project_id, "block_id": block.id},
+            static_summary=f"rerun of {block.id} from {state.run_id}",
+        )
+        done = await self._wait(handle.result())
+        record_now = done or await self.get(project_id, execution_id)
+        if record_now.lifecycle.status == "completed":
+            with contextlib.suppress(PreconditionFailed):
+                await self.store.put_json(
+                    keys.execution_by_fingerprint(project_id, prints.execution_fingerprint),
+                    {"execution_id": execution_id},
+                    if_none_match=True,
+                )
+        return await self.public(record_now)
+
+    async def _source_step(self, project_id: str, state: RunState, step_id: str) -> StepRecord:
+        step = next((s for s in state.steps if s.step_id == step_id), None)
+        if step is None:
+            raise NotFoundError(
+                f"step_id: run '{state.run_id}' has no step '{step_id}'", code="unknown_step", field="step_id"
+            )
+        if step.lifecycle.status == "skipped":
+            raise ConflictError(
+                f"step '{step_id}' was skipped in run '{state.run_id}' ({step.lifecycle.reason}): it has no inputs to replay",
+                code="step_skipped",
+                field="step_id",
+            )
+        record = await self.runs.step_record(project_id, state.run_id, step_id)
+        if record is None:
+            raise ConflictError(
+                f"step '{step_id}' of run '{state.run_id}' never started: it has no inputs to replay",
+                code="step_not_run",
+                field="step_id",
+            )
+        return record
+
+    async def _by_reference(self, project_id: str, execution_id: str, handle: str, value: HandleValue) -> HandleValue:
+        """A recorded input as the activity takes it: large JSON through S3 (documents are references already)."""
+        if value.type != "json" or len(json.dumps(value.data, default=str)) <= self.settings.inline_output_limit_bytes:
+            return value
+        key = keys.output(project_id, execution_id, "inputs", handle)
+        await self.store.put_json(key, {"data": value.data})
+        return value.model_copy(update={"data": None, "data_ref": key})
+
+    async def _wait(self, result: Any) -> ExecutionRecord | None:
+        try:
+            async with asyncio.timeout(self.settings.block_execution_wait_seconds):
+                done: ExecutionRecord = await result
+                return done
+        except (TimeoutError, WorkflowFailureError):
+            return None  # still running, or failed: its record says which
+
+    async def _stored(self, project_id: str, execution_fp: str) -> ExecutionRecord | None:
+        try:
+            found = (await self.store.get_json(keys.execution_by_fingerprint(project_id, execution_fp))).data
+        except NotFound:
+            return None
+        with contextlib.suppress(NotFoundError):
+            record = await self.get(project_id, str(found.get("execution_id")))
+            if record.lifecycle.status == "completed":
+                return record
+        return None
+
+    async def get(self, project_id: str, execution_id: str) -> ExecutionRecord:
+        """An execution: its stored record once it has ended, else its live state (404 if unknown)."""
+        if not execution_id.startswith(EXECUTION):
+            raise NotFoundError(f"no block execution '{execution_id}'", execution_id=execution_id)
+        with contextlib.suppress(NotFound):
+            record = await self.store.get_model(keys.run_summary(project_id, execution_id), ExecutionRecord)
+            if record.project_id == project_id:
+                return record
+        try:
+            handle = self.temporal.get_workflow_handle(execution_id)
+            desc = await handle.describe()
+            memo = await desc.memo()
+            if memo.get("project_id") != project_id:
+                raise NotFoundError(f"no block execution '{execution_id}'", execution_id=execution_id)
+            if desc.status == WorkflowExecutionStatus.RUNNING:
+                live: ExecutionRecord = await handle.query(
+                    EXECUTION_STATE_QUERY, result_type=ExecutionRecord, rpc_timeout=QUERY_TIMEOUT
+                )
+                return live
+        except RPCError as exc:
+            raise NotFoundError(f"no block execution '{execution_id}'", execution_id=execution_id) from exc
+        # Closed but its record not (yet) readable: read it once more.
+        try:
+            return await self.store.get_model(keys.run_summary(project_id, execution_id), ExecutionRecord)
+        except NotFound as exc:
+            raise NotFoundError(f"no block execution '{execution_id}'", execution_id=execution_id) from exc
+
+    async def list(
+        self, project_id: str, run_id: str, block_id: str | None, after: str | None, limit: int
+    ) -> tuple[list[ExecutionRecord], bool]:
+        """Executions of a run (optionally of one block), oldest first, paged after an execution id."""
+        await self.runs.state(project_id, run_id)  # 404 for an unknown run or another project's
+        markers = await self.store.list_keys(keys.run_executions_prefix(project_id, run_id))
+        ids = [m.rsplit("/", 1)[-1].split("_", 1)[1] for m in markers]  # `<time>_<execution id>`
+        if after is not None:
+            if after not in ids:
+                raise InvalidError(f"after: no block execution '{after}' of this run", code="invalid_cursor", field="after")
+            ids = ids[ids.index(after) + 1 :]
+        found: list[ExecutionRecord] = []
+        for execution_id in ids:
+            with contextlib.suppress(NotFoundError):
+                record = await self.get(project_id, execution_id)
+                if block_id is None or record.block_id == block_id:
+                    found.append(record)
+            if len(found) > limit:
+                break
+        return found[:limit], len(found) > limit
+
+    async def public(self, record: ExecutionRecord) -> dict[str, Any]:
+        """The SDK's `StoredBlockExecution`, payloads read from the execution's step record."""
+        step = await self.runs.step_record(record.project_id, record.id, record.source_step_id)
+        return {
+            "id": record.id,
+            "workflow_id": record.workflow_id,
+            "workflow_version_id": record.workflow_version_id,
+            "source_run_id": record.source_run_id,
+            "block_id": record.block_id,
+            "block_type": record.block_type,
+            "lifecycle": record.lifecycle.model_dump(mode="json"),
+            "handle_inputs": {k: _payload(v) for k, v in (step.handle_inputs if step else {}).items()},
+            "handle_outputs": {k: _payload(v) for k, v in (step.handle_outputs if step else {}).items()},
+            "artifact": record.artifact.model_dump(mode="json") if record.artifact else None,
+            "routing_decisions": record.routing_decisions,
+            "duration_ms": record.duration_ms(),
+            "created_at": record.created_at.isoformat(),
+            "started_at": record.started_at.isoformat() if record.started_at else None,
+            "completed_at": record.completed_at.isoformat() if record.completed_at else None,
+            **record.fingerprints.model_dump(),
+            "block_config": record.block_config,
+            "source_step_id": record.source_step_id,
+            "available_iterations": None,
+            "n_consensus": record.n_consensus,
+            "forced": record.forced,
+            "drifted_blocks": record.drifted_blocks,
+        }
+
+
+def _payload(value: HandleValue) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": value.type}
+    if value.document is not None:
+        out["document"] = value.document.model_dump(mode="json")
+    if value.type == "json":
+        out["data"] = value.data
+    return out
+
+
+def _with_consensus(block: Block, n_consensus: int | None) -> Block:
+    """The draft block, with this execution's n_consensus override (3, 5 or 7, consensus blocks only)."""
+    if n_consensus is None:
+        return block
+    if block.type not in CONSENSUS_BLOCKS:
+        raise InvalidError(
+            f"n_consensus: a {block.type} block takes no n_consensus (only extract, classifier and split do)",
+            code="invalid_n_consensus",
+            field="n_consensus",
+        )
+    if n_consensus not in CONSENSUS_OVERRIDES:
+        raise InvalidError(
+            f"n_consensus: must be 3, 5 or 7, not {n_consensus}", code="invalid_n_consensus", field="n_consensus"
+        )
+    return block.model_copy(update={"config": {**block.config, "n_consensus": n_consensus}})
+
+
+def _fingerprints(
+    inputs: dict[str, HandleValue], block: Block, draft: Any, n_consensus: int | None
+) -> Fingerprints:
+    inputs_fp = handle_inputs_fingerprint(inputs)
+    config_fp = block_config_fingerprint(block)
+    upstream_fp = upstream_fingerprint(draft, block.id)
+    effective = block.config.get("n_consensus") if block.type in CONSENSUS_BLOCKS else None
+    return Fingerprints(
+        handle_inputs_fingerprint=inputs_fp,
+        block_config_fingerprint=config_fp,
+        workflow_draft_fingerprint=upstream_fp,
+        execution_fingerprint=execution_fingerprint(inputs_fp, config_fp, upstream_fp, effective or n_consensus),
+    )
