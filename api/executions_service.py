@@ -128,7 +128,9 @@ class Executions:
             storage_retry_budget_seconds=self.settings.storage_retry_budget_seconds,
         )
         # Listed by run (oldest first): a marker per execution, written before it starts.
-        marker = keys.run_execution(project_id, state.run_id, inp.created_at.strftime("%Y%m%dT%H%M%S.%fZ"), execution_id)
+        marker = keys.run_execution(
+            project_id, state.run_id, inp.created_at.strftime("%Y%m%dT%H%M%S.%fZ"), execution_id
+        )
         await self.store.put_json(marker, {"block_id": block.id})
         handle = await self.temporal.start_workflow(
             BlockExecutionWorkflow.run,
@@ -136,7 +138,10 @@ class Executions:
             id=execution_id,
             task_queue=self.settings.task_queue,
             search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(SA_WORKFLOW_ID, state.workflow_id), SearchAttributePair(SA_SOURCE_RUN, state.run_id)]
+                [
+                    SearchAttributePair(SA_WORKFLOW_ID, state.workflow_id),
+                    SearchAttributePair(SA_SOURCE_RUN, state.run_id),
+                ]
             ),
             memo={"source_run_id": state.run_id, "project_id": project_id, "block_id": block.id},
             static_summary=f"rerun of {block.id} from {state.run_id}",
@@ -160,7 +165,8 @@ class Executions:
             )
         if step.lifecycle.status == "skipped":
             raise ConflictError(
-                f"step '{step_id}' was skipped in run '{state.run_id}' ({step.lifecycle.reason}): it has no inputs to replay",
+                f"step_id: step '{step_id}' was skipped in run '{state.run_id}' ({step.lifecycle.reason}):"
+                " it has no inputs to replay",
                 code="step_skipped",
                 field="step_id",
             )
@@ -228,15 +234,19 @@ class Executions:
             raise NotFoundError(f"no block execution '{execution_id}'", execution_id=execution_id) from exc
 
     async def list(
-        self, project_id: str, run_id: str, block_id: str | None, after: str | None, limit: int
+        self, project_id: str, run_id: str, block_id: str | None, after: str | None, limit: int, newest_first: bool
     ) -> tuple[list[ExecutionRecord], bool]:
-        """Executions of a run (optionally of one block), oldest first, paged after an execution id."""
+        """Executions of a run (optionally of one block), newest or oldest first, paged after an execution id."""
         await self.runs.state(project_id, run_id)  # 404 for an unknown run or another project's
         markers = await self.store.list_keys(keys.run_executions_prefix(project_id, run_id))
-        ids = [m.rsplit("/", 1)[-1].split("_", 1)[1] for m in markers]  # `<time>_<execution id>`
+        ids = [m.rsplit("/", 1)[-1].split("_", 1)[1] for m in sorted(markers)]  # `<time>_<execution id>`
+        if newest_first:
+            ids.reverse()
         if after is not None:
             if after not in ids:
-                raise InvalidError(f"after: no block execution '{after}' of this run", code="invalid_cursor", field="after")
+                raise InvalidError(
+                    f"after: no block execution '{after}' of this run", code="invalid_cursor", field="after"
+                )
             ids = ids[ids.index(after) + 1 :]
         found: list[ExecutionRecord] = []
         for execution_id in ids:
@@ -303,9 +313,7 @@ def _with_consensus(block: Block, n_consensus: int | None) -> Block:
     return block.model_copy(update={"config": {**block.config, "n_consensus": n_consensus}})
 
 
-def _fingerprints(
-    inputs: dict[str, HandleValue], block: Block, draft: Any, n_consensus: int | None
-) -> Fingerprints:
+def _fingerprints(inputs: dict[str, HandleValue], block: Block, draft: Any, n_consensus: int | None) -> Fingerprints:
     inputs_fp = handle_inputs_fingerprint(inputs)
     config_fp = block_config_fingerprint(block)
     upstream_fp = upstream_fingerprint(draft, block.id)

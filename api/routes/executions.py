@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
@@ -37,11 +37,12 @@ async def list_executions(
     run_id: Annotated[str, Query(min_length=1, max_length=100)],
     block_id: Annotated[str | None, Query(max_length=200)] = None,
     after: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
 ) -> dict[str, Any]:
-    """A run's block executions (of one block with `block_id`), oldest first."""
+    """A run's block executions (of one block with `block_id`), newest first unless `order=asc`."""
     service = executions_of(request)
-    records, more = await service.list(principal.project_id, run_id, block_id, after, limit)
+    records, more = await service.list(principal.project_id, run_id, block_id, after, limit, order == "desc")
     items = [await service.public(r) for r in records]
     return page(items, "id", limit, more)
 
