@@ -16,8 +16,9 @@ from tests.chat_server import ChatCompletionsServer
 from tests.conftest import Stack
 from tests.integration.builders import build, wait_for
 
-SCHEMA = {"type": "object", "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}}}
-WIDER = {**SCHEMA, "properties": {**SCHEMA["properties"], "vendor": {"type": "string"}}}
+FIELDS: dict[str, Any] = {"invoice_number": {"type": "string"}, "total": {"type": "number"}}
+SCHEMA = {"type": "object", "properties": FIELDS}
+WIDER = {"type": "object", "properties": {**FIELDS, "vendor": {"type": "string"}}}
 
 
 def _edge(source: str, target: str, handle: str = "input-json-0") -> dict[str, Any]:
