@@ -77,10 +77,13 @@ class Executions:
         """Check, deduplicate, start and (up to the wait) run one block execution; its public record."""
         state = await self.runs.state(project_id, body.run_id)
         step_id = body.step_id or body.block_id
-        record = await self._source_step(project_id, state, step_id)
-        draft = resolve_edge_handles(
-            (await self.definitions.resolve_version(project_id, state.workflow_id, "draft")).graph()
+        # Independent reads, at once: the source step's record, the draft, the source run's version.
+        record, draft_version, source_version = await asyncio.gather(
+            self._source_step(project_id, state, step_id),
+            self.definitions.resolve_version(project_id, state.workflow_id, "draft"),
+            self.definitions.get_version(project_id, state.workflow_id, state.version_id),
         )
+        draft = resolve_edge_handles(draft_version.graph())
         block = next((b for b in draft.blocks if b.id == body.block_id), None)
         if block is None:
             raise NotFoundError(
@@ -89,9 +92,7 @@ class Executions:
                 field="block_id",
             )
         block = _with_consensus(block, body.n_consensus)
-        source = resolve_edge_handles(
-            (await self.definitions.get_version(project_id, state.workflow_id, state.version_id)).graph()
-        )
+        source = resolve_edge_handles(source_version.graph())
         drifted = drifted_blocks(source, draft, block.id)
         if drifted and body.check_eligibility:
             raise ConflictError(
@@ -127,35 +128,42 @@ class Executions:
             inline_output_limit_bytes=self.settings.inline_output_limit_bytes,
             storage_retry_budget_seconds=self.settings.storage_retry_budget_seconds,
         )
-        # Listed by run (oldest first): a marker per execution, written before it starts.
-        marker = keys.run_execution(
-            project_id, state.run_id, inp.created_at.strftime("%Y%m%dT%H%M%S.%fZ"), execution_id
-        )
-        await self.store.put_json(marker, {"block_id": block.id})
-        handle = await self.temporal.start_workflow(
-            BlockExecutionWorkflow.run,
-            inp,
-            id=execution_id,
-            task_queue=self.settings.task_queue,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(SA_WORKFLOW_ID, state.workflow_id),
-                    SearchAttributePair(SA_SOURCE_RUN, state.run_id),
-                ]
+        # Listed by run: a marker per execution, written while it starts.
+        created = inp.created_at.strftime("%Y%m%dT%H%M%S.%fZ")
+        marker = keys.run_execution(project_id, state.run_id, created, execution_id)
+        _, handle = await asyncio.gather(
+            self.store.put_json(marker, {"block_id": block.id}),
+            self.temporal.start_workflow(
+                BlockExecutionWorkflow.run,
+                inp,
+                id=execution_id,
+                task_queue=self.settings.task_queue,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(SA_WORKFLOW_ID, state.workflow_id),
+                        SearchAttributePair(SA_SOURCE_RUN, state.run_id),
+                    ]
+                ),
+                memo={"source_run_id": state.run_id, "project_id": project_id, "block_id": block.id},
+                static_summary=f"rerun of {block.id} from {state.run_id}",
             ),
-            memo={"source_run_id": state.run_id, "project_id": project_id, "block_id": block.id},
-            static_summary=f"rerun of {block.id} from {state.run_id}",
         )
         done = await self._wait(handle.result())
         record_now = done or await self.get(project_id, execution_id)
-        if record_now.lifecycle.status == "completed":
-            with contextlib.suppress(PreconditionFailed):
-                await self.store.put_json(
-                    keys.execution_by_fingerprint(project_id, prints.execution_fingerprint),
-                    {"execution_id": execution_id},
-                    if_none_match=True,
-                )
-        return await self.public(record_now)
+        if record_now.lifecycle.status != "completed":
+            return await self.public(record_now)
+        public: dict[str, Any]
+        public, _ = await asyncio.gather(self.public(record_now), self._remember(project_id, prints, execution_id))
+        return public
+
+    async def _remember(self, project_id: str, prints: Fingerprints, execution_id: str) -> None:
+        """The first completed execution of a fingerprint is the one an identical rerun returns."""
+        with contextlib.suppress(PreconditionFailed):
+            await self.store.put_json(
+                keys.execution_by_fingerprint(project_id, prints.execution_fingerprint),
+                {"execution_id": execution_id},
+                if_none_match=True,
+            )
 
     async def _source_step(self, project_id: str, state: RunState, step_id: str) -> StepRecord:
         step = next((s for s in state.steps if s.step_id == step_id), None)

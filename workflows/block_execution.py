@@ -80,10 +80,11 @@ class BlockExecutionWorkflow:
         return record
 
     async def _persist(self) -> None:
-        await workflow.execute_activity(
+        # A local activity: one S3 write, and a rerun's latency is what its user waits for.
+        await workflow.execute_local_activity(
             PERSIST_EXECUTION,
             PersistExecutionInput(record=self._record),
-            start_to_close_timeout=options.PERSIST_TIMEOUT,
-            retry_policy=options.STORAGE_RETRY,
+            start_to_close_timeout=options.LOCAL_TIMEOUT,
+            retry_policy=options.LOCAL_BLOCK_RETRY,
             summary="persist execution record",
         )
