@@ -98,7 +98,8 @@ def drifted_blocks(source_graph: Graph, draft_graph: Graph, block_id: str) -> li
     source, draft = _upstream_of(source_graph, block_id), _upstream_of(draft_graph, block_id)
     (old_blocks, old_ancestors, old_edges), (new_blocks, new_ancestors, new_edges) = source, draft
     drifted = old_ancestors ^ new_ancestors
-    drifted |= {b for b in old_ancestors & new_ancestors if _placed(old_blocks[b]) != _placed(new_blocks[b])}
+    # Compared as fingerprints, not dicts: Python holds True == 1, JSON does not.
+    drifted |= {b for b in old_ancestors & new_ancestors if _changed(old_blocks[b], new_blocks[b])}
     for src, _, dst, _ in old_edges ^ new_edges:
         drifted |= {src, dst}
     if old_blocks[block_id].parent_id != new_blocks[block_id].parent_id:
@@ -145,6 +146,10 @@ def _executable(block: Block) -> dict[str, Any]:
 def _placed(block: Block) -> dict[str, Any]:
     """A block's executable content with its place in the graph (id, loop container)."""
     return {"id": block.id, "parent_id": block.parent_id, **_executable(block)}
+
+
+def _changed(old: Block, new: Block) -> bool:
+    return fingerprint(_placed(old)) != fingerprint(_placed(new))
 
 
 def _handle_payload(handle: str, value: HandleValue) -> dict[str, Any]:
