@@ -38,6 +38,7 @@ from docflow.runs import (
     StepLifecycle,
     StepRecord,
 )
+from workflows.activity_names import BLOCK_ACTIVITIES
 
 log = structlog.get_logger("docflow.block")
 HEARTBEAT_EVERY_SECONDS = 1.0
@@ -55,52 +56,52 @@ class BlockActivities:
         self.store = store
         self.ex = executors
 
-    @activity.defn(name="ReadDocumentInput")
+    @activity.defn(name=BLOCK_ACTIVITIES["start_document"])
     async def read_document_input(self, inp: ExecuteBlockInput) -> BlockOutcome:
         """start_document: the run's input document."""
         return await self._run(inp, self.ex.start_document)
 
-    @activity.defn(name="ReadJsonInput")
+    @activity.defn(name=BLOCK_ACTIVITIES["start_json"])
     async def read_json_input(self, inp: ExecuteBlockInput) -> BlockOutcome:
         """start_json: the run's JSON input, validated against the block's schema."""
         return await self._run(inp, self.ex.start_json)
 
-    @activity.defn(name="ParseDocument")
+    @activity.defn(name=BLOCK_ACTIVITIES["parse"])
     async def parse_document(self, inp: ExecuteBlockInput) -> BlockOutcome:
         """parse: document → text per page."""
         return await self._run(inp, self.ex.parse)
 
-    @activity.defn(name="ExtractData")
+    @activity.defn(name=BLOCK_ACTIVITIES["extract"])
     async def extract_data(self, inp: ExecuteBlockInput) -> BlockOutcome:
         """extract: document or text + schema → data, through the model provider."""
         return await self._run(inp, self.ex.extract)
 
-    @activity.defn(name="ClassifyDocument")
+    @activity.defn(name=BLOCK_ACTIVITIES["classifier"])
     async def classify_document(self, inp: ExecuteBlockInput) -> BlockOutcome:
         """classifier: document → one category, routed to its handle."""
         return await self._run(inp, self.ex.classifier)
 
-    @activity.defn(name="SplitDocument")
+    @activity.defn(name=BLOCK_ACTIVITIES["split"])
     async def split_document(self, inp: ExecuteBlockInput) -> BlockOutcome:
         """split: document → page ranges per sub-document, each stored as its own PDF."""
         return await self._run(inp, self.ex.split)
 
-    @activity.defn(name="EvaluateConditions")
+    @activity.defn(name=BLOCK_ACTIVITIES["conditional"])
     async def evaluate_conditions(self, inp: ExecuteBlockInput) -> BlockOutcome:
         """conditional: conditions on JSON → the active branch."""
         return await self._run(inp, self.ex.conditional)
 
-    @activity.defn(name="RunFunction")
+    @activity.defn(name=BLOCK_ACTIVITIES["function"])
     async def run_function(self, inp: ExecuteBlockInput) -> BlockOutcome:
         """function: a safe expression or mapping over JSON."""
         return await self._run(inp, self.ex.function)
 
-    @activity.defn(name="MergeDicts")
+    @activity.defn(name=BLOCK_ACTIVITIES["merge_dicts"])
     async def merge_dicts(self, inp: ExecuteBlockInput) -> BlockOutcome:
         """merge_dicts: merge JSON inputs, later ones winning."""
         return await self._run(inp, self.ex.merge_dicts)
 
-    @activity.defn(name="CallApi")
+    @activity.defn(name=BLOCK_ACTIVITIES["api_call"])
     async def call_api(self, inp: ExecuteBlockInput) -> BlockOutcome:
         """api_call: an HTTP request templated from the input, with retries and a trace."""
         return await self._run(inp, self.ex.api_call)

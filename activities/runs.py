@@ -11,7 +11,7 @@ from docflow.executions import PersistExecutionInput
 from docflow.graph import resolve_edge_handles
 from docflow.models import Graph, VersionRecord
 from docflow.runs import LoadGraphInput, PersistRunInput
-from workflows.activity_names import PERSIST_EXECUTION
+from workflows.activity_names import LOAD_GRAPH, PERSIST_EXECUTION, PERSIST_RUN
 
 
 class RunActivities:
@@ -20,7 +20,7 @@ class RunActivities:
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
 
-    @activity.defn(name="LoadWorkflowVersion")
+    @activity.defn(name=LOAD_GRAPH)
     async def load_graph(self, inp: LoadGraphInput) -> Graph:
         """The graph of a published version or a draft snapshot, with edge handles resolved."""
         key = keys.version(inp.project_id, inp.workflow_id, inp.version_id)
@@ -34,7 +34,7 @@ class RunActivities:
             ) from exc
         return resolve_edge_handles(version.graph())
 
-    @activity.defn(name="PersistRunSummary")
+    @activity.defn(name=PERSIST_RUN)
     async def persist_summary(self, inp: PersistRunInput) -> None:
         """Write the run's final state, so reads of closed runs need no replay."""
         state = inp.state

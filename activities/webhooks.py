@@ -46,6 +46,7 @@ from docflow.webhooks import (
     event_body,
     sign,
 )
+from workflows.activity_names import SEND_WEBHOOK
 
 log = structlog.get_logger("docflow.webhooks")
 USER_AGENT = "docflow-webhooks/1"
@@ -61,7 +62,7 @@ class WebhookSender:
         self.timeout = settings.webhook_timeout_seconds
         self.egress = egress or Egress(settings.webhook_egress_allowlist, settings.egress_max_response_bytes)
 
-    @activity.defn(name="SendWebhook")
+    @activity.defn(name=SEND_WEBHOOK)
     async def send(self, inp: WebhookInput) -> SendResult:
         """Deliver one event; raises on a failed attempt so Temporal retries it."""
         endpoint = self.endpoints.get(inp.project_id)

@@ -15,15 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from docflow.config import Settings
-
-SEARCH_ATTRIBUTES = {
-    "DocflowProject": "Keyword",
-    "DocflowWorkflowId": "Keyword",
-    "DocflowStatus": "Keyword",
-    "DocflowTrigger": "Keyword",
-    "DocflowAwaitingReview": "KeywordList",
-    "DocflowSourceRun": "Keyword",
-}
+from docflow.temporal import SEARCH_ATTRIBUTES
 
 
 class StackError(RuntimeError):

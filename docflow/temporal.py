@@ -21,6 +21,12 @@ SA_TRIGGER = SearchAttributeKey.for_keyword("DocflowTrigger")
 SA_AWAITING_REVIEW = SearchAttributeKey.for_keyword_list("DocflowAwaitingReview")
 # A block execution's source run: `DocflowSourceRun = 'run_…'` in the Temporal UI lists the reruns of a run.
 SA_SOURCE_RUN = SearchAttributeKey.for_keyword("DocflowSourceRun")
+# Every custom search attribute (the dev server, the test server and compose register these), and the type
+# names `temporal server start-dev --search-attribute` takes.
+SEARCH_ATTRIBUTE_KEYS = (SA_PROJECT, SA_WORKFLOW_ID, SA_STATUS, SA_TRIGGER, SA_AWAITING_REVIEW, SA_SOURCE_RUN)
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    key.name: "KeywordList" if key is SA_AWAITING_REVIEW else "Keyword" for key in SEARCH_ATTRIBUTE_KEYS
+}
 
 RUN_WORKFLOW = "RunWorkflow"
 RUN_STATE_QUERY = "run_state"

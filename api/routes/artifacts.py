@@ -46,7 +46,9 @@ async def list_artifacts(
         and (operation is None or ref.operation == operation)
     ]
     ids = [r.id for r in refs]
-    if after in ids:
+    if after is not None:
+        if after not in ids:  # an unknown cursor is an error, not a silent restart from the top
+            raise InvalidError(f"after: no item '{after}' in this list", code="invalid_cursor", field="after")
         refs = refs[ids.index(after) + 1 :]
     found = await asyncio.gather(*(store.get_json(keys.artifact(principal.project_id, r.id)) for r in refs[:limit]))
     items = [f.data for f in found]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from api.deps import PrincipalDep
-from api.errors import NotFoundError
+from api.errors import InvalidError, NotFoundError
 from api.routes.runs import runs_of
 from api.run_views import page
 
@@ -39,7 +39,9 @@ async def list_steps(
         and (status is None or s.lifecycle.status == status)
     ]
     ids = [s.step_id for s in steps]
-    if after in ids:
+    if after is not None:
+        if after not in ids:  # an unknown cursor is an error, not a silent restart from the top
+            raise InvalidError(f"after: no item '{after}' in this list", code="invalid_cursor", field="after")
         steps = steps[ids.index(after) + 1 :]
     elif before in ids:
         steps = steps[: ids.index(before)][-limit:]

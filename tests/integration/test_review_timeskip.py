@@ -44,11 +44,7 @@ from docflow.temporal import (
     REVIEW_DECISION_SIGNAL,
     REVIEW_DECISION_UPDATE,
     RUN_STATE_QUERY,
-    SA_AWAITING_REVIEW,
-    SA_PROJECT,
-    SA_STATUS,
-    SA_TRIGGER,
-    SA_WORKFLOW_ID,
+    SEARCH_ATTRIBUTE_KEYS,
     data_converter,
 )
 from tests.conftest import Stack
@@ -96,8 +92,7 @@ async def skipping(stack: Stack) -> AsyncIterator[Skipping]:
     try:
         # Without them, the run's first upsert fails its workflow task, retried forever.
         attributes = {
-            key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
-            for key in (SA_PROJECT, SA_WORKFLOW_ID, SA_STATUS, SA_TRIGGER, SA_AWAITING_REVIEW)
+            key.name: IndexedValueType.ValueType(int(key.indexed_value_type)) for key in SEARCH_ATTRIBUTE_KEYS
         }
         await env.client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=env.client.namespace, search_attributes=attributes)

@@ -418,3 +418,14 @@ def test_ready_blocks_run_concurrently(client: Retab, stack: Stack, http_target:
     assert a_start and a_end and b_start and b_end and m_start
     assert a_start < b_end and b_start < a_end  # the two calls overlapped
     assert m_start >= max(a_end, b_end)
+
+
+def test_an_unknown_cursor_is_a_422_not_a_restart_from_the_top(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    blocks, edges = chain([("in", "start_json", {}), ("f", "function", {"expression": "input"})])
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"i": 1}}, version="draft")
+    wait_for(client, run.id)
+    for path in ("/v1/workflows/steps", "/v1/workflows/artifacts", "/v1/workflows/blocks/executions"):
+        answer = http.get(path, params={"run_id": run.id, "after": "nothing-like-this"})
+        assert answer.status_code == 422, (path, answer.text)
+        assert answer.json()["detail"]["details"]["field"] == "after"
