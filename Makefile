@@ -33,6 +33,7 @@ unit: venv
 bench: venv
 	$(BIN)/python -m bench.overhead
 	$(BIN)/python -m bench.consensus
+	$(BIN)/python -m bench.rerun
 
 # Not part of `bench`: 1,000 gated runs take 2.5 to 6 minutes on 2 busy cores (WAITING=50 for a quick look).
 WAITING ?= 1000
