@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -387,7 +388,12 @@ def test_list_runs_by_date_duration_search_and_trigger(client: Retab, stack: Sta
     assert listed(to_date=str(today - timedelta(days=1))) == []
     assert listed(search=run.id[:12]) == [run.id]
     assert listed(search="run_nomatch") == []
-    assert listed(min_duration_ms=0, max_duration_ms=600_000) == [run.id]
+    # A duration exists once the execution has closed, a moment after the run reads completed (its summary and
+    # webhooks are sent after).
+    deadline = time.monotonic() + 15
+    while listed(min_duration_ms=0, max_duration_ms=600_000) != [run.id]:
+        assert time.monotonic() < deadline, "the closed run never matched a duration filter"
+        time.sleep(0.1)
     assert listed(min_duration_ms=600_000) == []
     assert listed(trigger_type="api") == [run.id]
     assert listed(trigger_type="schedule") == []
