@@ -1,8 +1,16 @@
 """Pure evaluation of a workflow test's assertion against a block's output handles (NOTES.md §6).
 
 `evaluate(assertion, outputs, judge=None)` reads `outputs[target.output_handle_id]`, a handle payload
-(`{type: "json", data}` → `data`, `{type: "file", document}` → `document`), takes `target.path` inside it
-(`docflow.jsonpath`; a wildcard path reads as the list of the values it reaches), and checks the condition.
+(`{type: "json", data}` → `data`, `{type: "file", document}` → `document`; a run's `HandleValue` too, with
+its data inline), takes `target.path` inside it (`docflow.jsonpath`; a wildcard path reads as the list of the
+values it reaches), and checks the condition. An absent handle or path reads as absent (`MISSING`).
+
+`llm_judged_as` / `llm_not_judged_as` ask `judge(JudgeRequest) -> JudgeVerdict` and compare its label
+(case-insensitive) with `expected_label` ("pass" when unset). Code that cannot call a model (a workflow)
+takes `judge_requests(...)`, answers them in an activity, and evaluates with `replay_judge(answers)`.
+
+Layout: `assertion_models` (wire models), `assertion_values` (bounded copies, strict equality, Verdict,
+Blocked), `assertion_checks` (the leaf kinds), this module (targets, nesting, the judge).
 
 Outcomes: `passed`; `failed` (the value does not meet the condition, `failure.code` `condition_not_met`, or
 `missing_value` when a condition needing a value finds none); `blocked`, the assertion could not be
@@ -30,13 +38,12 @@ calls are refused as `value_too_large` (`execution_error` past the depth), never
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
-from docflow.assertion_checks import Blocked, Verdict, Work, canonical, check_leaf, failed, public
+from docflow.assertion_checks import check_leaf
 from docflow.assertion_models import (
     AllItemsMatchCondition,
     AnyItemMatchesCondition,
@@ -48,6 +55,7 @@ from docflow.assertion_models import (
     LlmNotJudgedAsCondition,
     OutputTarget,
 )
+from docflow.assertion_values import Blocked, Verdict, Work, canonical, failed, public
 from docflow.jsonpath import MISSING, PathError, parse_path, resolve_all
 
 MAX_ITEMS = 10_000
@@ -55,9 +63,10 @@ MAX_JUDGE_CALLS = 20
 DEFAULT_JUDGE_LABEL = "pass"
 
 
-@dataclass(frozen=True)
-class JudgeRequest:
+class JudgeRequest(BaseModel):
     """What a judge model is asked: label `value` by `rubric`; `expected_label` is the label the test wants."""
+
+    model_config = ConfigDict(frozen=True)
 
     rubric: str
     value: Any
@@ -72,6 +81,35 @@ class JudgeVerdict(BaseModel):
 
 
 Judge = Callable[[JudgeRequest], JudgeVerdict]
+
+
+def judge_requests(assertion: AssertionSpec, outputs: Mapping[str, Any]) -> list[JudgeRequest]:
+    """The questions `evaluate` puts to a judge, in its order (none for kinds without `llm_*`).
+
+    Workflow code cannot call a model: it gets these, has an activity answer them, and evaluates with
+    `replay_judge(answers)`. The order is fixed: every list item is evaluated, whatever the labels.
+    """
+    asked: list[JudgeRequest] = []
+
+    def record(request: JudgeRequest) -> JudgeVerdict:
+        asked.append(request)
+        return JudgeVerdict(label="")
+
+    evaluate(assertion, outputs, judge=record)
+    return asked
+
+
+def replay_judge(verdicts: Sequence[JudgeVerdict]) -> Judge:
+    """A judge answering with `verdicts` in order (the answers to `judge_requests`)."""
+    answers = iter(verdicts)
+
+    def judge(_: JudgeRequest) -> JudgeVerdict:
+        answer = next(answers, None)
+        if answer is None:
+            raise LookupError("no recorded judge verdict for this question")
+        return answer
+
+    return judge
 
 
 class _Context:
@@ -90,10 +128,9 @@ def evaluate(assertion: AssertionSpec, outputs: Mapping[str, Any], judge: Judge 
         verdict = _check(condition, actual, _Context(judge))
     except Blocked as blocked:
         verdict = Verdict("blocked", failure=blocked.failure())
-    except RecursionError:
-        verdict = Verdict(
-            "blocked", failure=AssertionFailure(code="execution_error", message="value nested too deeply")
-        )
+    except (RecursionError, TypeError, ValueError) as exc:  # a value that is not JSON: no outcome, no crash
+        failure = AssertionFailure(code="execution_error", message=f"the value cannot be evaluated: {exc}")
+        verdict = Verdict("blocked", failure=failure)
     return AssertionResult(
         assertion_id=assertion.id or "",
         condition_kind=condition.kind,
@@ -126,7 +163,15 @@ def target_value(target: OutputTarget, outputs: Mapping[str, Any]) -> Any:
 
 
 def _payload(handle_id: str, payload: Any) -> Any:
+    if isinstance(payload, BaseModel):  # a run's HandleValue
+        payload = payload.model_dump(mode="json")
     if isinstance(payload, Mapping) and payload.get("type") == "json":
+        if payload.get("data") is None and payload.get("data_ref"):
+            raise Blocked(
+                "execution_error",
+                f"output handle {handle_id!r} keeps its data in storage: load it before evaluating",
+                {"output_handle_id": handle_id, "data_ref": payload["data_ref"]},
+            )
         return payload.get("data")
     if isinstance(payload, Mapping) and payload.get("type") == "file":
         return payload.get("document")

@@ -10,14 +10,25 @@ from pydantic import ValidationError
 from retab.types.workflows.tests import AssertionSpec as SdkAssertionSpec
 from retab.types.workflows.tests.results import AssertionResult as SdkAssertionResult
 
-from docflow.assertion_checks import MAX_SIMILARITY_CHARS, MAX_VALUE_DEPTH
+from docflow.assertion_checks import MAX_SIMILARITY_CHARS
 from docflow.assertion_models import (
     AssertionSpec,
     JsonSchemaValidCondition,
     MatchesRegexCondition,
     OutputTarget,
 )
-from docflow.assertions import MAX_ITEMS, MAX_JUDGE_CALLS, JudgeRequest, JudgeVerdict, evaluate
+from docflow.assertion_values import MAX_VALUE_DEPTH
+from docflow.assertions import (
+    MAX_ITEMS,
+    MAX_JUDGE_CALLS,
+    JudgeRequest,
+    JudgeVerdict,
+    evaluate,
+    judge_requests,
+    replay_judge,
+)
+from docflow.models import FileRef
+from docflow.runs import HandleValue
 
 HANDLE = "output-json-0"
 
@@ -314,6 +325,53 @@ def test_llm_conditions_block_without_a_judge_or_when_it_fails() -> None:
     each = {"kind": "all_items_match", "condition": {"kind": "llm_judged_as", "rubric": "ok?"}}
     result = run(each, ["x"] * (MAX_JUDGE_CALLS + 1), judge=labeller("pass", calls))
     assert result.outcome == "blocked" and len(calls) == MAX_JUDGE_CALLS
+
+
+def test_judging_in_two_phases_for_workflow_code() -> None:
+    # Ask first (pure), answer elsewhere (an activity), then evaluate with the recorded answers.
+    each = {
+        "kind": "any_item_matches",
+        "condition": {"kind": "llm_judged_as", "rubric": "a refund?", "expected_label": "yes"},
+    }
+    a = spec(each)
+    outputs = {HANDLE: {"type": "json", "data": ["invoice", "refund note", "receipt"]}}
+    asked = judge_requests(a, outputs)
+    assert [q.value for q in asked] == ["invoice", "refund note", "receipt"]
+    assert all(q.rubric == "a refund?" and q.expected_label == "yes" for q in asked)
+    answers = [JudgeVerdict(label="no"), JudgeVerdict(label="yes"), JudgeVerdict(label="no")]
+    assert evaluate(a, outputs, judge=replay_judge(answers)).outcome == "passed"
+    assert evaluate(a, outputs, judge=replay_judge([JudgeVerdict(label="no")] * 3)).outcome == "failed"
+    short = evaluate(a, outputs, judge=replay_judge(answers[:1]))
+    assert short.outcome == "blocked" and short.failure and "no recorded judge verdict" in short.failure.message
+    assert judge_requests(spec({"kind": "exists"}), outputs) == []
+
+
+def test_run_handle_values_are_read_and_offloaded_data_blocks() -> None:
+    a = spec({"kind": "equals", "expected": 3}, path="n")
+    assert evaluate(a, {HANDLE: HandleValue(type="json", data={"n": 3})}).outcome == "passed"
+    document = FileRef(id="file_1", filename="scan.pdf", mime_type="application/pdf")
+    pdf = spec({"kind": "ends_with", "expected": ".pdf"}, path="filename")
+    assert evaluate(pdf, {HANDLE: HandleValue(type="file", document=document)}).outcome == "passed"
+    result = evaluate(a, {HANDLE: HandleValue(type="json", data_ref="runs/x/data.json")})
+    assert result.outcome == "blocked" and result.failure and result.failure.details["data_ref"] == "runs/x/data.json"
+
+
+def test_values_that_are_not_json_block() -> None:
+    result = evaluate(spec({"kind": "equals", "expected": 1}), {HANDLE: {"type": "json", "data": {1, 2}}})
+    assert result.outcome == "blocked" and result.failure and result.failure.code == "execution_error"
+
+
+def test_condition_work_is_done_once_per_evaluation() -> None:
+    # A large expected object checked against many items must not be re-walked per item.
+    expected = {f"k{i}": i for i in range(20_000)}
+    items = [{"k0": 0}] * 5_000
+    started = time.perf_counter()
+    each = {"kind": "any_item_matches", "condition": {"kind": "object_contains", "expected": expected}}
+    assert run(each, items).outcome == "failed"
+    schema = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(200)}}
+    every = {"kind": "all_items_match", "condition": {"kind": "json_schema_valid", "schema": schema}}
+    assert run(every, items).outcome == "passed"
+    assert time.perf_counter() - started < 3
 
 
 @pytest.mark.parametrize(
