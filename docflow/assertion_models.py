@@ -34,6 +34,18 @@ class _Condition(BaseModel):
     # Unknown keys are refused so a typo (`treshold`) is a 422, not a silently ignored setting.
     model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_default(cls, data: Any) -> Any:
+        # The SDK's models allow null where a default exists (`inclusive`, `method`, `threshold`): null means it.
+        if not isinstance(data, dict):
+            return data
+        defaults = {
+            name: f.default for name, f in cls.model_fields.items() if not f.is_required() and f.default is not None
+        }
+        aliases = {f.alias or name: name for name, f in cls.model_fields.items()}
+        return {k: v for k, v in data.items() if not (v is None and aliases.get(k, k) in defaults)}
+
 
 class ExistsCondition(_Condition):
     """The value is present and not null."""
@@ -249,6 +261,14 @@ class AssertionSpec(_Condition):
     condition: Condition
     label: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shallow_enough(cls, data: Any) -> Any:
+        # Before the union is parsed, so 3,000 nested levels get one short error, not one per level.
+        if isinstance(data, dict) and condition_depth(data.get("condition")) > MAX_CONDITION_DEPTH:
+            raise ValueError(f"conditions are nested deeper than {MAX_CONDITION_DEPTH} levels")
+        return data
+
     @model_validator(mode="after")
     def _bounded_nesting(self) -> AssertionSpec:
         if condition_depth(self.condition) > MAX_CONDITION_DEPTH:
@@ -257,12 +277,12 @@ class AssertionSpec(_Condition):
 
 
 def condition_depth(condition: Any) -> int:
-    """How many conditions deep `condition` goes (1 for a leaf); iterative, so any depth is safe to measure."""
+    """How many conditions deep `condition` (a model or its JSON) goes, 1 for a leaf; iterative, any depth."""
     depth = 0
     node = condition
     while node is not None:
         depth += 1
-        node = getattr(node, "condition", None)
+        node = node.get("condition") if isinstance(node, dict) else getattr(node, "condition", None)
     return depth
 
 

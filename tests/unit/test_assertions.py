@@ -401,6 +401,24 @@ def test_bad_paths_and_deep_nesting_are_refused_on_write() -> None:
         condition = {"kind": "all_items_match", "condition": condition}
     with pytest.raises(ValidationError, match="nested deeper"):
         spec(condition)
+    for _ in range(3_000):
+        condition = {"kind": "any_item_matches", "condition": condition}
+    with pytest.raises(ValidationError) as info:
+        spec(condition)
+    assert info.value.error_count() == 1 and len(str(info.value)) < 500
+
+
+def test_null_means_the_default_as_in_the_sdk_models() -> None:
+    between = spec({"kind": "between", "lower": 1, "upper": 2, "inclusive": None}).condition
+    assert between.model_dump() == {"kind": "between", "lower": 1, "upper": 2, "inclusive": True}
+    split = spec({"kind": "split_iou_gte", "expected": {"splits": []}, "threshold": None}).condition
+    assert split.model_dump()["threshold"] == 1
+    similar = spec({"kind": "similarity_gte", "reference": "a", "threshold": 0.5, "method": None}).condition
+    assert similar.model_dump()["method"] == "levenshtein"
+    # The SDK drops nulls when it sends: `equals` with no `expected` means equals null.
+    assert run({"kind": "equals"}, None).outcome == "passed"
+    with pytest.raises(ValidationError, match="op"):
+        spec({"kind": "number_compare", "op": None, "expected": 1})
 
 
 def test_wire_shapes_match_the_sdk() -> None:
