@@ -16,6 +16,7 @@ from jsonschema import SchemaError, ValidationError
 from rapidfuzz.distance import Levenshtein
 
 from docflow.assertion_models import (
+    MAX_NUMBER,
     ArrayContainsCondition,
     AssertionFailure,
     BetweenCondition,
@@ -96,6 +97,8 @@ def _expected(value: Any, work: Work) -> Any:
 
 
 def _number(value: Any, kind: str) -> float:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_NUMBER:
+        raise Blocked("type_error", f"{kind}: the value is beyond ±{MAX_NUMBER:.3g}, too large to compare")
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     raise Blocked("type_error", f"{kind} needs a number, got {type_name(value)}", {"actual_type": type_name(value)})

@@ -14,9 +14,10 @@ before a rule existed.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from docflow.jsonpath import PathError, parse_path
 from docflow.patterns import PatternError, compile_pattern
@@ -27,6 +28,19 @@ MAX_PATH_CHARS = 1_000
 MAX_TEXT_CHARS = 10_000  # a rubric, pattern or label
 
 CompareOp = Literal["gt", "gte", "lt", "lte", "eq", "neq"]
+
+
+def _finite(value: Any) -> Any:
+    # Before pydantic's own check, which raises OverflowError (a 500) on an int past float range.
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_NUMBER:
+        raise ValueError(f"a number beyond ±{MAX_NUMBER:.3g} cannot be compared")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("a number must be finite")
+    return value
+
+
+MAX_NUMBER = 1e300
+FiniteNumber = Annotated[int | float, BeforeValidator(_finite)]
 AssertionOutcome = Literal["passed", "failed", "blocked"]
 
 
@@ -74,7 +88,7 @@ class NotEqualsCondition(_Condition):
 class NumberCompareCondition(_Condition):
     kind: Literal["number_compare"] = "number_compare"
     op: CompareOp
-    expected: int | float = Field(allow_inf_nan=False)
+    expected: FiniteNumber
 
 
 class LengthCompareCondition(_Condition):
@@ -87,8 +101,8 @@ class LengthCompareCondition(_Condition):
 
 class BetweenCondition(_Condition):
     kind: Literal["between"] = "between"
-    lower: int | float = Field(allow_inf_nan=False)
-    upper: int | float = Field(allow_inf_nan=False)
+    lower: FiniteNumber
+    upper: FiniteNumber
     inclusive: bool = True
 
     @model_validator(mode="after")

@@ -128,7 +128,7 @@ def evaluate(assertion: AssertionSpec, outputs: Mapping[str, Any], judge: Judge 
         verdict = _check(condition, actual, _Context(judge))
     except Blocked as blocked:
         verdict = Verdict("blocked", failure=blocked.failure())
-    except (RecursionError, TypeError, ValueError) as exc:  # a value that is not JSON: no outcome, no crash
+    except (RecursionError, TypeError, ValueError, OverflowError) as exc:  # not JSON: blocked, no crash
         failure = AssertionFailure(code="execution_error", message=f"the value cannot be evaluated: {exc}")
         verdict = Verdict("blocked", failure=failure)
     return AssertionResult(

@@ -361,6 +361,20 @@ def test_values_that_are_not_json_block() -> None:
     assert result.outcome == "blocked" and result.failure and result.failure.code == "execution_error"
 
 
+def test_huge_numbers_block_or_are_refused_never_raise() -> None:
+    result = run({"kind": "number_compare", "op": "gt", "expected": 1}, 10**400)
+    assert result.outcome == "blocked" and result.failure and result.failure.code == "type_error"
+    assert run({"kind": "between", "lower": 0, "upper": 1}, -(10**400)).outcome == "blocked"
+    assert run({"kind": "equals", "expected": 1}, 10**5000).outcome == "blocked"  # past Python's int-to-text limit
+    for condition in (
+        {"kind": "number_compare", "op": "gt", "expected": 10**400},
+        {"kind": "between", "lower": -(10**400), "upper": 1},
+        {"kind": "between", "lower": 0, "upper": float("inf")},
+    ):
+        with pytest.raises(ValidationError, match="number"):
+            spec(condition)
+
+
 def test_condition_work_is_done_once_per_evaluation() -> None:
     # A large expected object checked against many items must not be re-walked per item.
     expected = {f"k{i}": i for i in range(20_000)}
