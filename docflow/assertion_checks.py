@@ -111,6 +111,7 @@ def _string(value: Any, kind: str) -> str:
 
 
 def _compare(op: CompareOp, actual: float, expected: float, what: str) -> Verdict:
+    # Lengths come as ints and stay exact; `:g` only shapes the message.
     return result(_OPS[op](actual, expected), f"{what} {actual:g} is not {_OP_TEXT[op]} {expected:g}")
 
 
@@ -121,7 +122,7 @@ def _number_compare(c: NumberCompareCondition, value: Any, _: Work) -> Verdict:
 def _length_compare(c: LengthCompareCondition, value: Any, _: Work) -> Verdict:
     if not isinstance(value, str | list | dict):
         raise Blocked("type_error", f"length_compare needs a string, array or object, got {type_name(value)}")
-    return _compare(c.op, float(len(value)), float(c.expected), "the length")
+    return _compare(c.op, len(value), c.expected, "the length")
 
 
 def _between(c: BetweenCondition, value: Any, _: Work) -> Verdict:

@@ -96,7 +96,7 @@ class LengthCompareCondition(_Condition):
 
     kind: Literal["length_compare"] = "length_compare"
     op: CompareOp
-    expected: int
+    expected: int = Field(ge=0, le=2**53)
 
 
 class BetweenCondition(_Condition):
