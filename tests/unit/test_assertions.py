@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
@@ -449,3 +450,27 @@ def test_wire_shapes_match_the_sdk() -> None:
     SdkAssertionResult.model_validate(result.model_dump(mode="json"))
     blocked = run({"kind": "contains", "expected": "a"}, 1)
     assert SdkAssertionResult.model_validate(blocked.model_dump(mode="json")).failure.code == "type_error"  # type: ignore[union-attr]
+
+
+def random_json(rng: random.Random, depth: int = 0) -> Any:
+    roll = rng.random()
+    if depth > 3 or roll < 0.5:
+        return rng.choice([None, True, False, 0, -1, 2.5, 1e300, "", "INV-001", "a" * 50, "reasoning___x"])
+    if roll < 0.75:
+        return [random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
+    keys = ["a", "name", "pages", "splits", "reasoning___a", "x"]
+    return {rng.choice(keys): random_json(rng, depth + 1) for _ in range(rng.randrange(4))}
+
+
+def test_any_value_gives_a_result_the_sdk_reads() -> None:
+    # Every kind over arbitrary JSON: an outcome always, never an exception.
+    rng = random.Random(8)
+    kinds = [c for c, *_ in CASES] + [{"kind": "llm_judged_as", "rubric": "ok?"}]
+    calls: list[JudgeRequest] = []
+    for _ in range(3_000):
+        condition = rng.choice(kinds)
+        path = rng.choice([None, "a", "splits", "a[*]", "*.x", "a.0.name"])
+        result = run(condition, random_json(rng), path=path, judge=labeller("pass", calls))
+        SdkAssertionResult.model_validate(result.model_dump(mode="json"))
+        assert result.outcome in ("passed", "failed", "blocked")
+        assert (result.failure is None) == (result.outcome == "passed")
