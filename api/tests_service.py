@@ -45,6 +45,7 @@ from docflow.workflow_tests import (
     BlockTarget,
     CreateWorkflowTest,
     FileHandleInput,
+    JsonHandleInput,
     ManualSource,
     RunStepSource,
     TestRecord,
@@ -125,7 +126,7 @@ class WorkflowTests:
             project_id=project_id,
             workflow_id=body.workflow_id,
             target=body.target,
-            source=body.source,
+            source=_stored_source(body.source, inputs),
             name=body.name,
             assertion=_with_id(body.assertion),
             block_type=block.type,
@@ -177,10 +178,9 @@ class WorkflowTests:
                 changes["assertion"] = _with_id(body.assertion)
                 changes["assertion_schema_dep"] = schema_dep(block, body.assertion)
             if body.source is not None:
-                changes["source"] = body.source
-                changes["handle_inputs"] = await self._snapshot(
-                    project_id, record.workflow_id, block, handles, body.source
-                )
+                inputs = await self._snapshot(project_id, record.workflow_id, block, handles, body.source)
+                changes["source"] = _stored_source(body.source, inputs)
+                changes["handle_inputs"] = inputs
                 changes["block_type"] = block.type
         new = record.model_copy(update=changes)
         try:
@@ -334,3 +334,16 @@ def _check_output(handles: Handles, assertion: AssertionSpec) -> None:
 def _with_id(assertion: AssertionSpec) -> AssertionSpec:
     """The assertion with an id (results name it), kept when the caller gave one."""
     return assertion if assertion.id else assertion.model_copy(update={"id": new_id(ASSERTION)})
+
+
+def _stored_source(
+    source: ManualSource | RunStepSource, inputs: dict[str, HandleValue]
+) -> ManualSource | RunStepSource:
+    """A manual source as stored: documents as the project's file records name them, not as the caller did."""
+    if isinstance(source, RunStepSource):
+        return source
+    given: dict[str, JsonHandleInput | FileHandleInput] = {
+        h: FileHandleInput(document=v.document) if v.document is not None else JsonHandleInput(data=v.data)
+        for h, v in inputs.items()
+    }
+    return ManualSource(handle_inputs=given)
