@@ -34,6 +34,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from docflow.assertion_models import AssertionSpec
+from docflow.blocks import handles_of, parse_config
 from docflow.ids import WORKFLOW_TEST, canonical_json
 from docflow.jsonpath import PathError, parse_path
 from docflow.models import Block, FileRef
@@ -238,8 +239,6 @@ def output_issue(outputs: tuple[str, ...], handle: str) -> ValidationIssue | Non
 
 def check_against_draft(test: TestRecord, block: Block | None) -> DraftCheck:
     """How `test` reads against `block`, the draft's block of its target (None when it is gone)."""
-    from docflow.blocks import handles_of, parse_config  # heavy; keep this module light for workflow code
-
     if block is None:
         issue = ValidationIssue(
             code="block_not_in_draft",
