@@ -15,6 +15,7 @@ EDGE = "edge_"
 FILE = "file_"
 PROJECT = "proj_"
 EXECUTION = "wfsim_"  # a block execution (rerun); docflow.keys files its records apart from runs'
+WORKFLOW_TEST = "wfnodetest_"  # a workflow (block) test
 
 ARTIFACT_PREFIXES = {
     "extraction": "extr_",

@@ -197,3 +197,18 @@ def run_executions_prefix(project: str, run_id: str) -> str:
 def execution_by_fingerprint(project: str, execution_fingerprint: str) -> str:
     """The completed execution with this `execution_fingerprint`: an identical rerun returns it."""
     return f"projects/{project}/index/executions/{execution_fingerprint}"
+
+
+def workflow_test(project: str, test_id: str) -> str:
+    """A workflow test's record, written once and then with If-Match."""
+    return f"projects/{project}/tests/{test_id}.json"
+
+
+def workflow_test_marker(project: str, workflow_id: str, test_id: str) -> str:
+    """Lists a test under its workflow (written before the record, removed after it)."""
+    return f"projects/{project}/index/workflow-tests/{workflow_id}/{test_id}"
+
+
+def workflow_tests_prefix(project: str, workflow_id: str) -> str:
+    """Prefix of a workflow's test markers."""
+    return f"projects/{project}/index/workflow-tests/{workflow_id}/"

@@ -1,6 +1,7 @@
 """The SDK's workflow endpoints docflow has not built yet: a clear 501 instead of a bare 404.
 
-Registered before the resource routers, so `/blocks/executions` is not read as a block id.
+Registered before the resource routers, so `/tests/runs` is not read as a test id (api.routes.tests has
+the tests themselves).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ router = APIRouter(include_in_schema=False)
 
 # Path prefixes under /v1/workflows, each with what it is for.
 UNBUILT = {
-    "tests": "block tests and test runs",
+    "tests/runs": "workflow test runs",
+    "tests/results": "workflow test results",
     "evals": "block tests and test runs",
     "experiments": "experiments",
     "blocks/versions": "block versions",
