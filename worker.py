@@ -26,12 +26,14 @@ from activities.provider import build_provider
 from activities.reviews import ReviewActivities
 from activities.runs import RunActivities
 from activities.storage import ObjectStore
+from activities.test_results import TestRunActivities
 from activities.webhooks import WebhookSender
 from docflow.config import Settings, get_settings
 from docflow.logging import configure_logging
 from docflow.temporal import connect
 from workflows.block_execution import BlockExecutionWorkflow
 from workflows.run import RunWorkflow
+from workflows.test_run import TestRunWorkflow
 
 log = structlog.get_logger("docflow.worker")
 
@@ -86,10 +88,11 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[RunWorkflow, BlockExecutionWorkflow],
+        workflows=[RunWorkflow, BlockExecutionWorkflow, TestRunWorkflow],
         activities=[
             *blocks.all(),
             *reviews.all(),
+            *TestRunActivities(store, isolated).all(),
             runs.load_graph,
             runs.persist_summary,
             runs.persist_execution,

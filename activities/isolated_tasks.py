@@ -25,6 +25,8 @@ from typing import Any, BinaryIO
 
 import jsonschema
 
+from docflow.assertion_models import AssertionSpec
+from docflow.assertions import evaluate as evaluate_assertion
 from docflow.blocks import ConditionalConfig, FunctionConfig, parse_config
 from docflow.conditions import evaluate_conditional
 from docflow.consensus import merge_votes
@@ -108,7 +110,14 @@ def review_gate_task(payload: dict[str, Any]) -> Any:
     return evaluate(review.predicate, gate).model_dump(mode="json")
 
 
+def assertion_task(payload: dict[str, Any]) -> Any:
+    """A workflow test's assertion over a block's outputs (docflow.assertions; no judge: llm kinds block)."""
+    spec = AssertionSpec.model_validate(payload["assertion"])
+    return evaluate_assertion(spec, payload["outputs"]).model_dump(mode="json")
+
+
 TASKS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "assertion": assertion_task,
     "function": function_task,
     "conditions": conditions_task,
     "json_schema": json_schema_task,

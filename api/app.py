@@ -16,7 +16,20 @@ from api.body_limit import BodyLimit
 from api.deps import get_principal
 from api.errors import install_error_handlers
 from api.openapi import install_openapi
-from api.routes import artifacts, blocks, edges, executions, files, reviews, runs, steps, tests, unbuilt, workflows
+from api.routes import (
+    artifacts,
+    blocks,
+    edges,
+    executions,
+    files,
+    reviews,
+    runs,
+    steps,
+    test_runs,
+    tests,
+    unbuilt,
+    workflows,
+)
 from docflow.config import Settings, get_settings
 from docflow.logging import configure_logging
 from docflow.temporal import connect
@@ -67,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     secured = [Depends(get_principal)]
     # Flat routes (/workflows/runs, /workflows/reviews…) are registered before /workflows/{workflow_id}.
-    for module in (unbuilt, runs, steps, artifacts, reviews, executions, tests, blocks, edges, workflows):
+    for module in (unbuilt, runs, steps, artifacts, reviews, executions, test_runs, tests, blocks, edges, workflows):
         app.include_router(module.router, prefix="/v1/workflows", dependencies=secured)
     app.include_router(files.router, prefix="/v1/files", dependencies=secured)
     install_openapi(app)

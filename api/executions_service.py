@@ -103,7 +103,7 @@ class Executions:
                 drifted_blocks=drifted,
             )
         inputs = record.handle_inputs
-        prints = _fingerprints(inputs, block, draft, body.n_consensus)
+        prints = fingerprints_of(inputs, block, draft, body.n_consensus)
         if not force:
             stored = await self._stored(project_id, prints.execution_fingerprint)
             if stored is not None:
@@ -117,7 +117,10 @@ class Executions:
             source_run_id=state.run_id,
             source_step_id=step_id,
             block=block,
-            inputs={h: await self._by_reference(project_id, execution_id, h, v) for h, v in inputs.items()},
+            inputs={
+                h: await by_reference(self.store, self.settings, project_id, execution_id, h, v)
+                for h, v in inputs.items()
+            },
             documents={k: v for k, v in state.inputs.documents.items() if k == block.id},
             json_inputs_key=keys.run_inputs(project_id, state.run_id) if block.type == "start_json" else None,
             created_at=datetime.now(UTC),
@@ -186,14 +189,6 @@ class Executions:
                 field="step_id",
             )
         return record
-
-    async def _by_reference(self, project_id: str, execution_id: str, handle: str, value: HandleValue) -> HandleValue:
-        """A recorded input as the activity takes it: large JSON through S3 (documents are references already)."""
-        if value.type != "json" or len(json.dumps(value.data, default=str)) <= self.settings.inline_output_limit_bytes:
-            return value
-        key = keys.output(project_id, execution_id, "inputs", handle)
-        await self.store.put_json(key, {"data": value.data})
-        return value.model_copy(update={"data": None, "data_ref": key})
 
     async def _wait(self, result: Any) -> ExecutionRecord | None:
         try:
@@ -321,7 +316,19 @@ def _with_consensus(block: Block, n_consensus: int | None) -> Block:
     return block.model_copy(update={"config": {**block.config, "n_consensus": n_consensus}})
 
 
-def _fingerprints(inputs: dict[str, HandleValue], block: Block, draft: Any, n_consensus: int | None) -> Fingerprints:
+async def by_reference(
+    store: ObjectStore, settings: Settings, project_id: str, execution_id: str, handle: str, value: HandleValue
+) -> HandleValue:
+    """A recorded input as the activity takes it: large JSON through S3 (documents are references already)."""
+    if value.type != "json" or len(json.dumps(value.data, default=str)) <= settings.inline_output_limit_bytes:
+        return value
+    key = keys.output(project_id, execution_id, "inputs", handle)
+    await store.put_json(key, {"data": value.data})
+    return value.model_copy(update={"data": None, "data_ref": key})
+
+
+def fingerprints_of(inputs: dict[str, HandleValue], block: Block, draft: Any, n_consensus: int | None) -> Fingerprints:
+    """The four fingerprints of executing `block` (draft config, override applied) on `inputs`."""
     inputs_fp = handle_inputs_fingerprint(inputs)
     config_fp = block_config_fingerprint(block)
     upstream_fp = upstream_fingerprint(draft, block.id)

@@ -212,3 +212,38 @@ def workflow_test_marker(project: str, workflow_id: str, test_id: str) -> str:
 def workflow_tests_prefix(project: str, workflow_id: str) -> str:
     """Prefix of a workflow's test markers."""
     return f"projects/{project}/index/workflow-tests/{workflow_id}/"
+
+
+def test_run(project: str, test_run_id: str) -> str:
+    """A test run's record, stored when it ends."""
+    return f"projects/{project}/test-runs/{test_run_id}/run.json"
+
+
+def test_result(project: str, test_run_id: str, result_id: str) -> str:
+    """One test's result in a test run."""
+    return f"projects/{project}/test-runs/{test_run_id}/results/{result_id}.json"
+
+
+def test_results_prefix(project: str, test_run_id: str) -> str:
+    """Prefix of a test run's results."""
+    return f"projects/{project}/test-runs/{test_run_id}/results/"
+
+
+def test_result_index(project: str, result_id: str) -> str:
+    """Maps a result id to its test run (result routes carry only the result id)."""
+    return f"projects/{project}/index/test-results/{result_id}"
+
+
+def workflow_test_run(project: str, workflow_id: str, created_at_compact: str, test_run_id: str) -> str:
+    """A test run's marker under its workflow: a workflow's test runs list in creation order."""
+    return f"projects/{project}/index/workflow-test-runs/{workflow_id}/{created_at_compact}_{test_run_id}"
+
+
+def test_runs_index_prefix(project: str) -> str:
+    """Prefix of the markers of every test run of the project."""
+    return f"projects/{project}/index/workflow-test-runs/"
+
+
+def workflow_test_runs_prefix(project: str, workflow_id: str) -> str:
+    """Prefix of the markers of a workflow's test runs."""
+    return f"projects/{project}/index/workflow-test-runs/{workflow_id}/"

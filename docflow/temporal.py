@@ -32,6 +32,8 @@ RUN_WORKFLOW = "RunWorkflow"
 RUN_STATE_QUERY = "run_state"
 BLOCK_EXECUTION_WORKFLOW = "BlockExecutionWorkflow"
 EXECUTION_STATE_QUERY = "execution_state"
+TEST_RUN_WORKFLOW = "TestRunWorkflow"
+TEST_RUN_STATE_QUERY = "test_run_state"
 # A review decision reaches a run as this Update (the API) or this signal (web UI, `temporal workflow signal`).
 REVIEW_DECISION_UPDATE = "review_decision"
 REVIEW_DECISION_SIGNAL = "review-decision"

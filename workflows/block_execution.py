@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from docflow.blocks import ROUTING_TYPES
@@ -58,16 +58,21 @@ class BlockExecutionWorkflow:
             storage_retry_budget_seconds=inp.storage_retry_budget_seconds,
             review_gates=False,
         )
+        cancelled = False
         try:
             outcome = await execute_block(arg, summary_prefix="rerun ")
         except ActivityError as exc:
             cause = exc.cause or exc
+            # A cancelled execution's activity reports its cancellation as the activity's error.
+            cancelled = isinstance(cause, CancelledError)
             record.lifecycle = ExecutionLifecycle(status="error", message=str(cause))
         except asyncio.CancelledError:
+            cancelled = True
+        if cancelled:
             record.lifecycle = ExecutionLifecycle(status="cancelled", reason="cancelled by request")
             record.completed_at = workflow.now()
             await self._persist()
-            raise
+            raise asyncio.CancelledError("block execution cancelled")
         else:
             record.lifecycle = ExecutionLifecycle(status="completed")
             record.started_at = outcome.started_at

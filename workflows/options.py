@@ -17,6 +17,8 @@ LOAD_GRAPH_TIMEOUT = timedelta(seconds=30)
 PERSIST_TIMEOUT = timedelta(seconds=30)
 # Applying a review decision: a few S3 reads and writes (a split approved with new documents cuts PDFs).
 APPLY_DECISION_TIMEOUT = timedelta(minutes=2)
+# Judging a test: reading its execution's outputs, evaluating its assertion (bounded, docflow.assertions), storing it.
+JUDGE_TIMEOUT = timedelta(minutes=2)
 HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 
 BLOCK_TIMEOUTS = {

@@ -16,8 +16,6 @@ router = APIRouter(include_in_schema=False)
 
 # Path prefixes under /v1/workflows, each with what it is for.
 UNBUILT = {
-    "tests/runs": "workflow test runs",
-    "tests/results": "workflow test results",
     "evals": "block tests and test runs",
     "experiments": "experiments",
     "blocks/versions": "block versions",

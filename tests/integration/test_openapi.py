@@ -23,8 +23,6 @@ def test_endpoints_not_built_yet_say_so(stack: Stack) -> None:
     headers = {"Api-Key": stack.api_key}
     for method, path in [
         ("GET", "/v1/workflows/experiments"),
-        ("POST", "/v1/workflows/tests/runs"),
-        ("GET", "/v1/workflows/tests/results/wfnodetestrun_x"),
         ("GET", "/v1/workflows/evals"),
         ("POST", "/v1/workflows/wf_x/spec/plan"),
         ("POST", "/v1/workflows/runs/export"),

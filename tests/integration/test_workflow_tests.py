@@ -241,9 +241,9 @@ def test_refusals_name_their_field(client: Retab, stack: Stack, http: httpx.Clie
     assert field.startswith("assertion.condition"), field
     assert http.get("/v1/workflows/tests/wfnodetest_absent").status_code == 404
     assert http.get("/v1/workflows/tests/not-a-test").status_code == 404
-    # Test runs and results are not built yet: a clear 501, not a test id lookup.
-    for path in ("/v1/workflows/tests/runs", "/v1/workflows/tests/results", "/v1/workflows/tests/runs/x"):
-        assert _refusal(http.get(path), 501)[0] == "not_built"
+    # Test runs and results are their own routes, never read as a test id.
+    assert http.get("/v1/workflows/tests/runs/x").status_code == 404
+    assert http.get("/v1/workflows/tests/results").status_code == 422  # run_id is required
     assert other_ids and other_wf
 
 
