@@ -81,7 +81,8 @@ def build_worker(
     api = ApiCaller(
         Egress(settings.egress_allowlist, settings.egress_max_response_bytes), store, settings.secret_values
     )
-    executors = Executors(store, build_provider(settings, http, isolated), api, isolated, ocr_settings(settings))
+    provider = build_provider(settings, http, isolated)
+    executors = Executors(store, provider, api, isolated, ocr_settings(settings))
     blocks = BlockActivities(store, executors)
     runs = RunActivities(store)
     reviews = ReviewActivities(store)
@@ -92,7 +93,7 @@ def build_worker(
         activities=[
             *blocks.all(),
             *reviews.all(),
-            *TestRunActivities(store, isolated).all(),
+            *TestRunActivities(store, isolated, provider).all(),
             runs.load_graph,
             runs.persist_summary,
             runs.persist_execution,

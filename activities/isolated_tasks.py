@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 import jsonschema
 
 from docflow.assertion_models import AssertionSpec
+from docflow.assertions import JudgeVerdict, judge_requests, replay_judge
 from docflow.assertions import evaluate as evaluate_assertion
 from docflow.blocks import ConditionalConfig, FunctionConfig, parse_config
 from docflow.conditions import evaluate_conditional
@@ -111,13 +112,22 @@ def review_gate_task(payload: dict[str, Any]) -> Any:
 
 
 def assertion_task(payload: dict[str, Any]) -> Any:
-    """A workflow test's assertion over a block's outputs (docflow.assertions; no judge: llm kinds block)."""
+    """A workflow test's assertion over a block's outputs (docflow.assertions), with the judge's answers if any."""
     spec = AssertionSpec.model_validate(payload["assertion"])
-    return evaluate_assertion(spec, payload["outputs"]).model_dump(mode="json")
+    answers = payload.get("answers")
+    judge = None if answers is None else replay_judge([JudgeVerdict.model_validate(a) for a in answers])
+    return evaluate_assertion(spec, payload["outputs"], judge=judge).model_dump(mode="json")
+
+
+def assertion_questions_task(payload: dict[str, Any]) -> Any:
+    """The questions an llm-judged assertion puts to the judge model (none for other kinds)."""
+    spec = AssertionSpec.model_validate(payload["assertion"])
+    return [q.model_dump(mode="json") for q in judge_requests(spec, payload["outputs"])]
 
 
 TASKS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "assertion": assertion_task,
+    "assertion_questions": assertion_questions_task,
     "function": function_task,
     "conditions": conditions_task,
     "json_schema": json_schema_task,

@@ -2,18 +2,21 @@
 
 The assertion runs in the isolated executor (a user's regex or JSON Schema over a block's output is user
 computation). A test that could not run, or whose execution failed, is `blocked` with the reason
-(`not_runnable`, `block_execution_failed`); llm-judged kinds are blocked as not supported until the judge is
-wired to the model provider (docflow.assertions never makes up a verdict).
+(`not_runnable`, `block_execution_failed`). `llm_judged_as` / `llm_not_judged_as` ask the model provider: the
+isolated executor lists the questions, each is one structured call (`{label, reasoning}`), and the assertion is
+evaluated with those answers; a provider that fails blocks the test (`execution_error`), never a made-up label.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
 
 from activities.isolation import IsolatedExecutor, ResourceLimit, TaskError, TaskTimeout
+from activities.provider import ExtractionRequest, ModelProvider, ProviderError
 from activities.storage import NotFound, ObjectStore
 from docflow import keys
 from docflow.executions import ExecutionRecord
@@ -22,6 +25,11 @@ from docflow.test_runs import JudgeInput, PersistTestRunInput, ResultRecord, Tes
 from workflows.activity_names import JUDGE_TEST, PERSIST_TEST_RUN
 
 ASSERTION_LIMIT_SECONDS = 30.0
+JUDGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"label": {"type": "string"}, "reasoning": {"type": "string"}},
+    "required": ["label"],
+}
 
 
 class TestRunActivities:
@@ -29,9 +37,10 @@ class TestRunActivities:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, store: ObjectStore, isolated: IsolatedExecutor) -> None:
+    def __init__(self, store: ObjectStore, isolated: IsolatedExecutor, provider: ModelProvider) -> None:
         self.store = store
         self.isolated = isolated
+        self.provider = provider
 
     @activity.defn(name=JUDGE_TEST)
     async def judge(self, inp: JudgeInput) -> str:
@@ -88,13 +97,31 @@ class TestRunActivities:
         return [self.judge, self.persist]
 
     async def _evaluate(self, assertion: dict[str, Any], outputs: dict[str, Any]) -> dict[str, Any]:
+        payload: dict[str, Any] = {"assertion": assertion, "outputs": outputs}
         try:
-            answer: dict[str, Any] = await self.isolated.run(
-                "assertion", {"assertion": assertion, "outputs": outputs}, timeout=ASSERTION_LIMIT_SECONDS
-            )
+            questions = await self.isolated.run("assertion_questions", payload, timeout=ASSERTION_LIMIT_SECONDS)
+            if questions:
+                payload["answers"] = [await self._ask(q) for q in questions]
+            answer: dict[str, Any] = await self.isolated.run("assertion", payload, timeout=ASSERTION_LIMIT_SECONDS)
         except (TaskError, TaskTimeout, ResourceLimit) as exc:
             return _blocked(assertion, "execution_error", f"the assertion could not be evaluated: {exc}")
+        except ProviderError as exc:
+            return _blocked(assertion, "execution_error", f"the judge model failed: {exc}")
         return answer
+
+    async def _ask(self, question: dict[str, Any]) -> dict[str, Any]:
+        """One judge question to the model provider: the label it gives the value under the rubric."""
+        value = json.dumps(question.get("value"), ensure_ascii=False, default=str)
+        request = ExtractionRequest(
+            text=f"Rubric: {question.get('rubric')}\n\nValue:\n{value[:20_000]}",
+            json_schema=JUDGE_SCHEMA,
+            instructions=(
+                "Judge the value by the rubric. Answer with one short label (for example pass or fail) and why."
+            ),
+        )
+        result = await self.provider.extract(request)
+        data = result.data if isinstance(result.data, dict) else {}
+        return {"label": str(data.get("label") or ""), "reasoning": data.get("reasoning")}
 
     async def _step(self, project_id: str, execution_id: str, step_id: str) -> StepRecord | None:
         try:

@@ -76,6 +76,18 @@ class ChatCompletionsServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="chat-server", daemon=True)
 
     @property
+    def in_flight(self) -> int:
+        """Requests held right now (a delayed one keeps its place until it is answered)."""
+        with self._lock:
+            return self._in_flight
+
+    def drain(self, timeout: float = 30) -> None:
+        """Wait until no request is held: a late answer must not take the next test's scripted one."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    @property
     def url(self) -> str:
         """The base URL clients take, ending in /v1."""
         host, port = self._httpd.server_address[:2]

@@ -154,7 +154,35 @@ def test_the_earlier_path_runs_one_test_and_a_cancel_stops_a_run(
         ended, _ = _wait_run(http, slow.id)
     finally:
         model_server.delay(0.0)
+        model_server.drain()  # the cancelled call is still held: its answer must not take a later test's
     assert ended["lifecycle"]["status"] == "cancelled"
     assert ended["counts"]["lifecycle_counts"]["cancelled"] == 1, ended["counts"]
     listed = [r.id for r in client.workflows.tests.runs.list(workflow_id=wf_id)]
     assert listed[:3] == [slow.id, one.json()["id"]] + listed[2:3]
+
+
+def test_an_llm_judged_assertion_asks_the_model_provider(
+    client: Retab, stack: Stack, http: httpx.Client, model_server: ChatCompletionsServer
+) -> None:
+    wf_id, ids, _ = _workflow(client, stack, "TESTRUN-3")
+    manual = {"type": "manual", "handle_inputs": {"input-json-0": {"type": "json", "data": {"total": 5}}}}
+    rubric = "the doubled total is a plausible amount, judged TESTRUN-3"
+    test_id = _test(
+        http,
+        {
+            "workflow_id": wf_id,
+            "target": {"type": "block", "block_id": ids["double"]},
+            "source": manual,
+            "assertion": {
+                "target": {"output_handle_id": "output-json-0"},
+                "condition": {"kind": "llm_judged_as", "rubric": rubric, "expected_label": "pass"},
+            },
+        },
+    )
+    model_server.answer_next({"label": "pass", "reasoning": "10 is plausible"})
+    created = client.workflows.tests.runs.create(workflow_id=wf_id, scope={"type": "single", "test_id": test_id})
+    final, _ = _wait_run(http, created.id)
+    results = http.get("/v1/workflows/tests/results", params={"run_id": created.id}).json()["data"]
+    assert final["counts"]["outcome"] == {"passed": 1, "failed": 0, "blocked": 0}, results
+    asked = [r for r in model_server.requests if rubric in str(r.body)]
+    assert len(asked) == 1  # the judge's one call went to the model server
