@@ -216,7 +216,7 @@ class TestRuns:
         return record
 
     async def list_runs(
-        self, project_id: str, workflow_id: str | None, status: str | None, limit: int
+        self, project_id: str, workflow_id: str | None, filters: dict[str, str | None], limit: int
     ) -> list[TestRunRecord]:
         """Test runs, newest first (of one workflow with `workflow_id`)."""
         prefix = (
@@ -231,7 +231,7 @@ class TestRuns:
         for marker in ids:
             with contextlib.suppress(NotFoundError):
                 record = await self.get(project_id, marker.split("_", 1)[1])
-                if status is None or record.lifecycle.status == status:
+                if _matches(record, filters):
                     found.append(record)
             if len(found) >= limit:
                 break
@@ -265,3 +265,16 @@ class TestRuns:
             return await self.store.get_model(key, ResultRecord)
         except NotFound:
             return None
+
+
+def _matches(record: TestRunRecord, filters: dict[str, str | None]) -> bool:
+    """The SDK's test-run filters: status, exclude_status, test_id, target_block_id."""
+    wanted = {
+        "status": record.lifecycle.status,
+        "test_id": record.test_id,
+        "target_block_id": record.target_block_id,
+    }
+    if any(filters.get(name) is not None and filters[name] != value for name, value in wanted.items()):
+        return False
+    excluded = filters.get("exclude_status")
+    return excluded is None or record.lifecycle.status != excluded

@@ -12,6 +12,7 @@ from api.run_views import page
 from api.test_runs_service import BlockScope, CreateTestRun, CreateWorkflowTestRun, SingleScope, TestRuns
 
 router = APIRouter(tags=["test runs"])
+Status = Literal["pending", "queued", "running", "completed", "error", "cancelled"]
 
 
 def test_runs_of(request: Request) -> TestRuns:
@@ -47,11 +48,20 @@ async def list_test_runs(
     request: Request,
     principal: PrincipalDep,
     workflow_id: Annotated[str | None, Query(max_length=100)] = None,
-    status: Literal["pending", "queued", "running", "completed", "error", "cancelled"] | None = None,
+    status: Status | None = None,
+    exclude_status: Status | None = None,
+    test_id: Annotated[str | None, Query(max_length=100)] = None,
+    target_block_id: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> dict[str, Any]:
-    """Test runs, newest first."""
-    records = await test_runs_of(request).list_runs(principal.project_id, workflow_id, status, limit + 1)
+    """Test runs, newest first, filtered by workflow, status, test or block."""
+    filters = {
+        "status": status,
+        "exclude_status": exclude_status,
+        "test_id": test_id,
+        "target_block_id": target_block_id,
+    }
+    records = await test_runs_of(request).list_runs(principal.project_id, workflow_id, filters, limit + 1)
     return page([r.public() for r in records[:limit]], "id", limit, len(records) > limit)
 
 
