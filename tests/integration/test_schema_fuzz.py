@@ -19,6 +19,10 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+
+# Imported now, at collection: schemathesis imports it lazily, and pytest's rewrite of it at that point can hit a
+# CPython 3.11 bug ("AST constructor recursion depth mismatch") once another test has run into a RecursionError.
+import schemathesis.specs.openapi.schemas  # noqa: F401
 from hypothesis import HealthCheck, Phase, given, settings
 from retab import Retab
 from schemathesis import GenerationMode
