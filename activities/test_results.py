@@ -20,7 +20,7 @@ from activities.provider import ExtractionRequest, ModelProvider, ProviderError
 from activities.storage import NotFound, ObjectStore
 from docflow import keys
 from docflow.executions import ExecutionRecord
-from docflow.runs import HandleValue, StepRecord
+from docflow.runs import StepRecord
 from docflow.test_runs import JudgeInput, PersistTestRunInput, ResultRecord, TestRunLifecycle
 from workflows.activity_names import JUDGE_TEST, PERSIST_TEST_RUN
 
@@ -76,8 +76,8 @@ class TestRunActivities:
             if record is not None:
                 result.artifact = record.artifact
                 result.routing_decisions = record.routing_decisions
-            outputs = {h: _payload(v) for h, v in (with_step.handle_outputs if with_step else {}).items()}
-            result.handle_inputs = {h: _payload(v) for h, v in (with_step.handle_inputs if with_step else {}).items()}
+            outputs = {h: v.public() for h, v in (with_step.handle_outputs if with_step else {}).items()}
+            result.handle_inputs = {h: v.public() for h, v in (with_step.handle_inputs if with_step else {}).items()}
             result.handle_outputs = outputs
             result.assertion_result = await self._evaluate(assertion, outputs)
         result.verdict = result.assertion_result["outcome"]
@@ -145,12 +145,3 @@ def _blocked(assertion: dict[str, Any], code: str, message: str) -> dict[str, An
         "assertion_label": assertion.get("label"),
         "failure": {"code": code, "message": message, "details": {}},
     }
-
-
-def _payload(value: HandleValue) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": value.type}
-    if value.document is not None:
-        out["document"] = value.document.model_dump(mode="json")
-    if value.type == "json":
-        out["data"] = value.data
-    return out

@@ -272,8 +272,8 @@ class Executions:
             "block_id": record.block_id,
             "block_type": record.block_type,
             "lifecycle": record.lifecycle.model_dump(mode="json"),
-            "handle_inputs": {k: _payload(v) for k, v in (step.handle_inputs if step else {}).items()},
-            "handle_outputs": {k: _payload(v) for k, v in (step.handle_outputs if step else {}).items()},
+            "handle_inputs": {k: v.public() for k, v in (step.handle_inputs if step else {}).items()},
+            "handle_outputs": {k: v.public() for k, v in (step.handle_outputs if step else {}).items()},
             "artifact": record.artifact.model_dump(mode="json") if record.artifact else None,
             "routing_decisions": record.routing_decisions,
             "duration_ms": record.duration_ms(),
@@ -288,15 +288,6 @@ class Executions:
             "forced": record.forced,
             "drifted_blocks": record.drifted_blocks,
         }
-
-
-def _payload(value: HandleValue) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": value.type}
-    if value.document is not None:
-        out["document"] = value.document.model_dump(mode="json")
-    if value.type == "json":
-        out["data"] = value.data
-    return out
 
 
 def _with_consensus(block: Block, n_consensus: int | None) -> Block:

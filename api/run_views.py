@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from docflow.runs import HandleValue, RunState, StepRecord, StepState
+from docflow.runs import RunState, StepRecord, StepState
 
 
 def public_run(state: RunState, json_data: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -32,15 +32,6 @@ def public_run(state: RunState, json_data: dict[str, Any] | None = None) -> dict
     }
 
 
-def _payload(value: HandleValue) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": value.type}
-    if value.document is not None:
-        out["document"] = value.document.model_dump(mode="json")
-    if value.type == "json":
-        out["data"] = value.data
-    return out
-
-
 def public_step(run_id: str, step: StepState, record: StepRecord | None) -> dict[str, Any]:
     """A step as the SDK's `WorkflowRunStep`, with `routing_decisions` as an extra."""
     return {
@@ -55,8 +46,8 @@ def public_step(run_id: str, step: StepState, record: StepRecord | None) -> dict
         "completed_at": _iso(step.completed_at),
         "model": step.model,
         "loop_containers": [],
-        "handle_inputs": {k: _payload(v) for k, v in (record.handle_inputs if record else {}).items()},
-        "handle_outputs": {k: _payload(v) for k, v in (record.handle_outputs if record else {}).items()},
+        "handle_inputs": {k: v.public() for k, v in (record.handle_inputs if record else {}).items()},
+        "handle_outputs": {k: v.public() for k, v in (record.handle_outputs if record else {}).items()},
         "artifact": step.artifact.model_dump(mode="json") if step.artifact else None,
         "routing_decisions": step.routing_decisions,
         "retry_count": record.retry_count if record else step.retry_count,

@@ -25,6 +25,15 @@ class HandleValue(Model):
     data: Any = None
     data_ref: str | None = None
 
+    def public(self) -> dict[str, Any]:
+        """The SDK's handle payload: `{type: "file", document}` or `{type: "json", data}` (data loaded first)."""
+        out: dict[str, Any] = {"type": self.type}
+        if self.document is not None:
+            out["document"] = self.document.model_dump(mode="json")
+        if self.type == "json":
+            out["data"] = self.data
+        return out
+
 
 class ArtifactRef(Model):
     """A step's artifact: `(operation, id)`."""
