@@ -7,16 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from devstack.processes import settings_env
+from devstack.stack import Ports
 from docflow.config import Settings
-from docflow.processes import settings_env
-from docflow.stack import Ports
 
 
 def test_demo_exits_zero_with_the_expected_fields(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", **Ports().settings_overrides())  # type: ignore[arg-type]
     env = {**os.environ, **settings_env(settings)}
     done = subprocess.run(
-        [sys.executable, "-m", "docflow.cli", "demo"], env=env, capture_output=True, text=True, timeout=170
+        [sys.executable, "-m", "devstack.cli", "demo"], env=env, capture_output=True, text=True, timeout=170
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "with the expected fields" in done.stdout
@@ -35,7 +35,7 @@ def test_up_serves_until_ctrl_c_then_stops_everything(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", **Ports().settings_overrides())  # type: ignore[arg-type]
     env = {**os.environ, **settings_env(settings)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "docflow.cli", "up"],
+        [sys.executable, "-m", "devstack.cli", "up"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -17,8 +17,8 @@ import httpx
 from retab import Retab
 
 from activities.storage import ObjectStore
+from devstack.processes import wait_for_worker
 from docflow import keys
-from docflow.processes import wait_for_worker
 from tests.conftest import Stack
 from tests.http_target import HttpTarget
 from tests.integration.builders import build, chain, wait_for

@@ -10,9 +10,9 @@ from activities.storage import ObjectStore
 from api.definitions import Definitions, WorkflowCreate
 from api.draft_edits import BlockCreate, GraphEditor
 from api.errors import InvalidError
+from devstack.processes import ThreadedApi
+from devstack.stack import free_port
 from docflow.config import Settings
-from docflow.processes import ThreadedApi
-from docflow.stack import free_port
 from tests.conftest import Stack
 from tests.integration.builders import build
 

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 
 from api.auth import create_key
+from devstack.processes import ThreadedApi, start_worker, wait_for_worker
+from devstack.stack import Ports, Server, start_servers
 from docflow.config import Settings
-from docflow.processes import ThreadedApi, start_worker, wait_for_worker
-from docflow.stack import Ports, Server, start_servers
 
 
 def _up(settings: Settings) -> tuple[list[Server], ThreadedApi]:

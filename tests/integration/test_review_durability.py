@@ -15,9 +15,9 @@ from retab import Retab
 from retab.types.workflows.reviews import Review
 
 from api.auth import create_key
+from devstack.processes import ThreadedApi, start_worker, wait_for_worker
+from devstack.stack import Ports, Server, start_servers, start_temporal
 from docflow.config import Settings
-from docflow.processes import ThreadedApi, start_worker, wait_for_worker
-from docflow.stack import Ports, Server, start_servers, start_temporal
 from tests.integration.builders import build, wait_for
 from tests.integration.test_review_gates import ALWAYS, SCHEMA, WAITING, edge
 

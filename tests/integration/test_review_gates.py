@@ -25,9 +25,9 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
+from devstack.stack import venv_binary
 from docflow.reviews import DecisionOutcome, DecisionRequest
 from docflow.sample_invoice import INVOICE_LINES, invoice_pdf_bytes
-from docflow.stack import venv_binary
 from docflow.temporal import REVIEW_DECISION_UPDATE, SA_AWAITING_REVIEW, SA_STATUS, connect
 from docflow.webhooks import event_id, event_key, verify
 from tests.conftest import RECORDING, WEBHOOK_SECRET, Stack

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from api.auth import create_key
+from devstack.processes import ThreadedApi, start_worker, wait_for_worker
+from devstack.stack import Ports, Server, start_servers
 from docflow.config import Settings
-from docflow.processes import ThreadedApi, start_worker, wait_for_worker
-from docflow.stack import Ports, Server, start_servers
 
 RUNS = 30
 CHAIN = 8  # function blocks after the start block: 9 blocks in all

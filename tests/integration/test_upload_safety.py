@@ -27,8 +27,8 @@ from retab.types.mime import FileRef
 from activities.storage import ObjectStore, PreconditionFailed
 from api.errors import InvalidError
 from api.uploads import CompleteRequest, complete
-from docflow.processes import ThreadedApi
-from docflow.stack import free_port
+from devstack.processes import ThreadedApi
+from devstack.stack import free_port
 from tests.conftest import Stack
 from tests.integration.builders import build, wait_for
 

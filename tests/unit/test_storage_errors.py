@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from activities.storage import ObjectStore, StorageUnavailable, storage_deadline
+from devstack.stack import free_port
 from docflow.config import Settings
-from docflow.stack import free_port
 
 
 def _store(port: int) -> ObjectStore:

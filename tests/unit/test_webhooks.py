@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from devstack.processes import settings_env
 from docflow.config import Settings
 from docflow.egress import EgressDenied, check
-from docflow.processes import settings_env
 from docflow.webhooks import (
     REVIEW_DECIDED,
     REVIEW_OPENED,

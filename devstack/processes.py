@@ -15,8 +15,8 @@ import httpx
 import uvicorn
 from pydantic import SecretStr
 
+from devstack.stack import Server, StackError
 from docflow.config import Settings
-from docflow.stack import Server, StackError
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -80,7 +80,7 @@ def wait_for_worker(settings: Settings, timeout: float = 60, proc: subprocess.Po
 def start_api_process(settings: Settings, log_path: Path) -> Server:
     """Start the API (uvicorn) as a child process and wait until it answers."""
     env = {**os.environ, **settings_env(settings)}
-    args = [sys.executable, "-m", "docflow.cli", "api"]
+    args = [sys.executable, "-m", "devstack.cli", "api"]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(args, stdout=log_path.open("ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
     server = Server("api", proc, log_path)

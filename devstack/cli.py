@@ -36,8 +36,8 @@ def _dev_key(settings: Settings) -> tuple[str, str]:
 @contextmanager
 def embedded_stack(settings: Settings) -> Iterator[tuple[str, str]]:
     """Start Temporal, S3, the API and the worker; yield (dev key, project); stop them all on exit."""
-    from docflow.processes import start_api_process, start_worker, wait_for_worker
-    from docflow.stack import Server, start_s3, start_temporal
+    from devstack.processes import start_api_process, start_worker, wait_for_worker
+    from devstack.stack import Server, start_s3, start_temporal
 
     if settings.environment != "development":
         raise typer.BadParameter("the embedded stack is for development; set DOCFLOW_ENVIRONMENT=development")
@@ -85,7 +85,7 @@ def up() -> None:
 @app.command()
 def demo() -> None:
     """Start the stack, run the invoice demo, stop the stack; exit 0 only on the expected result."""
-    from docflow.demo import DemoError, run_demo
+    from devstack.demo import DemoError, run_demo
 
     settings = get_settings()
     status = 1

@@ -13,7 +13,10 @@ from typing import Any
 
 import httpx
 
-EXAMPLES = Path(__file__).parent / "examples"
+import docflow
+
+# The bundled example lives with the shared package (the tests build it too).
+EXAMPLES = Path(docflow.__file__).parent / "examples"
 EXPECTED = {
     "invoice_number": "INV-2026-0042",
     "total_amount": 1440.0,
