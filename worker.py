@@ -21,16 +21,16 @@ from activities.executors import Executors
 from activities.http_call import ApiCaller
 from activities.isolation import IsolatedExecutor
 from activities.ocr import OcrSettings
-from activities.payloads import external_storage
 from activities.provider import build_provider
 from activities.reviews import ReviewActivities
 from activities.runs import RunActivities
-from activities.storage import ObjectStore
 from activities.test_results import TestRunActivities
 from activities.webhooks import WebhookSender
 from docflow.config import Settings, get_settings
 from docflow.logging import configure_logging
 from docflow.temporal import connect
+from storage.objects import ObjectStore
+from storage.payloads import external_storage
 from workflows.block_execution import BlockExecutionWorkflow
 from workflows.run import RunWorkflow
 from workflows.test_run import TestRunWorkflow

@@ -22,8 +22,6 @@ from activities.errors import BlockError
 from activities.executors import Executors
 from activities.produced import Produced
 from activities.review_gate import ReviewGate
-from activities.review_store import ReviewStore
-from activities.storage import ObjectStore, StorageUnavailable, storage_deadline
 from docflow import keys
 from docflow.durations import parse_iso_duration
 from docflow.ids import ARTIFACT_PREFIXES, derived_id
@@ -38,6 +36,8 @@ from docflow.runs import (
     StepLifecycle,
     StepRecord,
 )
+from storage.objects import ObjectStore, StorageUnavailable, storage_deadline
+from storage.reviews import ReviewStore
 from workflows.activity_names import BLOCK_ACTIVITIES
 
 log = structlog.get_logger("docflow.block")

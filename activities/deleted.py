@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError
 
-from activities.storage import ObjectStore
 from docflow import keys
+from storage.objects import ObjectStore
 
 
 async def refuse_if_deleted(store: ObjectStore, project_id: str, run_id: str) -> None:

@@ -29,7 +29,6 @@ from activities.provider import (
 )
 from activities.review_gate import ReviewGate, review_gate_of
 from activities.split_outputs import split_outputs
-from activities.storage import NotFound, ObjectStore
 from docflow import keys
 from docflow.blocks import (
     ClassifierConfig,
@@ -51,6 +50,7 @@ from docflow.review_gate import gate_artifact
 from docflow.review_models import review_of
 from docflow.review_predicates import Evaluation
 from docflow.runs import ExecuteBlockInput, HandleValue
+from storage.objects import NotFound, ObjectStore
 
 
 def _json(data: Any, document: FileRef | None = None) -> HandleValue:

@@ -40,13 +40,13 @@ from activities.deleted import refuse_if_deleted
 from activities.egress import Answer, Egress, ResponseTooLarge
 from activities.errors import BlockError
 from activities.produced import Produced
-from activities.storage import NotFound, ObjectStore
 from docflow import keys
 from docflow.blocks import MAX_BACKOFF_SECONDS, ApiCallConfig, parse_config
 from docflow.egress import EgressDenied
 from docflow.ids import derived_id
 from docflow.runs import ExecuteBlockInput, HandleValue
 from docflow.templating import TemplateError, UnknownSecretError, redact, render_template, render_url
+from storage.objects import NotFound, ObjectStore
 
 log = structlog.get_logger("docflow.api_call")
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}

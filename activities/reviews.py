@@ -22,14 +22,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.deleted import refuse_if_deleted
-from activities.review_store import ReviewStore
 from activities.split_outputs import split_outputs
-from activities.storage import NotFound, ObjectStore
 from docflow import keys
 from docflow.blocks import ClassifierConfig, SplitConfig, parse_config
 from docflow.gates import AppliedDecision, ApplyDecisionInput, CloseReviewsInput
 from docflow.reviews import ReviewDecision, ReviewRecord, ReviewVersionRecord
 from docflow.runs import BlockOutcome, HandleValue, StepLifecycle, StepRecord
+from storage.objects import NotFound, ObjectStore
+from storage.reviews import ReviewStore
 from workflows.activity_names import APPLY_REVIEW_DECISION, CLOSE_REVIEWS
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.storage import NotFound, ObjectStore
 from docflow import keys
 from docflow.executions import PersistExecutionInput
 from docflow.graph import resolve_edge_handles
 from docflow.models import Graph, VersionRecord
 from docflow.runs import LoadGraphInput, PersistRunInput
+from storage.objects import NotFound, ObjectStore
 from workflows.activity_names import LOAD_GRAPH, PERSIST_EXECUTION, PERSIST_RUN
 
 

@@ -12,11 +12,11 @@ from typing import Any
 
 from activities.errors import BlockError
 from activities.pdf_pages import PageRangeError, pdf_of_pages
-from activities.storage import ObjectStore
 from activities.stored_files import store_made_document
 from docflow.blocks import Subdocument
 from docflow.models import FileRef
 from docflow.runs import HandleValue
+from storage.objects import ObjectStore
 
 
 async def split_outputs(

@@ -11,10 +11,10 @@ import contextlib
 import hashlib
 from datetime import UTC, datetime
 
-from activities.storage import ObjectStore, PreconditionFailed
 from docflow import keys
 from docflow.ids import FILE
 from docflow.models import FileRef, StoredFile
+from storage.objects import ObjectStore, PreconditionFailed
 
 
 async def store_made_document(

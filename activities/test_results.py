@@ -17,11 +17,11 @@ from temporalio import activity
 
 from activities.isolation import IsolatedExecutor, ResourceLimit, TaskError, TaskTimeout
 from activities.provider import ExtractionRequest, ModelProvider, ProviderError
-from activities.storage import NotFound, ObjectStore
 from docflow import keys
 from docflow.executions import ExecutionRecord
 from docflow.runs import StepRecord
 from docflow.test_runs import JudgeInput, PersistTestRunInput, ResultRecord, TestRunLifecycle
+from storage.objects import NotFound, ObjectStore
 from workflows.activity_names import JUDGE_TEST, PERSIST_TEST_RUN
 
 ASSERTION_LIMIT_SECONDS = 30.0

@@ -29,7 +29,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.egress import Egress, ResponseTooLarge
-from activities.storage import NotFound, ObjectStore
 from docflow import keys
 from docflow.config import Settings
 from docflow.egress import EgressDenied
@@ -46,6 +45,7 @@ from docflow.webhooks import (
     event_body,
     sign,
 )
+from storage.objects import NotFound, ObjectStore
 from workflows.activity_names import SEND_WEBHOOK
 
 log = structlog.get_logger("docflow.webhooks")

@@ -10,8 +10,6 @@ import structlog
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 
-from activities.payloads import external_storage
-from activities.storage import ObjectStore
 from api.body_limit import BodyLimit
 from api.deps import get_principal
 from api.errors import install_error_handlers
@@ -33,6 +31,8 @@ from api.routes import (
 from docflow.config import Settings, get_settings
 from docflow.logging import configure_logging
 from docflow.temporal import connect
+from storage.objects import ObjectStore
+from storage.payloads import external_storage
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

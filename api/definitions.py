@@ -19,7 +19,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.storage import NotFound, ObjectStore, PreconditionFailed, Versioned
 from api import idempotency
 from api.draft_edits import GraphEditor
 from api.drafts import MAX_ATTEMPTS, graph_error, safe_id
@@ -28,6 +27,7 @@ from docflow import keys
 from docflow.graph import publish_issues, version_id
 from docflow.ids import VERSION, WORKFLOW, derived_id, new_id
 from docflow.models import Graph, Published, VersionRecord, WorkflowRecord
+from storage.objects import NotFound, ObjectStore, PreconditionFailed, Versioned
 
 
 class WorkflowCreate(BaseModel):

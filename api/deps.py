@@ -8,10 +8,10 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
-from activities.storage import ObjectStore
 from api.auth import KeyRing, Principal
 from api.errors import UnauthorizedError
 from docflow.config import Settings
+from storage.objects import ObjectStore
 
 
 def get_settings_dep(request: Request) -> Settings:

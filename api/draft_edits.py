@@ -18,11 +18,11 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.storage import ObjectStore
 from api.drafts import Draft, DraftStore, Kind, block_config_issues, graph_error, introduced_issues, safe_id
 from api.errors import ConflictError, InvalidError, NotFoundError
 from docflow.ids import BLOCK, EDGE, new_id
 from docflow.models import Block, Edge, Graph
+from storage.objects import ObjectStore
 
 T = TypeVar("T")
 Item = TypeVar("Item", Block, Edge)

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, TypeVar
 
-from activities.storage import NotFound, ObjectStore, PreconditionFailed
 from api.errors import ApiError, ConflictError, InvalidError, NotFoundError
 from docflow import keys
 from docflow.graph import GraphIssue, validate_block, validate_graph
 from docflow.models import Graph, WorkflowRecord
+from storage.objects import NotFound, ObjectStore, PreconditionFailed
 
 R = TypeVar("R")
 Kind = Literal["block", "edge"]

@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.storage import NotFound, PreconditionFailed, StorageUnavailable
+from storage.objects import NotFound, PreconditionFailed, StorageUnavailable
 
 log = structlog.get_logger("docflow.api")
 

@@ -25,7 +25,6 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
-from activities.storage import NotFound, ObjectStore, PreconditionFailed
 from api.definitions import Definitions
 from api.errors import ConflictError, InvalidError, NotFoundError
 from api.runs_service import Runs
@@ -44,6 +43,7 @@ from docflow.ids import EXECUTION, new_id
 from docflow.models import Block
 from docflow.runs import HandleValue, RunState, StepRecord
 from docflow.temporal import EXECUTION_STATE_QUERY, SA_SOURCE_RUN, SA_WORKFLOW_ID
+from storage.objects import NotFound, ObjectStore, PreconditionFailed
 from workflows.block_execution import BlockExecutionWorkflow
 
 CONSENSUS_BLOCKS = frozenset({"extract", "classifier", "split"})

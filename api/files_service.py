@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from typing import IO
 from urllib.parse import quote
 
-from activities.storage import NotFound, ObjectStore, PreconditionFailed
 from api.errors import InvalidError, NotFoundError, TooLargeError
 from docflow import keys
 from docflow.ids import FILE
 from docflow.models import FileRef, StoredFile
+from storage.objects import NotFound, ObjectStore, PreconditionFailed
 
 _DATA_URL = re.compile(
     r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[^;,]*)*)(?P<b64>;base64)?,(?P<data>.*)$", re.S

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from activities.storage import ObjectStore, PreconditionFailed
 from api.errors import InvalidError
 from docflow import keys
 from docflow.ids import fingerprint
+from storage.objects import ObjectStore, PreconditionFailed
 
 HEADER = "Idempotency-Key"
 RUNS = "runs.create"

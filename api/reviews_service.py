@@ -17,8 +17,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from activities.review_store import ReviewStore, gather_chunked, marker_name, review_of_marker
-from activities.storage import NotFound, ObjectStore
 from api.errors import ConflictError, InvalidError, NotFoundError, TooLargeError
 from api.paging import PageQuery, paginate
 from api.run_deletion import run_deleted
@@ -27,6 +25,8 @@ from docflow.config import Settings
 from docflow.ids import canonical_json
 from docflow.review_snapshots import SnapshotError, check_snapshot
 from docflow.reviews import Actor, ReviewRecord, ReviewVersionRecord, version_id
+from storage.objects import NotFound, ObjectStore
+from storage.reviews import ReviewStore, gather_chunked, marker_name, review_of_marker
 
 DecisionStatus = Literal["pending", "approved", "rejected", "decided", "all"]
 _REVIEW_ID = re.compile(r"rev_[A-Za-z0-9]{1,64}")

@@ -18,10 +18,10 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.review_store import ReviewStore
-from activities.storage import NotFound, ObjectStore
 from docflow import keys
 from docflow.runs import RunState, StepRecord
+from storage.objects import NotFound, ObjectStore
+from storage.reviews import ReviewStore
 from workflows import options
 
 

@@ -22,7 +22,6 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.storage import NotFound, ObjectStore, PreconditionFailed
 from api import idempotency
 from api.definitions import Definitions
 from api.errors import ConflictError, InvalidError, NotFoundError
@@ -39,6 +38,7 @@ from docflow.ids import RUN, derived_id, new_id
 from docflow.models import FileRef, VersionRecord
 from docflow.runs import RunLifecycle, RunState, RunWorkflowInput, StepRecord, StepState
 from docflow.temporal import SA_AWAITING_REVIEW, SA_PROJECT, SA_STATUS, SA_TRIGGER, SA_WORKFLOW_ID
+from storage.objects import NotFound, ObjectStore, PreconditionFailed
 from workflows.run import RunWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=3)

@@ -19,7 +19,6 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.storage import NotFound, ObjectStore
 from api.definitions import Definitions
 from api.errors import InvalidError, NotFoundError
 from api.executions_service import CONSENSUS_BLOCKS, CONSENSUS_OVERRIDES, by_reference, fingerprints_of
@@ -33,6 +32,7 @@ from docflow.models import Graph
 from docflow.temporal import SA_WORKFLOW_ID, TEST_RUN_STATE_QUERY
 from docflow.test_runs import TEST_RESULT, TEST_RUN, ResultRecord, TestCase, TestRunInput, TestRunRecord
 from docflow.workflow_tests import TestRecord, check_against_draft
+from storage.objects import NotFound, ObjectStore
 from workflows.test_run import TestRunWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=3)

@@ -25,7 +25,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client
 
-from activities.storage import NotFound, ObjectStore, PreconditionFailed
 from api.drafts import DraftStore, safe_id
 from api.errors import ConflictError, InvalidError, NotFoundError
 from api.files_service import get_file, public_ref
@@ -55,6 +54,7 @@ from docflow.workflow_tests import (
     output_issue,
     schema_dep,
 )
+from storage.objects import NotFound, ObjectStore, PreconditionFailed
 
 
 class WorkflowTestView(BaseModel):

@@ -29,13 +29,13 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.storage import Digest, NotFound, ObjectStore, PreconditionFailed, TooLarge
 from api.errors import ApiError, ConflictError, InvalidError, NotFoundError, TooLargeError
 from api.files_service import guess_mime
 from docflow import keys
 from docflow.config import Settings
 from docflow.ids import FILE, new_id
 from docflow.models import Model, StoredFile
+from storage.objects import Digest, NotFound, ObjectStore, PreconditionFailed, TooLarge
 
 # A completion without server-side copies spools the upload: in memory up to this, on disk past it.
 _SPOOL_IN_MEMORY = 1024 * 1024

@@ -23,13 +23,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from activities.storage import ObjectStore  # noqa: E402
 from api.auth import create_key  # noqa: E402
 from bench.overhead import make_chain, time_docflow  # noqa: E402
 from devstack.processes import ThreadedApi  # noqa: E402
 from devstack.stack import Ports, start_s3, start_temporal  # noqa: E402
 from docflow.config import Settings  # noqa: E402
 from docflow.temporal import connect  # noqa: E402
+from storage.objects import ObjectStore  # noqa: E402
 from worker import build_worker, isolated_executor  # noqa: E402
 
 

@@ -60,9 +60,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 
-from activities.payloads import external_storage  # noqa: E402
-from activities.review_store import ReviewStore  # noqa: E402
-from activities.storage import ObjectStore  # noqa: E402
 from api.auth import create_key  # noqa: E402
 from devstack.processes import ThreadedApi, start_worker, wait_for_worker  # noqa: E402
 from devstack.stack import Ports, start_s3, start_temporal  # noqa: E402
@@ -70,6 +67,9 @@ from docflow import keys  # noqa: E402
 from docflow.config import Settings  # noqa: E402
 from docflow.reviews import review_id  # noqa: E402
 from docflow.temporal import SA_STATUS, SA_WORKFLOW_ID, connect  # noqa: E402
+from storage.objects import ObjectStore  # noqa: E402
+from storage.payloads import external_storage  # noqa: E402
+from storage.reviews import ReviewStore  # noqa: E402
 
 SCHEMA = {"type": "object", "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}}}
 TEXT = "Invoice number: B-7\nTotal: 21"

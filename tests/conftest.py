@@ -27,13 +27,13 @@ from activities.document_tasks import (
     read_paged_text,
 )
 from activities.labelled_text import extract_fields
-from activities.storage import ObjectStore
 from api.auth import create_key
 from devstack.processes import ThreadedApi, start_worker, wait_for_worker
 from devstack.stack import Ports, Server, StackError, start_servers
 from docflow.blocks import Category, Subdocument
 from docflow.config import Settings
 from docflow.webhooks import WebhookEndpoint
+from storage.objects import ObjectStore
 from tests.chat_server import ChatCompletionsServer
 from tests.http_target import ALLOWED_HOST, HttpTarget
 from tests.webhook_receiver import WebhookReceiver

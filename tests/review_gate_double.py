@@ -15,9 +15,9 @@ from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.review_store import ReviewStore
     from docflow.reviews import DecisionOutcome, DecisionRequest, ReviewDecision
     from docflow.temporal import REVIEW_DECISION_UPDATE
+    from storage.reviews import ReviewStore
 
 
 @dataclass

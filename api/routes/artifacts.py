@@ -7,13 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from activities.storage import NotFound
 from api.deps import PrincipalDep, StoreDep
 from api.errors import InvalidError, NotFoundError
 from api.routes.runs import runs_of
 from api.run_deletion import run_deleted
 from api.run_views import page
 from docflow import keys
+from storage.objects import NotFound
 
 router = APIRouter(tags=["artifacts"])
 

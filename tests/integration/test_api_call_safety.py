@@ -19,12 +19,12 @@ from temporalio.api.history.v1 import History
 
 from activities.egress import Egress
 from activities.http_call import ApiCaller
-from activities.storage import ObjectStore
 from docflow import keys
 from docflow.egress import parse_allowlist
 from docflow.models import Block
 from docflow.runs import ExecuteBlockInput, RunContext
 from docflow.temporal import connect
+from storage.objects import ObjectStore
 from tests.conftest import TEST_SECRET, TEST_SECRET_NAME, Stack
 from tests.http_target import HttpTarget
 from tests.integration.builders import build, chain, wait_for

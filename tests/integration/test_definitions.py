@@ -15,10 +15,10 @@ import pytest
 from retab import Retab
 from retab.exceptions import ConflictError, NotFoundError, ValidationError
 
-from activities.storage import ObjectStore
 from api.definitions import Definitions
 from api.errors import InvalidError
 from api.errors import NotFoundError as NotFoundError_
+from storage.objects import ObjectStore
 from tests.conftest import Stack
 
 SCHEMA = {"type": "object", "properties": {"total": {"type": "number"}}}

@@ -9,11 +9,11 @@ import time
 import httpx
 from retab import Retab
 
-from activities.storage import ObjectStore
 from api.runs_service import Runs
 from docflow import keys
 from docflow.ids import ARTIFACT_PREFIXES, derived_id
 from docflow.temporal import connect
+from storage.objects import ObjectStore
 from tests.conftest import Stack
 from tests.http_target import HttpTarget
 from tests.integration.builders import build, chain

@@ -16,11 +16,11 @@ from retab.types.workflows.artifacts import ClassificationWorkflowArtifact, Spli
 from activities.executors import Executors
 from activities.produced import Produced
 from activities.provider import OfflineProvider
-from activities.storage import ObjectStore
 from activities.stored_files import store_made_document
 from docflow.models import Block
 from docflow.runs import ExecuteBlockInput, HandleValue, RunContext
 from docflow.sample_invoice import INVOICE_LINES, invoice_pdf_bytes
+from storage.objects import ObjectStore
 from tests.conftest import Stack
 from tests.documents import THREE_INVOICES, three_invoices_pdf
 from tests.integration.builders import build, wait_for

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 from retab import Retab
 
-from activities.storage import ObjectStore
 from devstack.processes import wait_for_worker
 from docflow import keys
+from storage.objects import ObjectStore
 from tests.conftest import Stack
 from tests.http_target import HttpTarget
 from tests.integration.builders import build, chain, wait_for

@@ -11,11 +11,11 @@ import httpx
 from retab import Retab
 from retab.types.mime import MIMEData
 
-from activities.storage import ObjectStore
 from api import idempotency
 from api.definitions import Definitions, WorkflowCreate
 from docflow import keys
 from docflow.ids import RUN, WORKFLOW, derived_id
+from storage.objects import ObjectStore
 from tests.conftest import Stack
 from tests.integration.builders import build, wait_for
 

@@ -6,13 +6,13 @@ import httpx
 import pytest
 from retab import Retab
 
-from activities.storage import ObjectStore
 from api.definitions import Definitions, WorkflowCreate
 from api.draft_edits import BlockCreate, GraphEditor
 from api.errors import InvalidError
 from devstack.processes import ThreadedApi
 from devstack.stack import free_port
 from docflow.config import Settings
+from storage.objects import ObjectStore
 from tests.conftest import Stack
 from tests.integration.builders import build
 

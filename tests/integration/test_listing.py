@@ -16,11 +16,11 @@ import pytest
 from retab import Retab
 from temporalio.client import Client, Interceptor, ListWorkflowsInput, OutboundInterceptor
 
-from activities.storage import ObjectStore, Versioned
 from api.auth import create_key
 from api.definitions import Definitions, WorkflowCreate, WorkflowUpdate
 from api.runs_service import Runs
 from docflow.temporal import connect
+from storage.objects import ObjectStore, Versioned
 from tests.conftest import Stack
 from tests.integration.builders import build, chain, wait_for
 

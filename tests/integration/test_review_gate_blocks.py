@@ -13,10 +13,10 @@ from activities.executors import Executors
 from activities.isolation import IsolatedExecutor
 from activities.provider import OfflineProvider
 from activities.review_gate import ReviewGate
-from activities.storage import ObjectStore
 from activities.stored_files import store_made_document
 from docflow.models import Block, FileRef
 from docflow.runs import ExecuteBlockInput, HandleValue, RunContext
+from storage.objects import ObjectStore
 from tests.conftest import Stack
 from tests.documents import three_invoices_pdf
 

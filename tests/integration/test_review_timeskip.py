@@ -32,8 +32,6 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.isolation import IsolatedExecutor
-from activities.review_store import ReviewStore
-from activities.storage import ObjectStore
 from api.definitions import Definitions
 from docflow import keys
 from docflow.config import Settings
@@ -47,6 +45,8 @@ from docflow.temporal import (
     SEARCH_ATTRIBUTE_KEYS,
     data_converter,
 )
+from storage.objects import ObjectStore
+from storage.reviews import ReviewStore
 from tests.conftest import Stack
 from tests.integration.builders import build
 from worker import build_worker, isolated_executor, model_http_client

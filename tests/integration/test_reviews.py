@@ -18,9 +18,6 @@ from retab import AsyncRetab, Retab
 from retab.exceptions import ConflictError, NotFoundError
 from temporalio.worker import Worker
 
-from activities.payloads import external_storage
-from activities.review_store import ReviewStore, compact_time
-from activities.storage import ObjectStore, Versioned
 from api.auth import create_key
 from api.errors import ConflictError as ApiConflict
 from api.errors import TooLargeError
@@ -36,6 +33,9 @@ from docflow.reviews import (
     version_id,
 )
 from docflow.temporal import RUN_WORKFLOW, connect
+from storage.objects import ObjectStore, Versioned
+from storage.payloads import external_storage
+from storage.reviews import ReviewStore, compact_time
 from tests.conftest import Stack
 from tests.integration.builders import build, chain, wait_for
 from tests.review_gate_double import ApplyDecision, GateInput, ReviewGateDouble

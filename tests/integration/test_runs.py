@@ -15,8 +15,8 @@ from retab import Retab
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus
 
-from activities.storage import ObjectStore
 from docflow.temporal import connect
+from storage.objects import ObjectStore
 from tests.chat_server import ChatCompletionsServer
 from tests.conftest import RECORDING, Stack
 from tests.http_target import HttpTarget

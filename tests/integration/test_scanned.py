@@ -13,9 +13,9 @@ import pytest
 from retab import Retab
 from retab.types.workflows.artifacts import ExtractionWorkflowArtifact, ParseWorkflowArtifact
 
-from activities.storage import ObjectStore
 from docflow import keys
 from docflow.sample_invoice import INVOICE_LINES
+from storage.objects import ObjectStore
 from tests.conftest import Stack
 from tests.integration.builders import build, wait_for
 from tests.scans import encoded, page_image, require_tesseract, scanned_invoice_pdf

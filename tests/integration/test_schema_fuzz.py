@@ -29,10 +29,10 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from activities.review_store import ReviewStore
-from activities.storage import ObjectStore
 from api.auth import create_key
 from docflow.reviews import ReviewRecord, ReviewVersionRecord, model_actor, review_id, version_id
+from storage.objects import ObjectStore
+from storage.reviews import ReviewStore
 from tests.conftest import Stack
 from tests.integration.builders import build, chain, wait_for
 

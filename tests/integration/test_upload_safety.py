@@ -24,11 +24,11 @@ import pytest
 from retab import Retab
 from retab.types.mime import FileRef
 
-from activities.storage import ObjectStore, PreconditionFailed
 from api.errors import InvalidError
 from api.uploads import CompleteRequest, complete
 from devstack.processes import ThreadedApi
 from devstack.stack import free_port
+from storage.objects import ObjectStore, PreconditionFailed
 from tests.conftest import Stack
 from tests.integration.builders import build, wait_for
 

@@ -20,7 +20,6 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import RetryPolicy
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.storage import NotFound, ObjectStore
 from docflow import keys
 from docflow.temporal import connect
 from docflow.webhooks import (
@@ -33,6 +32,7 @@ from docflow.webhooks import (
     event_key,
     verify,
 )
+from storage.objects import NotFound, ObjectStore
 from tests.conftest import DENIED_WEBHOOK_PROJECT, WEBHOOK_SECRET, Stack
 from tests.webhook_receiver import WebhookReceiver
 from workflows.activity_names import SEND_WEBHOOK

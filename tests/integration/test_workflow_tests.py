@@ -11,8 +11,8 @@ import httpx
 import pytest
 from retab import Retab
 
-from activities.storage import ObjectStore
 from docflow import keys
+from storage.objects import ObjectStore
 from tests.conftest import Stack
 from tests.integration.builders import build, wait_for
 

@@ -14,12 +14,12 @@ import pytest
 from activities.egress import Egress
 from activities.errors import BlockError
 from activities.http_call import ApiCaller
-from activities.storage import ObjectStore
 from devstack.stack import free_port
 from docflow.config import Settings
 from docflow.egress import parse_allowlist
 from docflow.models import Block
 from docflow.runs import ExecuteBlockInput, RunContext
+from storage.objects import ObjectStore
 
 
 def _input(budget: float) -> ExecuteBlockInput:

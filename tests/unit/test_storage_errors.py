@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from activities.storage import ObjectStore, StorageUnavailable, storage_deadline
 from devstack.stack import free_port
 from docflow.config import Settings
+from storage.objects import ObjectStore, StorageUnavailable, storage_deadline
 
 
 def _store(port: int) -> ObjectStore:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from temporalio.contrib.aws.s3driver import S3StorageDriver, S3StorageDriverClient
 from temporalio.converter import ExternalStorage
 
-from activities.storage import NotFound, ObjectStore
+from storage.objects import NotFound, ObjectStore
 
 PAYLOAD_PREFIX = "temporal-payloads/"
 

@@ -26,9 +26,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from activities.storage import NotFound, ObjectStore, PreconditionFailed
 from docflow import keys
 from docflow.reviews import ReviewDecision, ReviewRecord, ReviewVersionRecord
+from storage.objects import NotFound, ObjectStore, PreconditionFailed
 
 K = TypeVar("K")
 T = TypeVar("T")
