@@ -223,7 +223,7 @@ def test_rows_that_do_not_line_up_are_plain_lines() -> None:
 
 def test_ocr_processes_are_limited_per_worker(tmp_path: Path) -> None:
     slow = tmp_path / "ocr"
-    slow.write_text("#!/bin/sh\ncat >/dev/null\nsleep 0.4\n")
+    slow.write_text("#!/bin/sh\ncat >/dev/null\nsleep 0.8\n")
     slow.chmod(0o755)
     png = encoded([page_image(("x",), dpi=72)], "PNG")
 
@@ -234,8 +234,9 @@ def test_ocr_processes_are_limited_per_worker(tmp_path: Path) -> None:
         await asyncio.gather(*(read_pages(png, "image/png", f"{i}.png", options) for i in range(3)))
         return time.perf_counter() - started
 
-    assert asyncio.run(three_documents(1)) >= 1.2  # one after another
-    assert asyncio.run(three_documents(3)) < 1.1  # side by side
+    # Three 0.8 s pages: 2.4 s or more one after another, about 0.8 s side by side (room for a loaded machine).
+    assert asyncio.run(three_documents(1)) >= 2.4  # one after another
+    assert asyncio.run(three_documents(3)) < 2.0  # side by side
 
 
 def test_a_page_too_big_for_the_renderers_memory_fails_that_page_not_the_worker() -> None:

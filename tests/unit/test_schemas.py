@@ -83,11 +83,13 @@ def test_block_configs_refuse_such_schemas() -> None:
 
 
 def test_unique_items_of_objects_is_checked_in_linear_time() -> None:
+    # Pairwise comparison of 20,000 objects is 2e8 comparisons (tens of seconds); linear is a fraction of a
+    # second. The bound leaves room for a loaded CI machine (0.5 s failed there once) and still tells them apart.
     items = [{"n": i} for i in range(20_000)]
     start = time.perf_counter()
     validate(items, {"uniqueItems": True})
-    assert time.perf_counter() - start < 0.5
-    _fast_failure([*items, {"n": 7}], {"uniqueItems": True}, limit=0.5)
+    assert time.perf_counter() - start < 3.0
+    _fast_failure([*items, {"n": 7}], {"uniqueItems": True}, limit=3.0)
 
 
 @pytest.mark.parametrize(
