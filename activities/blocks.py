@@ -7,7 +7,6 @@ executor, writes the artifact and the step record to S3, and returns small refer
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from docflow.runs import (
     StepLifecycle,
     StepRecord,
 )
+from storage import handles
 from storage.objects import ObjectStore, StorageUnavailable, storage_deadline
 from storage.reviews import ReviewStore
 from workflows.activity_names import BLOCK_ACTIVITIES
@@ -160,7 +160,7 @@ class BlockActivities:
     async def _execute(self, inp: ExecuteBlockInput, record: StepRecord, executor: Executor) -> BlockOutcome:
         """Resolve the inputs, execute, persist; a BlockError is recorded on the step and made non-retryable."""
         try:
-            inputs = {h: await self._resolve(v) for h, v in inp.inputs.items()}
+            inputs = {h: await handles.load(self.store, v) for h, v in inp.inputs.items()}
             record.handle_inputs = inputs
             # Recorded before the block runs, so any step (one that fails, times out or is cancelled too) can be
             # rerun from the inputs it had.
@@ -195,7 +195,7 @@ class BlockActivities:
         # The writes are independent (ids are derived, a retry rewrites the same keys): do them at once.
         handles = list(produced.outputs)
         written = await asyncio.gather(
-            *(self._claim_check(inp, handle, produced.outputs[handle]) for handle in handles),
+            *(self._offload(inp, handle, produced.outputs[handle]) for handle in handles),
             self.store.put_json(keys.step(run.project_id, run.run_id, inp.step_id), record),
             *(self.store.put_json(made[1], made[2]) for made in (artifact, evaluation) if made is not None),
         )
@@ -311,21 +311,9 @@ class BlockActivities:
         }
         return ArtifactRef(operation=operation, id=artifact_id), keys.artifact(inp.run.project_id, artifact_id), record
 
-    async def _resolve(self, value: HandleValue) -> HandleValue:
-        if value.data_ref is None:
-            return value
-        data = (await self.store.get_json(value.data_ref)).data
-        return value.model_copy(update={"data": data["data"], "data_ref": None})
-
-    async def _claim_check(self, inp: ExecuteBlockInput, handle: str, value: HandleValue) -> HandleValue:
-        if value.type != "json":
-            return value
-        size = len(json.dumps(value.data, default=str))
-        if size <= inp.inline_output_limit_bytes:
-            return value
+    async def _offload(self, inp: ExecuteBlockInput, handle: str, value: HandleValue) -> HandleValue:
         key = keys.output(inp.run.project_id, inp.run.run_id, inp.step_id, handle)
-        await self.store.put_json(key, {"data": value.data})
-        return value.model_copy(update={"data": None, "data_ref": key})
+        return await handles.offload(self.store, value, key, inp.inline_output_limit_bytes)
 
 
 def _evaluation_record(gate: ReviewGate) -> dict[str, Any]:

@@ -113,6 +113,8 @@ class Executors:
 
     async def review_gate(self, inp: ExecuteBlockInput, produced: Produced) -> ReviewGate | None:
         """The block's review gate evaluated over what it produced; None when its config has no `review`."""
+        if inp.block.config.get("review") is None:
+            return None  # most blocks: no gate, and no second parse of their config
         cfg = _config(inp, inp.block.type)
         review = review_of(cfg)
         if review is None:

@@ -14,7 +14,6 @@ split block does (activities.split_outputs). The model's own version keeps the b
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +27,7 @@ from docflow.blocks import ClassifierConfig, SplitConfig, parse_config
 from docflow.gates import AppliedDecision, ApplyDecisionInput, CloseReviewsInput
 from docflow.reviews import ReviewDecision, ReviewRecord, ReviewVersionRecord
 from docflow.runs import BlockOutcome, HandleValue, StepLifecycle, StepRecord
+from storage import handles
 from storage.objects import NotFound, ObjectStore
 from storage.reviews import ReviewStore
 from workflows.activity_names import APPLY_REVIEW_DECISION, CLOSE_REVIEWS
@@ -112,7 +112,8 @@ class ReviewActivities:
         if inp.block.type == "extract":
             source = outcome.outputs.get("output-json-0")
             value = HandleValue(type="json", data=snapshot, document=source.document if source else None)
-            value = await self._claim_check(inp, "output-json-0", value)
+            key = keys.output(inp.run.project_id, inp.run.run_id, inp.step_id, "output-json-0")
+            value = await handles.offload(self.store, value, key, inp.inline_output_limit_bytes)
             return outcome.model_copy(update={"outputs": {"output-json-0": value}, "completed_at": now})
         if inp.block.type == "classifier":
             cfg = parse_config("classifier", inp.block.config)
@@ -123,11 +124,16 @@ class ReviewActivities:
             outputs = {handle: HandleValue(type="file", document=document)}
             return outcome.model_copy(update={"outputs": outputs, "routing_decisions": [handle], "completed_at": now})
         if inp.block.type == "split":
-            return await self._split_outcome(inp, outcome, snapshot, now)
+            return await self._split_outcome(inp, outcome, snapshot, now, review.page_count)
         raise ApplicationError(f"block type '{inp.block.type}' is not reviewable", type="BlockError")
 
     async def _split_outcome(
-        self, inp: ApplyDecisionInput, outcome: BlockOutcome, snapshot: dict[str, Any], now: datetime
+        self,
+        inp: ApplyDecisionInput,
+        outcome: BlockOutcome,
+        snapshot: dict[str, Any],
+        now: datetime,
+        page_count: int | None,
     ) -> BlockOutcome:
         cfg = parse_config("split", inp.block.config)
         assert isinstance(cfg, SplitConfig)
@@ -140,7 +146,8 @@ class ReviewActivities:
         content = await self.store.get_bytes(keys.file_content(project, doc.id))
         parts = [(d["name"], sorted(d["pages"])) for d in snapshot.get("documents", [])]
         parts.sort(key=lambda part: part[1][0] if part[1] else 0)
-        total = max((page for _, pages in parts for page in pages), default=0)
+        # The document's page count as the split read it (a reviewer's pages are checked against it).
+        total = page_count or max((page for _, pages in parts for page in pages), default=0)
         outputs, _ = await split_outputs(self.store, project, doc, content, parts, cfg.subdocuments, total)
         return outcome.model_copy(update={"outputs": outputs, "routing_decisions": list(outputs), "completed_at": now})
 
@@ -155,7 +162,7 @@ class ReviewActivities:
             )
         else:
             record.lifecycle = StepLifecycle(status="completed")
-            record.handle_outputs = {h: await self._resolved(v) for h, v in outcome.outputs.items()}
+            record.handle_outputs = {h: await handles.load(self.store, v) for h, v in outcome.outputs.items()}
             record.routing_decisions = outcome.routing_decisions
         await self.store.put_json(key, record)
 
@@ -177,17 +184,3 @@ class ReviewActivities:
             reviewed_at=inp.decided_at.isoformat(),
         )
         await self.store.put_json(key, artifact)
-
-    async def _claim_check(self, inp: ApplyDecisionInput, handle: str, value: HandleValue) -> HandleValue:
-        if len(json.dumps(value.data, default=str)) <= inp.inline_output_limit_bytes:
-            return value
-        key = keys.output(inp.run.project_id, inp.run.run_id, inp.step_id, handle)
-        await self.store.put_json(key, {"data": value.data})
-        return value.model_copy(update={"data": None, "data_ref": key})
-
-    async def _resolved(self, value: HandleValue) -> HandleValue:
-        """The value with its JSON inline, as step records keep it."""
-        if value.data_ref is None:
-            return value
-        data = (await self.store.get_json(value.data_ref)).data
-        return value.model_copy(update={"data": data["data"], "data_ref": None})

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +42,7 @@ from docflow.ids import EXECUTION, new_id
 from docflow.models import Block
 from docflow.runs import HandleValue, RunState, StepRecord
 from docflow.temporal import EXECUTION_STATE_QUERY, SA_SOURCE_RUN, SA_WORKFLOW_ID
+from storage import handles
 from storage.objects import NotFound, ObjectStore, PreconditionFailed
 from workflows.block_execution import BlockExecutionWorkflow
 
@@ -132,8 +132,7 @@ class Executions:
             storage_retry_budget_seconds=self.settings.storage_retry_budget_seconds,
         )
         # Listed by run: a marker per execution, written while it starts.
-        created = inp.created_at.strftime("%Y%m%dT%H%M%S.%fZ")
-        marker = keys.run_execution(project_id, state.run_id, created, execution_id)
+        marker = keys.run_execution(project_id, state.run_id, keys.compact_time(inp.created_at), execution_id)
         _, handle = await asyncio.gather(
             self.store.put_json(marker, {"block_id": block.id}),
             self.temporal.start_workflow(
@@ -311,11 +310,8 @@ async def by_reference(
     store: ObjectStore, settings: Settings, project_id: str, execution_id: str, handle: str, value: HandleValue
 ) -> HandleValue:
     """A recorded input as the activity takes it: large JSON through S3 (documents are references already)."""
-    if value.type != "json" or len(json.dumps(value.data, default=str)) <= settings.inline_output_limit_bytes:
-        return value
     key = keys.output(project_id, execution_id, "inputs", handle)
-    await store.put_json(key, {"data": value.data})
-    return value.model_copy(update={"data": None, "data_ref": key})
+    return await handles.offload(store, value, key, settings.inline_output_limit_bytes)
 
 
 def fingerprints_of(inputs: dict[str, HandleValue], block: Block, draft: Any, n_consensus: int | None) -> Fingerprints:

@@ -10,6 +10,7 @@ shape of our ids; anything else is simply not found.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -178,7 +179,9 @@ class Reviews:
         record = await self.get(project_id, body.review_id)
         ensure_open(record)
         await self.version_of(project_id, record, body.parent_id, "parent_id")
-        size = len(canonical_json(body.snapshot))
+        # A snapshot is a user's document of up to several MiB: measured, checked against the block's schema and
+        # hashed in a thread, so the event loop keeps serving other requests meanwhile.
+        size = await asyncio.to_thread(lambda: len(canonical_json(body.snapshot)))
         if size > self.settings.review_snapshot_max_bytes:
             raise TooLargeError(
                 f"snapshot: {size} bytes as JSON, over the limit of {self.settings.review_snapshot_max_bytes}",
@@ -186,10 +189,10 @@ class Reviews:
                 field="snapshot",
             )
         try:
-            check_snapshot(record, body.snapshot)
+            await asyncio.to_thread(check_snapshot, record, body.snapshot)
         except SnapshotError as exc:
             raise InvalidError(str(exc), code="invalid_snapshot", field=exc.field, review_id=record.id) from exc
-        vid = version_id(record.id, body.snapshot)
+        vid = await asyncio.to_thread(version_id, record.id, body.snapshot)
         held = await self.reviews.version_ids(project_id, record.id)
         if vid not in held and len(held) >= self.settings.review_max_versions:
             raise ConflictError(

@@ -118,7 +118,7 @@ class TestRuns:
             n_consensus=body.n_consensus,
             concurrency=TEST_RUN_CONCURRENCY,
         )
-        marker = keys.workflow_test_run(project_id, body.workflow_id, now.strftime("%Y%m%dT%H%M%S.%fZ"), test_run_id)
+        marker = keys.workflow_test_run(project_id, body.workflow_id, keys.compact_time(now), test_run_id)
         await self.store.put_json(marker, {})
         await self.temporal.start_workflow(
             TestRunWorkflow.run,

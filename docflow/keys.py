@@ -10,6 +10,8 @@ Listings the API needs are prefix scans: a workflow's versions, a run's steps.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 # The id prefix of block executions (docflow.ids.EXECUTION): their records live under their own prefix.
 EXECUTION_PREFIX = "wfsim_"
 
@@ -76,6 +78,11 @@ def upload_staging(project: str, file_id: str, reservation: str) -> str:
     completed (or PUT again after completion).
     """
     return f"uploads/{project}/{file_id}/{reservation}"
+
+
+def compact_time(at: datetime) -> str:
+    """`20261126T190102.123456Z`: a marker's time in its key, which sorts as the time does."""
+    return at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 def run_prefix(project: str, run_id: str) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
 from docflow import keys
@@ -43,14 +43,9 @@ class ReviewConflict(Exception):
     """A review record kept changing under a conditional update; the caller retries later."""
 
 
-def compact_time(at: datetime) -> str:
-    """`20261126T190102.123456Z`: the queue marker's time, which sorts as the time does."""
-    return at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-
-
 def marker_name(record: ReviewRecord) -> str:
     """A review's name in the queues, `<compact created_at>_<review id>`: names sort as (time, id)."""
-    return f"{compact_time(record.created_at)}_{record.id}"
+    return f"{keys.compact_time(record.created_at)}_{record.id}"
 
 
 def review_of_marker(name: str) -> str:
@@ -75,16 +70,16 @@ class ReviewStore:
         await self._put_once(keys.review_version_index(project, seed.id), {"review_id": record.id})
         # The pending marker before the record: nothing can decide the review before its record exists, so a
         # decision always finds the marker to remove.
-        await self._put_once(keys.review_pending(project, compact_time(record.created_at), record.id), {})
+        await self._put_once(keys.review_pending(project, keys.compact_time(record.created_at), record.id), {})
         if not await self._put_once(keys.review(project, record.id), record):
             # A retry: the markers belong to the record as first written (and a decided one is not pending).
             stored = await self.get(project, record.id)
             if stored.created_at != record.created_at or stored.status != "pending":
                 await self._unqueue_pending(record)
             if stored.status == "pending":
-                await self._put_once(keys.review_pending(project, compact_time(stored.created_at), stored.id), {})
+                await self._put_once(keys.review_pending(project, keys.compact_time(stored.created_at), stored.id), {})
             record = stored
-        await self._put_once(keys.review_queue(project, compact_time(record.created_at), record.id), {})
+        await self._put_once(keys.review_queue(project, keys.compact_time(record.created_at), record.id), {})
 
     async def add_version(self, version: ReviewVersionRecord) -> tuple[ReviewVersionRecord, bool]:
         """Store a version once: (the stored version, whether this call created it)."""
@@ -141,7 +136,7 @@ class ReviewStore:
         raise ReviewConflict(f"review '{review_id}' kept changing; retry")
 
     async def _unqueue_pending(self, record: ReviewRecord) -> None:
-        await self.store.delete(keys.review_pending(record.project_id, compact_time(record.created_at), record.id))
+        await self.store.delete(keys.review_pending(record.project_id, keys.compact_time(record.created_at), record.id))
 
     async def _put_once(self, key: str, value: object) -> bool:
         """Write if absent: True if this call wrote it, False if it was there already."""
@@ -164,7 +159,7 @@ class ReviewStore:
         indexed = [key.rsplit("/", 1)[-1].removesuffix(".json") for key in versions]
         await gather_chunked(indexed, lambda v: self.store.delete(keys.review_version_index(project_id, v)))
         if record is not None:
-            at = compact_time(record.created_at)
+            at = keys.compact_time(record.created_at)
             await self.store.delete(keys.review_queue(project_id, at, review_id))
             await self.store.delete(keys.review_pending(project_id, at, review_id))
         # The record and versions last: they are how a retry finds the markers and index entries above.

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,7 +60,6 @@ class Gate:
     block_id: str
     step_id: str
     seed_version_id: str
-    opened_at: datetime
     outcome: BlockOutcome
     deadline_at: datetime | None = None
     on_deadline: str | None = None
@@ -71,7 +70,6 @@ class Gate:
     # Set once the decision was applied or refused, for the Update waiting on it.
     result: DecisionOutcome | None = None
     closing: str | None = None
-    waiters: int = field(default=0)
 
 
 class Gates:
@@ -102,11 +100,7 @@ class Gates:
         """An accepted Update: hand the decision to the gate, answer once it is applied (or refused)."""
         gate = self.check(req)
         self._accept(gate, req, by_signal=False)
-        gate.waiters += 1
-        try:
-            await workflow.wait_condition(lambda: gate.result is not None)
-        finally:
-            gate.waiters -= 1
+        await workflow.wait_condition(lambda: gate.result is not None)
         assert gate.result is not None
         return gate.result
 
@@ -148,7 +142,6 @@ class Gates:
             block_id=block.id,
             step_id=step.step_id,
             seed_version_id=opened.seed_version_id,
-            opened_at=now,
             outcome=outcome,
             deadline_at=deadline,
             on_deadline=opened.on_deadline,

@@ -23,6 +23,7 @@ from api.errors import ConflictError as ApiConflict
 from api.errors import TooLargeError
 from api.reviews_service import CreateReviewVersion, ReviewFilters, Reviews
 from docflow import keys
+from docflow.keys import compact_time
 from docflow.reviews import (
     Actor,
     ReviewDecision,
@@ -35,7 +36,7 @@ from docflow.reviews import (
 from docflow.temporal import RUN_WORKFLOW, connect
 from storage.objects import ObjectStore, Versioned
 from storage.payloads import external_storage
-from storage.reviews import ReviewStore, compact_time
+from storage.reviews import ReviewStore
 from tests.conftest import Stack
 from tests.integration.builders import build, chain, wait_for
 from tests.review_gate_double import ApplyDecision, GateInput, ReviewGateDouble
