@@ -16,9 +16,12 @@ At most once:
 - A 2xx is final: a body over the cap, invalid JSON under a JSON content type, or JSON nested deeper than
   `MAX_JSON_DEPTH` is a non-retryable step error, never an exception Temporal would retry.
 
-Secrets: `{{ secrets.NAME }}` is resolved here from the worker's settings; the config (in workflow history)
-carries only the name. Every occurrence of a secret's value in the output, the trace artifact and error
-messages becomes `***` before anything leaves this module.
+Secrets: `{{ secrets.NAME }}` is resolved here from the worker's settings, among the secrets of the run's own
+project only (`DOCFLOW_SECRETS` is keyed by project id): another project's name is an unknown secret. The
+config (in workflow history) carries only the name. Every occurrence of one of the project's secret values in
+the output, the trace artifact and error messages becomes `***` before anything leaves this module. Only the
+project's own values are redacted: redacting every project's would let a tenant test a guess of another
+project's secret by echoing it and watching for `***`.
 """
 
 from __future__ import annotations
@@ -61,10 +64,10 @@ _REDACTED_HEADERS = {"authorization", "api-key", "x-api-key", "cookie", "proxy-a
 class ApiCaller:
     """Makes api_call requests through the egress guard, recording each call's outcome in the store."""
 
-    def __init__(self, egress: Egress, store: ObjectStore, secrets: Mapping[str, str]) -> None:
+    def __init__(self, egress: Egress, store: ObjectStore, secrets: Mapping[str, Mapping[str, str]]) -> None:
         self.egress = egress
         self.store = store
-        self.secrets = dict(secrets)
+        self.secrets = {project: dict(values) for project, values in secrets.items()}
 
     async def call(self, inp: ExecuteBlockInput, data: Any) -> Produced:
         """Replay a recorded outcome, or render, send with retries, record, and return output + trace."""
@@ -77,9 +80,10 @@ class ApiCaller:
         except ValueError as exc:
             raise BlockError(f"config: {exc}", code="invalid_config") from exc
         assert isinstance(cfg, ApiCallConfig)
-        request = self._render(cfg, data, derived_id("idem_", inp.run.run_id, inp.step_id))
+        secrets = self.secrets.get(inp.run.project_id, {})
+        request = _render(cfg, data, derived_id("idem_", inp.run.run_id, inp.step_id), secrets)
         try:
-            produced = await self._send(cfg, request)
+            produced = await self._send(cfg, request, secrets)
         except BlockError as exc:
             error = {"message": str(exc), "code": exc.code, "details": exc.details}
             await self._record(inp, record_key, {"error": error})
@@ -89,38 +93,13 @@ class ApiCaller:
         )
         return produced
 
-    def _render(self, cfg: ApiCallConfig, data: Any, idempotency_key: str) -> _Request:
-        try:
-            url = httpx.URL(render_url(cfg.url, data, self.secrets))
-            params = {k: _text(render_template(v, data, self.secrets)) for k, v in cfg.query.items()}
-            headers = {k: _text(render_template(v, data, self.secrets)) for k, v in cfg.headers.items()}
-            body = render_template(cfg.body, data, self.secrets) if cfg.body is not None else None
-        except UnknownSecretError as exc:
-            raise BlockError(str(exc), code="unknown_secret", details={"secret": exc.name}) from exc
-        except TemplateError as exc:
-            raise BlockError(f"config template: {exc}", code="template_error", details={"path": exc.path}) from exc
-        bad = [k for k, v in headers.items() if any(c in v for c in "\r\n\0")]
-        if bad:
-            raise BlockError(f"header {bad[0]!r}: a value may not contain line breaks", code="template_error")
-        lower = {k.lower() for k in headers}
-        if "idempotency-key" not in lower:
-            headers["Idempotency-Key"] = idempotency_key
-        content: bytes | None = None
-        if isinstance(body, str):
-            content = body.encode()
-        elif body is not None:
-            content = json.dumps(body, ensure_ascii=False).encode()
-            if "content-type" not in lower:
-                headers["Content-Type"] = "application/json"
-        return _Request(cfg.method, str(url.copy_merge_params(params)) if params else str(url), headers, content, body)
-
-    async def _send(self, cfg: ApiCallConfig, request: _Request) -> Produced:
+    async def _send(self, cfg: ApiCallConfig, request: _Request, secrets: Mapping[str, str]) -> Produced:
         attempts: list[dict[str, Any]] = []
         artifact: dict[str, Any] = {"operation": "api_call_invocation", "attempts": attempts, "error": None}
         backoff = cfg.retry.initial_backoff_seconds
         answer: Answer | None = None
         for number in range(cfg.retry.max_attempts):
-            answer = await self._attempt(cfg, request, number, attempts, artifact)
+            answer = await self._attempt(cfg, request, number, attempts, artifact, secrets)
             if answer is not None and answer.status not in RETRYABLE_STATUS:
                 break
             if number < cfg.retry.max_attempts - 1:
@@ -129,14 +108,14 @@ class ApiCaller:
         if answer is None or not 200 <= answer.status < 300:
             status = "no response" if answer is None else f"HTTP {answer.status}"
             message = f"{request.method} {request.url} failed after {len(attempts)} attempt(s): {status}"
-            raise self._error(message, "api_call_failed", artifact)
+            raise _error(message, "api_call_failed", artifact, secrets)
         try:
             output = _parse_final(answer)
         except BlockError as exc:
-            raise self._error(str(exc), exc.code, artifact) from exc
+            raise _error(str(exc), exc.code, artifact, secrets) from exc
         return Produced(
-            outputs={"output-json-0": HandleValue(type="json", data=self._redact(output))},
-            artifact=self._redact(artifact),
+            outputs={"output-json-0": HandleValue(type="json", data=redact(output, secrets.values()))},
+            artifact=redact(artifact, secrets.values()),
         )
 
     async def _attempt(
@@ -146,6 +125,7 @@ class ApiCaller:
         number: int,
         attempts: list[dict[str, Any]],
         artifact: dict[str, Any],
+        secrets: Mapping[str, str],
     ) -> Answer | None:
         started = datetime.now(UTC)
         clock = time.perf_counter()
@@ -168,7 +148,7 @@ class ApiCaller:
                 headers=request.headers,
                 content=request.content,
                 timeout=cfg.timeout_seconds,
-                sensitive=frozenset(request.secret_headers(self.secrets)),
+                sensitive=frozenset(request.secret_headers(secrets)),
             )
             trace.update(
                 response_status=answer.status,
@@ -179,27 +159,16 @@ class ApiCaller:
         except EgressDenied as exc:
             trace["error"] = {"message": str(exc), "error_code": "egress_denied"}
             details = {"host": exc.host, "rule": exc.rule, "address": exc.address}
-            raise self._error(str(exc), "egress_denied", artifact, details) from None
+            raise _error(str(exc), "egress_denied", artifact, secrets, details) from None
         except ResponseTooLarge as exc:
             trace["error"] = {"message": str(exc), "error_code": "response_too_large"}
-            raise self._error(str(exc), "response_too_large", artifact) from None
+            raise _error(str(exc), "response_too_large", artifact, secrets) from None
         except httpx.HTTPError as exc:
             trace["error"] = {"message": f"{type(exc).__name__}: {exc}", "error_code": "transport_error"}
         finally:
             trace["duration_ms"] = int((time.perf_counter() - clock) * 1000)
             trace["completed_at"] = datetime.now(UTC).isoformat()
         return answer
-
-    def _error(
-        self, message: str, code: str, artifact: dict[str, Any], details: dict[str, Any] | None = None
-    ) -> BlockError:
-        """A step error whose message, details and trace carry no secret value."""
-        artifact["error"] = {"message": message}
-        safe = self._redact({"message": message, "details": {**(details or {}), "artifact": artifact}})
-        return BlockError(safe["message"], code=code, details=safe["details"])
-
-    def _redact(self, value: Any) -> Any:
-        return redact(value, self.secrets.values())
 
     async def _recorded(self, key: str) -> dict[str, Any] | None:
         try:
@@ -235,6 +204,46 @@ class ApiCaller:
             "the call was answered but its outcome could not be stored; it is not sent again",
             code="api_call_unrecorded",
         )
+
+
+def _render(cfg: ApiCallConfig, data: Any, idempotency_key: str, secrets: Mapping[str, str]) -> _Request:
+    """The request of one call: the config's templates filled from the input and the project's secrets."""
+    try:
+        url = httpx.URL(render_url(cfg.url, data, secrets))
+        params = {k: _text(render_template(v, data, secrets)) for k, v in cfg.query.items()}
+        headers = {k: _text(render_template(v, data, secrets)) for k, v in cfg.headers.items()}
+        body = render_template(cfg.body, data, secrets) if cfg.body is not None else None
+    except UnknownSecretError as exc:
+        raise BlockError(str(exc), code="unknown_secret", details={"secret": exc.name}) from exc
+    except TemplateError as exc:
+        raise BlockError(f"config template: {exc}", code="template_error", details={"path": exc.path}) from exc
+    bad = [k for k, v in headers.items() if any(c in v for c in "\r\n\0")]
+    if bad:
+        raise BlockError(f"header {bad[0]!r}: a value may not contain line breaks", code="template_error")
+    lower = {k.lower() for k in headers}
+    if "idempotency-key" not in lower:
+        headers["Idempotency-Key"] = idempotency_key
+    content: bytes | None = None
+    if isinstance(body, str):
+        content = body.encode()
+    elif body is not None:
+        content = json.dumps(body, ensure_ascii=False).encode()
+        if "content-type" not in lower:
+            headers["Content-Type"] = "application/json"
+    return _Request(cfg.method, str(url.copy_merge_params(params)) if params else str(url), headers, content, body)
+
+
+def _error(
+    message: str,
+    code: str,
+    artifact: dict[str, Any],
+    secrets: Mapping[str, str],
+    details: dict[str, Any] | None = None,
+) -> BlockError:
+    """A step error whose message, details and trace carry none of the project's secret values."""
+    artifact["error"] = {"message": message}
+    safe = redact({"message": message, "details": {**(details or {}), "artifact": artifact}}, secrets.values())
+    return BlockError(safe["message"], code=code, details=safe["details"])
 
 
 def _activity_time_left() -> float:

@@ -175,12 +175,13 @@ class Settings(BaseSettings):
         ge=1024,
         description="An api_call answer's body is read up to this; more fails the step",
     )
-    secrets: dict[str, SecretStr] = Field(
+    secrets: dict[str, dict[str, SecretStr]] = Field(
         default_factory=dict,
         repr=False,
-        description="Secrets api_call may name as `{{ secrets.NAME }}`: a JSON object {NAME: value} in "
-        "DOCFLOW_SECRETS, read by the worker only; values of at least 8 characters (each occurrence of a "
-        "value in a trace, output or error is replaced by ***)",
+        description="Secrets api_call may name as `{{ secrets.NAME }}`, per project: a JSON object "
+        '{"<project_id>": {"NAME": "value"}} in DOCFLOW_SECRETS, read by the worker only. A run sees only its '
+        "own project's secrets (another project's name is an unknown secret); values of at least 8 characters "
+        "(each occurrence of a value in a trace, output or error is replaced by ***)",
     )
 
     # Webhooks (issue 7, item 7; docflow/webhooks.py says why they are operator config): read by the worker only.
@@ -208,8 +209,13 @@ class Settings(BaseSettings):
 
     @field_validator("secrets")
     @classmethod
-    def _secrets_are_long_enough(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        short = sorted(name for name, secret in value.items() if len(secret.get_secret_value()) < 8)
+    def _secrets_are_long_enough(cls, value: dict[str, dict[str, SecretStr]]) -> dict[str, dict[str, SecretStr]]:
+        short = sorted(
+            f"{project}.{name}"
+            for project, named in value.items()
+            for name, secret in named.items()
+            if len(secret.get_secret_value()) < 8
+        )
         if short:
             raise ValueError(f"secrets shorter than 8 characters (they could not be redacted safely): {short}")
         return value
@@ -231,9 +237,12 @@ class Settings(BaseSettings):
         return parse_allowlist(f"{self.egress_allow},{self.webhook_egress_allow}")
 
     @property
-    def secret_values(self) -> dict[str, str]:
-        """The secrets in clear, for the activity that resolves `{{ secrets.NAME }}`."""
-        return {name: secret.get_secret_value() for name, secret in self.secrets.items()}
+    def secret_values(self) -> dict[str, dict[str, str]]:
+        """Each project's secrets in clear, for the activity that resolves `{{ secrets.NAME }}`."""
+        return {
+            project: {name: secret.get_secret_value() for name, secret in named.items()}
+            for project, named in self.secrets.items()
+        }
 
     @property
     def keys_file(self) -> Path:

@@ -20,8 +20,8 @@ by the worker only. Why there and not in user config:
   an internal receiver is opened by `DOCFLOW_WEBHOOK_EGRESS_ALLOW`, for webhooks only (`DOCFLOW_EGRESS_ALLOW`
   would open it to every project's api_call too).
 - The signing secret never enters workflow input, history or logs: the activity reads it from its settings. It
-  is the endpoint's own value, not a `DOCFLOW_SECRETS` name, because every project's api_call may template those
-  names (`{{ secrets.NAME }}`) and so could send another tenant's signing secret wherever it likes.
+  is the endpoint's own value, not a `DOCFLOW_SECRETS` name: the project's own api_call may template those names
+  (`{{ secrets.NAME }}`) and send them where it likes, and a signing secret a tenant can read signs nothing.
 A per-workflow endpoint (Retab's End/Webhook node) would need per-project secret storage docflow does not have.
 
 Pure: no I/O here, so the workflow imports `WebhookInput` and the activity does the sending.

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import truststore
+from pydantic import SecretStr
 from retab import Retab
 
 from activities import offline_documents
@@ -129,7 +130,6 @@ def _start_servers(data_dir: Path, model_url: str, attempts: int = 3) -> tuple[S
             # Egress: only the api_call target's loopback address (tests/http_target.py); the rest of loopback
             # (API, S3, Temporal, all on 127.0.0.1) stays refused, so the SSRF tests mean something.
             egress_allow=f"{ALLOWED_HOST}/32",
-            secrets={TEST_SECRET_NAME: TEST_SECRET},
             # A decision no worker answers gets its 503 sooner.
             review_decision_timeout_seconds=3,
             **ports.settings_overrides(),  # type: ignore[arg-type]
@@ -172,6 +172,8 @@ def stack(
         key, project = create_key(settings.keys_file, name="tests")
         other_key, other_project = create_key(settings.keys_file, name="other-project")
         receiver, denied = webhook_receivers
+        # Secrets are per project: only the test project knows TEST_TOKEN (the other project must not reach it).
+        settings.secrets = {project: {TEST_SECRET_NAME: SecretStr(TEST_SECRET)}}
         settings.webhooks = {
             project: WebhookEndpoint(url=f"{receiver.url}/hooks", secret=WEBHOOK_SECRET),
             DENIED_WEBHOOK_PROJECT: WebhookEndpoint(url=f"{denied.url}/hooks", secret=WEBHOOK_SECRET),

@@ -6,6 +6,7 @@ Every request goes to loopback: the allowed target on 127.0.0.2, the forbidden o
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -270,6 +271,21 @@ def test_an_unknown_secret_fails_the_step_naming_it(client: Retab, http: httpx.C
     step = _step(http, stack, run_id, block)
     assert step["error"]["error_code"] == "unknown_secret"
     assert "NO_SUCH_SECRET" in step["error"]["message"]
+
+
+def test_a_project_cannot_name_another_projects_secret(
+    other_client: Retab, stack: Stack, http_target: HttpTarget
+) -> None:
+    """DOCFLOW_SECRETS is keyed by project: TEST_TOKEN is the test project's, so the other project's run fails."""
+    tag = _tag()
+    run_id, block = _run_call(
+        other_client, stack, _secret_config(f"{http_target.url}/headers/{tag}"), project_id=stack.other_project_id
+    )
+    key = keys.step(stack.other_project_id, run_id, block)
+    error = asyncio.run(ObjectStore(stack.settings).get_json(key)).data["error"]
+    assert error["error_code"] == "unknown_secret" and TEST_SECRET_NAME in error["message"]
+    assert TEST_SECRET not in json.dumps(error)
+    assert http_target.headers[f"/headers/{tag}"] == []  # nothing was sent
 
 
 async def _history_bytes(stack: Stack, run_id: str) -> bytes:
