@@ -8,7 +8,8 @@
      └── UnavailableError    503: a service the request needs did not answer; retry
 
 Storage and Temporal errors are mapped here by type, never by message text: an object store that fails or
-does not answer (`StorageUnavailable`) and a Temporal RPC failure are 503s the client may retry.
+does not answer (`StorageUnavailable`) and a Temporal RPC failure are 503s the client may retry. The
+framework's own HTTP errors (unknown path 404, wrong method 405, unreadable body 400) get the same shape.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
 from storage.objects import NotFound, PreconditionFailed, StorageUnavailable
@@ -85,6 +87,9 @@ def _body(status: int, code: str, message: str, details: dict[str, Any]) -> JSON
     return JSONResponse(status_code=status, content={"detail": {"code": code, "message": message, "details": details}})
 
 
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error type to its HTTP answer."""
 
@@ -101,6 +106,19 @@ def install_error_handlers(app: FastAPI) -> None:
         first = errors[0] if errors else {"field": None, "message": "invalid request"}
         message = f"{first['field']}: {first['message']}" if first["field"] else str(first["message"])
         return _body(422, "invalid_request", message, {"field": first["field"], "errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own answers (unknown path, wrong method, a body it could not read) in our shape. Its
+        # only 400 is a request body it failed to decode for a reason other than a JSON syntax error (which is
+        # a 422 above): a body nested deeper than the decoder's recursion limit, say.
+        if exc.status_code == 400:
+            message = "body: could not be read (not valid JSON, or nested too deeply)"
+            return _body(400, "invalid_request", message, {"field": "body"})
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        answer = _body(exc.status_code, code, str(exc.detail), {})
+        answer.headers.update(exc.headers or {})
+        return answer
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:

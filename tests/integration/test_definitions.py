@@ -580,3 +580,17 @@ def test_editing_the_draft_moves_the_workflows_updated_at(client: Retab, stack: 
     before = client.workflows.get(wf_id).updated_at
     client.workflows.blocks.create(workflow_id=wf_id, id=f"in-{_uid()}", type="start_json")
     assert client.workflows.get(wf_id).updated_at > before
+
+
+def test_the_frameworks_own_errors_answer_in_the_api_shape(http: httpx.Client) -> None:
+    """A body nested past the JSON decoder's recursion limit, an unknown path and a wrong method."""
+    deep = "[" * 100_000 + "]" * 100_000
+    answer = http.post("/v1/workflows", content=deep, headers={"content-type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["detail"]["code"] == "invalid_request"
+    assert answer.json()["detail"]["details"] == {"field": "body"}
+    missing = http.get("/v1/no-such-path")
+    assert missing.status_code == 404 and missing.json()["detail"]["code"] == "not_found"
+    wrong = http.put("/v1/workflows")
+    assert wrong.status_code == 405 and wrong.json()["detail"]["code"] == "method_not_allowed"
+    assert "GET" in wrong.headers["allow"]
