@@ -8,7 +8,9 @@ version the step's output or ends the step) and only then the Update returns. Th
 - the same verdict on the same version of a review already decided → 200 `already_applied`, nothing changes;
   another decision, or a cancelled review → 409;
 - refused by the run's validator → 409 `review_not_open` (unless the record now holds this very decision);
-- the run closed or absent → 409 `run_not_running`;
+- the run closed or absent → 409 `run_not_running`, and the review is closed as cancelled: a run that ended
+  without closing its reviews (terminated from the Temporal UI, say) never takes a decision, so the review
+  leaves the queue instead of waiting there for ever (later decisions answer 409 `review_cancelled`);
 - not accepted in `review_decision_timeout_seconds` (no worker, Temporal slow) → 503 `run_unavailable`, and the
   review stays open. Temporal keeps an admitted Update, so a worker that picks the run up later may still
   apply it; the Update id is derived from the decision, so a retry joins that Update instead of adding one,
@@ -19,7 +21,7 @@ version the step's output or ends the step) and only then the Update returns. Th
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -37,6 +39,7 @@ from docflow.ids import fingerprint
 from docflow.reviews import Actor, DecisionOutcome, DecisionRequest, ReviewRecord, Verdict
 from docflow.temporal import REVIEW_DECISION_UPDATE
 
+RUN_ENDED = "its run ended without a decision (terminated, or gone)"
 _UNAVAILABLE = {RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.CANCELLED}
 
 
@@ -72,6 +75,7 @@ class Decisions:
             return await self._refused(project_id, record, request, exc)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
+                await self.reviews.reviews.close(project_id, record.id, RUN_ENDED, datetime.now(UTC))
                 raise ConflictError(
                     f"the run of review '{record.id}' ('{record.run_id}') is not running; it takes no decision",
                     code="run_not_running",

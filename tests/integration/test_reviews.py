@@ -484,11 +484,16 @@ def test_a_decision_on_a_review_whose_run_does_not_exist_is_a_conflict_and_chang
     client: Retab, stack: Stack, store: ObjectStore, http: httpx.Client
 ) -> None:
     record, first = seed(store, stack.project_id)
-    with pytest.raises(ConflictError):
-        client.workflows.reviews.approve(record.id, version_id=first.id)
     answer = http.post(f"/v1/workflows/reviews/{record.id}/reject", json={"version_id": first.id, "reason": "wrong"})
     assert problem(answer, 409)["code"] == "run_not_running"
-    assert client.workflows.reviews.get(record.id).decision is None
+    # No run will ever decide it: the review is closed and leaves the queue; later decisions are refused.
+    closed = http.get(f"/v1/workflows/reviews/{record.id}").json()
+    assert closed["decision"] is None and closed["status"] == "cancelled", closed
+    assert record.id not in [r.id for r in client.workflows.reviews.list(decision_status="pending", limit=100).data]
+    with pytest.raises(ConflictError):
+        client.workflows.reviews.approve(record.id, version_id=first.id)
+    answer = http.post(f"/v1/workflows/reviews/{record.id}/approve", json={"version_id": first.id})
+    assert problem(answer, 409)["code"] == "review_cancelled"
 
 
 def test_decisions_are_checked_before_they_reach_the_run(
