@@ -110,7 +110,7 @@ def follow(
             elif status != "awaiting_review":
                 reviews = []
             if live:
-                hint = Text(f"waiting for review {', '.join(reviews)}: docflow reviews approve <id>", style="magenta")
+                hint = Text(f"waiting for review: docflow reviews approve {' | '.join(reviews)}", style="magenta")
                 view.update(Group(steps_table(run, steps), hint) if reviews else steps_table(run, steps), refresh=True)
             if status in TERMINAL:
                 return run, steps
@@ -119,6 +119,12 @@ def follow(
                     f"run {run_id} still {status} after {timeout:g}s (it goes on; see docflow runs show {run_id})"
                 )
             time.sleep(POLL_SECONDS)
+
+
+class Interrupted(CliError):
+    """Ctrl-C while following: the run is not cancelled, only no longer watched."""
+
+    status = 130
 
 
 class _Quiet:
@@ -178,7 +184,12 @@ def run(
     if detach:
         print_json(started) if as_json else say(f"run {started['id']} started ({started['lifecycle']['status']})")
         return
-    final, steps = follow(api, started["id"], console, live=not as_json, timeout=timeout)
+    try:
+        final, steps = follow(api, started["id"], console, live=not as_json, timeout=timeout)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"stopped following run {started['id']}; it goes on (docflow runs show {started['id']})"
+        ) from None
     finish(api, final, steps, as_json, console)
 
 

@@ -23,6 +23,7 @@ import httpx
 import yaml
 from retab import Retab
 
+from tests.chat_server import ChatCompletionsServer
 from tests.conftest import Stack
 from tests.integration.builders import build, build_invoice, wait_for
 from tests.integration.test_review_gates import ALWAYS, gated
@@ -52,8 +53,8 @@ def _env() -> dict[str, str]:
     return {**os.environ, "COLUMNS": "200", "TERM": "xterm-256color", "NO_COLOR": ""}
 
 
-def in_terminal(stack: Stack, *args: str, timeout: float = 120) -> tuple[int, str, list[str]]:
-    """Run `docflow …` with stdout on a pseudo-terminal; (status, screen text without escapes, raw frames)."""
+def in_terminal(stack: Stack, *args: str, timeout: float = 120) -> tuple[int, str]:
+    """Run `docflow …` with stdout on a pseudo-terminal; (status, everything drawn, escapes removed, + stderr)."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen(_args(stack, args), stdout=follower, stderr=subprocess.PIPE, env=_env(), text=False)
     os.close(follower)
@@ -77,11 +78,7 @@ def in_terminal(stack: Stack, *args: str, timeout: float = 120) -> tuple[int, st
     assert proc.stderr is not None
     err = proc.stderr.read().decode()
     raw = b"".join(chunks).decode(errors="replace")
-    return status, ANSI.sub("", raw) + err, [ANSI.sub("", frame) for frame in chunks_as_text(chunks)]
-
-
-def chunks_as_text(chunks: list[bytes]) -> list[str]:
-    return [c.decode(errors="replace") for c in chunks]
+    return status, ANSI.sub("", raw) + err
 
 
 def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
@@ -94,20 +91,26 @@ def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_run_shows_each_block_live_then_prints_the_outputs(
-    client: Retab, stack: Stack, samples: Path, tmp_path: Path
+    client: Retab, stack: Stack, samples: Path, tmp_path: Path, model_server: ChatCompletionsServer
 ) -> None:
     wf_id, ids = build_invoice(client, stack.project_id)
     customer = tmp_path / "customer.json"
     customer.write_text(json.dumps({"customer_id": "cust_cli", "priority": "high"}))
-    status, screen, frames = in_terminal(
-        stack, "run", wf_id, str(samples / "invoice.pdf"), "--json-input", f"{ids['customer']}={customer}"
-    )
+    model_server.delay(1.5)  # the extract is slow, so the view is seen while it runs
+    try:
+        status, screen = in_terminal(
+            stack, "run", wf_id, str(samples / "invoice.pdf"), "--json-input", f"{ids['customer']}={customer}"
+        )
+    finally:
+        model_server.delay(0.0)
     assert status == 0, screen
+    # Redrawn as the run went on: the extract was shown running (downstream pending), then completed.
+    assert re.search(rf"{re.escape(ids['extract'])}.*running", screen), screen
+    assert re.search(rf"{re.escape(ids['merge'])}.*pending", screen), screen
     for block in ("invoice", "parse", "extract", "route", "approval", "merge"):
         assert re.search(rf"{re.escape(ids[block])}.*completed", screen), (block, screen)
     assert re.search(rf"{re.escape(ids['auto_approve'])}.*skipped", screen), screen
     assert re.search(r"completed\s+│\s+\d+\.\d+s", screen), screen  # a duration per finished block
-    assert len(frames) >= 2  # redrawn as the run went on, not printed once at the end
     # Then the outputs: the leaf block's merged data (the customer record merged into the invoice fields).
     assert f"{ids['merge']} · output-json-0" in screen
     assert '"invoice_number": "INV-2026-0042"' in screen and '"customer_id": "cust_cli"' in screen
@@ -327,7 +330,7 @@ def test_the_test_command_shows_live_counts_and_exits_one_unless_all_pass(
     ]
     wf_id, ids = build(client, stack.project_id, blocks, edges)
     passing = _add_test(http, wf_id, ids["add"], 6)
-    status, screen, _ = in_terminal(stack, "test", wf_id)
+    status, screen = in_terminal(stack, "test", wf_id)
     assert status == 0, screen
     assert re.search(r"test run \S+ · completed · 1 tests", screen) and passing in screen, screen
     assert re.search(rf"{passing}.*passed", screen), screen
