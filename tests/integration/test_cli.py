@@ -14,6 +14,7 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -175,6 +176,55 @@ def test_a_review_approved_from_the_cli_completes_its_run(client: Retab, stack: 
     assert again.returncode == 0 and "already_applied" in again.stdout
 
 
+def test_a_followed_run_names_its_review_and_ends_once_the_cli_approves(
+    client: Retab, stack: Stack, tmp_path: Path
+) -> None:
+    wf_id, ids = gated(client, stack, ALWAYS)
+    data = tmp_path / "in.json"
+    data.write_text(json.dumps({"text": "Invoice number: CLI-R3\nTotal: 4"}))
+    followed: list[tuple[int, str]] = []
+    args = ("run", wf_id, "--version", "draft", "--json-input", str(data))
+    follower = threading.Thread(target=lambda: followed.append(in_terminal(stack, *args)))
+    follower.start()
+    deadline = time.monotonic() + 60
+    while not (runs := cli_json(stack, "runs", "list", "--workflow", wf_id)):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    wait_for(client, runs[0]["id"], {"awaiting_review", "completed", "error", "cancelled"})
+    [review] = cli_json(stack, "reviews", "list", "--run", runs[0]["id"])
+    time.sleep(1.5)  # a few redraws while it waits
+    assert cli(stack, "reviews", "approve", review["id"]).returncode == 0
+    follower.join(60)
+    [(status, screen)] = followed
+    assert status == 0, screen
+    assert f"waiting for review: docflow reviews approve {review['id']}" in screen, screen
+    assert re.search(rf"{re.escape(ids['ex'])}.*awaiting_review", screen), screen
+    assert re.search(rf"{re.escape(ids['double'])}.*completed", screen), screen
+    assert f"{ids['double']} · output-json-0:\n8" in screen  # the approved total, doubled
+
+
+def test_the_dev_stack_key_and_docflow_api_key_are_found_without_options(stack: Stack, tmp_path: Path) -> None:
+    host, port = stack.api_url.removeprefix("http://").rsplit(":", 1)
+    env = {**_env(), "DOCFLOW_DATA_DIR": str(tmp_path), "DOCFLOW_API_HOST": host, "DOCFLOW_API_PORT": port}
+    env.pop("DOCFLOW_API_KEY", None)
+    bare = [DOCFLOW, "runs", "list", "--json"]
+    missing = subprocess.run(bare, capture_output=True, text=True, timeout=60, env=env)
+    assert "no API key" in one_error_line(missing)
+    (tmp_path / "dev-api-key").write_text(f"{stack.api_key} {stack.project_id}\n")  # as `docflow up` keeps it
+    listed = subprocess.run(bare, capture_output=True, text=True, timeout=60, env=env)
+    assert listed.returncode == 0 and isinstance(json.loads(listed.stdout), list), listed.stderr
+    # A new workflow goes in the dev key's project without --project.
+    spec = tmp_path / "wf.yaml"
+    spec.write_text(SPEC.format(tag=uuid.uuid4().hex[:6], factor=2, extra=""))
+    applied = subprocess.run(
+        [DOCFLOW, "apply", str(spec), "--json"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert applied.returncode == 0 and json.loads(applied.stdout)["action"] == "create", applied.stderr
+    env["DOCFLOW_API_KEY"] = "sk_docflow_from_env"  # the setting wins over the file
+    refused = subprocess.run(bare, capture_output=True, text=True, timeout=60, env=env)
+    assert "HTTP 401" in one_error_line(refused)
+
+
 def test_a_review_rejected_from_the_cli_ends_the_run_in_error(client: Retab, stack: Stack, tmp_path: Path) -> None:
     wf_id, ids = gated(client, stack, ALWAYS)
     data = tmp_path / "in.json"
@@ -244,6 +294,7 @@ def test_apply_twice_changes_nothing_the_second_time_and_export_round_trips(
     data.write_text(json.dumps({"total": 21}))
     ran = cli_json(stack, "run", wf_id, "--version", "draft", "--json-input", str(data))
     assert ran["outputs"][f"total-{tag}"] == {"output-json-0": 42}
+    assert "no published version" in one_error_line(cli(stack, "run", wf_id, "--json-input", str(data)))
 
     # A change: the factor moves, the note goes; the plan says so and only that happens.
     spec.write_text(SPEC.format(tag=tag, factor=3, extra=""))
