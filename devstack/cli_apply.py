@@ -27,15 +27,14 @@ from devstack.cli_spec import (
     Change,
     EdgeKey,
     Spec,
-    dump_yaml,
     edge_key,
     edge_name,
-    export_document,
     parse_spec,
     plan,
     render,
     summary,
 )
+from devstack.cli_spec_export import dump_yaml, export_document
 
 
 def _get_or_none(api: Api, path: str, **params: Any) -> Any:

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from devstack.cli_client import CliError, failure
-from devstack.cli_spec import dump_yaml, export_document, parse_spec, plan, render, summary
+from devstack.cli_spec import parse_spec, plan, render, summary
+from devstack.cli_spec_export import dump_yaml, export_document
 from devstack.cli_view import leaf_blocks, outputs_of
 
 HEAD = "apiVersion: workflows.retab.com/v1alpha2\nkind: Workflow\nmetadata: {name: W}\n"
