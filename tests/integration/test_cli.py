@@ -215,7 +215,7 @@ def test_the_dev_stack_key_and_docflow_api_key_are_found_without_options(stack: 
     assert listed.returncode == 0 and isinstance(json.loads(listed.stdout), list), listed.stderr
     # A new workflow goes in the dev key's project without --project.
     spec = tmp_path / "wf.yaml"
-    spec.write_text(SPEC.format(tag=uuid.uuid4().hex[:6], factor=2, extra=""))
+    spec.write_text(SPEC.format(tag=uuid.uuid4().hex[:6], factor=2, extra="", description="d"))
     applied = subprocess.run(
         [DOCFLOW, "apply", str(spec), "--json"], capture_output=True, text=True, timeout=60, env=env
     )
@@ -246,7 +246,7 @@ apiVersion: workflows.retab.com/v1alpha2
 kind: Workflow
 metadata:
   name: CLI spec {tag}
-  description: Built from YAML
+  description: {description}
 spec:
   blocks:
     in-{tag}:
@@ -270,6 +270,12 @@ EXTRA = """\
         text: |
           Two lines
           of notes.
+    memo-{tag}:
+      type: note
+"""
+REPLACED = """\
+    note-{tag}:
+      type: start_json
 """
 
 
@@ -278,11 +284,11 @@ def test_apply_twice_changes_nothing_the_second_time_and_export_round_trips(
 ) -> None:
     tag = uuid.uuid4().hex[:6]
     spec = tmp_path / "wf.yaml"
-    spec.write_text(SPEC.format(tag=tag, factor=2, extra=EXTRA.format(tag=tag)))
+    spec.write_text(SPEC.format(tag=tag, factor=2, extra=EXTRA.format(tag=tag), description="Built from YAML"))
     # A new workflow needs the key's project: the API has no "who am I" (the dev key's file names it).
     first = cli(stack, "apply", str(spec), "--project", stack.project_id)
     assert first.returncode == 0, first.stderr
-    assert "+ block in-" in first.stdout and "5 to add" in first.stdout and "Applied to workflow" in first.stdout
+    assert "+ block in-" in first.stdout and "6 to add" in first.stdout and "Applied to workflow" in first.stdout
     wf_id = re.search(r"Applied to workflow (wf_\w+)", first.stdout).group(1)  # type: ignore[union-attr]
     second = cli_json(stack, "apply", str(spec))
     assert second["workflow_id"] == wf_id and second["action"] == "noop" and second["applied"] is False
@@ -296,11 +302,17 @@ def test_apply_twice_changes_nothing_the_second_time_and_export_round_trips(
     assert ran["outputs"][f"total-{tag}"] == {"output-json-0": 42}
     assert "no published version" in one_error_line(cli(stack, "run", wf_id, "--json-input", str(data)))
 
-    # A change: the factor moves, the note goes; the plan says so and only that happens.
-    spec.write_text(SPEC.format(tag=tag, factor=3, extra=""))
+    # Changes: the factor and the description move, the memo goes, the note becomes another type; the plan
+    # says so and only that happens.
+    spec.write_text(SPEC.format(tag=tag, factor=3, extra=REPLACED.format(tag=tag), description="Changed"))
     planned = cli_json(stack, "apply", str(spec), "--dry-run")
     changes = {(c["address"], tuple(c["actions"])) for c in planned["resource_changes"]}
-    assert changes == {(f"block.total-{tag}", ("update",)), (f"block.note-{tag}", ("delete",))}, changes
+    assert changes == {
+        (f"workflow.{wf_id}", ("update",)),
+        (f"block.total-{tag}", ("update",)),
+        (f"block.memo-{tag}", ("delete",)),
+        (f"block.note-{tag}", ("delete", "create")),
+    }, changes
     assert planned["applied"] is False
     assert cli_json(stack, "apply", str(spec))["summary"] == {**planned["summary"]}
     assert cli_json(stack, "apply", str(spec))["action"] == "noop"
@@ -308,12 +320,19 @@ def test_apply_twice_changes_nothing_the_second_time_and_export_round_trips(
     exported = tmp_path / "exported.yaml"
     assert cli(stack, "export", wf_id, "-o", str(exported)).returncode == 0
     document = yaml.safe_load(exported.read_text())
-    assert document["metadata"] == {"id": wf_id, "name": f"CLI spec {tag}", "description": "Built from YAML"}
+    assert document["metadata"] == {"id": wf_id, "name": f"CLI spec {tag}", "description": "Changed"}
     assert document["spec"]["blocks"][f"total-{tag}"]["config"] == {"expression": "input['total'] * 3"}
+    assert document["spec"]["blocks"][f"note-{tag}"]["type"] == "start_json"
+    assert f"memo-{tag}" not in document["spec"]["blocks"]
     assert cli_json(stack, "apply", str(exported))["action"] == "noop"  # export, then apply: no change
     assert cli(stack, "export", wf_id).stdout == exported.read_text()
     as_json = cli_json(stack, "export", wf_id)
     assert as_json == {"workflow_id": wf_id, "yaml_definition": exported.read_text()}
+
+    # Another spec naming these block ids is not taken for this workflow: it is refused, naming it.
+    spec.write_text(SPEC.format(tag=tag, factor=3, extra="", description="x").replace("CLI spec", "Other"))
+    line = one_error_line(cli(stack, "apply", str(spec)))
+    assert f"block id 'in-{tag}' is used by workflow {wf_id}" in line and f"--workflow {wf_id}" in line
 
 
 def test_rerun_replays_a_block_on_the_draft_and_force_skips_the_upstream_check(
@@ -416,7 +435,7 @@ def test_errors_exit_non_zero_with_one_readable_line(stack: Stack, tmp_path: Pat
     bad.write_text("apiVersion: workflows.retab.com/v1alpha2\nspec:\n  blocks: [unclosed\n")
     assert "not valid YAML" in one_error_line(cli(stack, "apply", str(bad)))
     dated = tmp_path / "dated.yaml"
-    dated.write_text(SPEC.format(tag="d", factor="2\n        since: 2026-01-01", extra=""))
+    dated.write_text(SPEC.format(tag="d", factor="2\n        since: 2026-01-01", extra="", description="d"))
     assert "spec.blocks.total-d.config.since" in one_error_line(cli(stack, "apply", str(dated)))
     python = tmp_path / "python.yaml"
     python.write_text("!!python/object/apply:os.system ['touch " + str(tmp_path / "pwned") + "']\n")
