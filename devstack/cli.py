@@ -21,7 +21,7 @@ from typing import Annotated
 import typer
 
 from devstack import cli_apply, cli_blocks, cli_runs
-from devstack.cli_client import CliError, Connection
+from devstack.cli_client import CliError, Connection, dev_key
 from devstack.cli_reviews import reviews_app
 from docflow.config import Settings, get_settings
 
@@ -55,13 +55,11 @@ def _dev_key(settings: Settings) -> tuple[str, str]:
     """The development key: created (and printed) on first start; kept in <data_dir>/dev-api-key (0600)."""
     from api.auth import KeyRing, create_key, write_private
 
-    path = settings.data_dir / "dev-api-key"
-    if path.exists():
-        key, project = path.read_text().split()
-        if KeyRing.load(settings.keys_file).authenticate(key) is not None:
-            return key, project
+    found = dev_key(settings)  # the same file the client commands read their default key from
+    if found is not None and KeyRing.load(settings.keys_file).authenticate(found[0]) is not None:
+        return found
     key, project = create_key(settings.keys_file, name="dev")
-    write_private(path, f"{key} {project}\n")
+    write_private(settings.data_dir / "dev-api-key", f"{key} {project}\n")
     print(f"created a development API key for project {project}: {key}")
     return key, project
 

@@ -11,6 +11,7 @@ import os
 import pty
 import re
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -201,6 +202,31 @@ def test_a_followed_run_names_its_review_and_ends_once_the_cli_approves(
     assert re.search(rf"{re.escape(ids['ex'])}.*awaiting_review", screen), screen
     assert re.search(rf"{re.escape(ids['double'])}.*completed", screen), screen
     assert f"{ids['double']} · output-json-0:\n8" in screen  # the approved total, doubled
+
+
+def test_ctrl_c_stops_following_not_the_run_which_cancel_then_stops(
+    client: Retab, stack: Stack, tmp_path: Path
+) -> None:
+    wf_id, ids = gated(client, stack, ALWAYS)
+    data = tmp_path / "in.json"
+    data.write_text(json.dumps({"text": "Invoice number: CLI-C1\nTotal: 4"}))
+    args = _args(stack, ("run", wf_id, "--version", "draft", "--json-input", str(data)))
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    deadline = time.monotonic() + 60
+    while not (runs := cli_json(stack, "runs", "list", "--workflow", wf_id)):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    run_id = runs[0]["id"]
+    wait_for(client, run_id, {"awaiting_review", "completed", "error", "cancelled"})
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    assert err.splitlines() == [f"error: stopped following run {run_id}; it goes on (docflow runs show {run_id})"]
+    assert cli_json(stack, "runs", "show", run_id)["run"]["lifecycle"]["status"] == "awaiting_review"
+    cancelled = cli(stack, "runs", "cancel", run_id)
+    assert cancelled.returncode == 0 and run_id in cancelled.stdout, cancelled.stderr
+    assert wait_for(client, run_id).lifecycle.status == "cancelled"
+    assert cli_json(stack, "reviews", "list", "--run", run_id) == []  # its review closed with it
 
 
 def test_the_dev_stack_key_and_docflow_api_key_are_found_without_options(stack: Stack, tmp_path: Path) -> None:
