@@ -2,7 +2,8 @@
 
 Here: `up` (the embedded stack), `demo`, `api`, `worker`, `keys create`, the global connection options and
 the entry point. The API's client commands live beside it: `run` and `runs` (devstack/cli_runs.py),
-`reviews` (cli_reviews.py), `rerun` and `test` (cli_blocks.py), `apply` and `export` (cli_apply.py).
+`reviews` (cli_reviews.py), `rerun` and `test` (cli_blocks.py), `apply`, `export` and `workflows list`
+(cli_apply.py).
 
 Every error a user can act on (devstack.cli_client.CliError, a usage error) ends the command with one line on
 stderr and a non-zero status, never a traceback.
@@ -34,6 +35,7 @@ keys_app = typer.Typer(help="Manage API keys.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(cli_runs.runs_app, name="runs")
 app.add_typer(reviews_app, name="reviews")
+app.add_typer(cli_apply.workflows_app, name="workflows")
 app.command("run")(cli_runs.run)
 app.command("rerun")(cli_blocks.rerun)
 app.command("test")(cli_blocks.test)

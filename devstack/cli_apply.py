@@ -1,4 +1,5 @@
-"""`docflow apply FILE.yaml` and `docflow export WORKFLOW`: a workflow's draft from and to its YAML spec.
+"""`docflow apply FILE.yaml`, `docflow export WORKFLOW`: a workflow's draft from and to its YAML spec; and
+`docflow workflows list`, to find the ids they take.
 
 The API has no spec endpoints yet (they answer 501), so the CLI plans and applies on the client, through the
 blocks, edges and workflows endpoints. Which workflow a file applies to:
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from devstack.cli_client import Api, ApiFailure, CliError, Connection, print_json, say
 from devstack.cli_runs import JsonFlag, connection, draft_graph
@@ -35,6 +38,26 @@ from devstack.cli_spec import (
     summary,
 )
 from devstack.cli_spec_export import dump_yaml, export_document
+
+workflows_app = typer.Typer(help="List workflows.", no_args_is_help=True)
+
+
+@workflows_app.command("list")
+def workflows_list(
+    ctx: typer.Context, limit: Annotated[int, typer.Option(min=1, max=1000)] = 100, as_json: JsonFlag = False
+) -> None:
+    """List the project's workflows, most recently changed first."""
+    found = connection(ctx).api().get("", limit=limit)["data"]
+    if as_json:
+        print_json(found)
+        return
+    table = Table()
+    for column in ("workflow", "name", "published version", "updated"):
+        table.add_column(column, overflow="fold")
+    for record in found:
+        published = (record.get("published") or {}).get("version_id") or ""
+        table.add_row(record["id"], record.get("name", ""), published, str(record.get("updated_at", ""))[:19])
+    Console().print(table)
 
 
 def _get_or_none(api: Api, path: str, **params: Any) -> Any:

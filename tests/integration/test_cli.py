@@ -316,6 +316,9 @@ def test_apply_twice_changes_nothing_the_second_time_and_export_round_trips(
     assert first.returncode == 0, first.stderr
     assert "+ block in-" in first.stdout and "6 to add" in first.stdout and "Applied to workflow" in first.stdout
     wf_id = re.search(r"Applied to workflow (wf_\w+)", first.stdout).group(1)  # type: ignore[union-attr]
+    listed = {w["id"]: w["name"] for w in cli_json(stack, "workflows", "list")}
+    assert listed[wf_id] == f"CLI spec {tag}"
+    assert wf_id in cli(stack, "workflows", "list").stdout
     second = cli_json(stack, "apply", str(spec))
     assert second["workflow_id"] == wf_id and second["action"] == "noop" and second["applied"] is False
     assert second["summary"]["has_changes"] is False
