@@ -1,4 +1,13 @@
-"""The `docflow` command: `up` (the embedded stack), `demo`, `api`, `worker`, `keys create`."""
+"""The `docflow` command: the typer app.
+
+Here: `up` (the embedded stack), `demo`, `api`, `worker`, `keys create`, the global connection options and
+the entry point. The API's client commands live beside it: `run` and `runs` (devstack/cli_runs.py),
+`reviews` (cli_reviews.py), `rerun` and `test` (cli_blocks.py), `apply`, `export` and `workflows list`
+(cli_apply.py).
+
+Every error a user can act on (devstack.cli_client.CliError, a usage error) ends the command with one line on
+stderr and a non-zero status, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +17,51 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated
 
 import typer
 
+from devstack import cli_apply, cli_blocks, cli_runs
+from devstack.cli_client import CliError, Connection, dev_key
+from devstack.cli_reviews import reviews_app
 from docflow.config import Settings, get_settings
 
-app = typer.Typer(help="docflow: durable document-processing workflows on Temporal.", no_args_is_help=True)
+app = typer.Typer(
+    help="docflow: durable document-processing workflows on Temporal.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 keys_app = typer.Typer(help="Manage API keys.")
 app.add_typer(keys_app, name="keys")
+app.add_typer(cli_runs.runs_app, name="runs")
+app.add_typer(reviews_app, name="reviews")
+app.add_typer(cli_apply.workflows_app, name="workflows")
+app.command("run")(cli_runs.run)
+app.command("rerun")(cli_blocks.rerun)
+app.command("test")(cli_blocks.test)
+app.command("apply")(cli_apply.apply)
+app.command("export")(cli_apply.export)
+
+
+@app.callback()
+def _connection(
+    ctx: typer.Context,
+    api_url: Annotated[str | None, typer.Option(help="The API's base URL (default: the settings' api_url)")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key (default: DOCFLOW_API_KEY, else the dev key)")] = None,
+) -> None:
+    """Global options: where the API is and which key to send."""
+    ctx.obj = Connection(get_settings(), api_url=api_url, api_key=api_key)
 
 
 def _dev_key(settings: Settings) -> tuple[str, str]:
     """The development key: created (and printed) on first start; kept in <data_dir>/dev-api-key (0600)."""
     from api.auth import KeyRing, create_key, write_private
 
-    path = settings.data_dir / "dev-api-key"
-    if path.exists():
-        key, project = path.read_text().split()
-        if KeyRing.load(settings.keys_file).authenticate(key) is not None:
-            return key, project
+    found = dev_key(settings)  # the same file the client commands read their default key from
+    if found is not None and KeyRing.load(settings.keys_file).authenticate(found[0]) is not None:
+        return found
     key, project = create_key(settings.keys_file, name="dev")
-    write_private(path, f"{key} {project}\n")
+    write_private(settings.data_dir / "dev-api-key", f"{key} {project}\n")
     print(f"created a development API key for project {project}: {key}")
     return key, project
 
@@ -134,8 +167,28 @@ def _exit(status: int) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: errors become one line on stderr and a non-zero exit."""
+    try:
+        status = app(standalone_mode=False)
+    except CliError as exc:
+        _fail(str(exc), exc.status)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:  # the promise is no traceback, whatever went wrong
+        # Usage errors are click's (typer vendors its own copy in newer releases): matched by their interface.
+        if callable(format_message := getattr(exc, "format_message", None)):
+            _fail(str(format_message()), int(getattr(exc, "exit_code", 2)))
+        if type(exc).__name__ == "Abort":
+            _fail("aborted", 130)
+        _fail(f"internal error: {type(exc).__name__}: {exc}", 1)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+def _fail(message: str, status: int) -> None:
+    sys.stdout.flush()
+    if message.strip():  # a group called bare shows its help and raises with no message
+        sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    sys.exit(status)
 
 
 if __name__ == "__main__":

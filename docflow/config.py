@@ -201,6 +201,11 @@ class Settings(BaseSettings):
         "receiver to webhooks without opening it to every project's api_call",
     )
 
+    # The `docflow` CLI's client commands (issue 11, part 2; devstack/cli_client.py)
+    api_key: SecretStr | None = Field(
+        default=None, description="The API key the CLI sends; default: the dev stack's <data_dir>/dev-api-key"
+    )
+
     @field_validator("egress_allow", "webhook_egress_allow")
     @classmethod
     def _allowlist_parses(cls, value: str) -> str:
