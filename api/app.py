@@ -20,6 +20,8 @@ from api.routes import (
     edges,
     executions,
     files,
+    review_links,
+    review_page,
     reviews,
     runs,
     steps,
@@ -83,5 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (unbuilt, runs, steps, artifacts, reviews, executions, test_runs, tests, blocks, edges, workflows):
         app.include_router(module.router, prefix="/v1/workflows", dependencies=secured)
     app.include_router(files.router, prefix="/v1/files", dependencies=secured)
+    app.include_router(review_links.router, prefix="/v1/workflows", dependencies=secured)
+    # The review pages authorize by reviewer link, not API key (api/review_access.py).
+    app.include_router(review_page.router)
     install_openapi(app)
     return app
