@@ -62,8 +62,8 @@
   }
 
   function snapshot() {
-    const root = children(form)[0];
-    return read(root);
+    // The first value element of the form is the root (an object); the rest are its descendants.
+    return read(form.querySelector("[data-kind]"));
   }
 
   function renumber(item) {
