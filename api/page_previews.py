@@ -130,9 +130,10 @@ def _render(content: bytes, kind: str, index: int, max_pixels: int) -> bytes:
             image = frames[index]
         except IndexError:
             raise PreviewError(f"the image has no page {index + 1}") from None
-        if image.size[0] * image.size[1] > max_pixels:
-            image = image.copy()
-            image.thumbnail((math.isqrt(max_pixels), math.isqrt(max_pixels)))
+    width, height = image.size
+    if width * height > max_pixels:  # an image over the cap, or a page rounded up past it by the renderer
+        shrink = math.sqrt(max_pixels / (width * height))
+        image = image.resize((max(1, int(width * shrink)), max(1, int(height * shrink))))
     out = io.BytesIO()
     image.convert("L").save(out, "PNG")
     return out.getvalue()

@@ -48,6 +48,27 @@ def render_form(schema: dict[str, Any] | None, data: Any, likelihoods: Any, thre
     return _node(form, schema or {}, data, likelihoods, key=None, label="Output", path="", depth=0)
 
 
+def form_schema(
+    block_type: str, output_schema: dict[str, Any] | None, categories: list[str] | None, subdocuments: list[str] | None
+) -> dict[str, Any] | None:
+    """The schema a review's form follows: the extract's own; a classifier's category among its categories; a
+    split's documents, each a name among its sub-documents and its pages (the snapshot shapes of docflow.reviews)."""
+    if block_type == "extract":
+        return output_schema
+    if block_type == "classifier":
+        return {"type": "object", "properties": {"category": {"type": "string", "enum": list(categories or [])}}}
+    if block_type == "split":
+        document = {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "enum": list(subdocuments or [])},
+                "pages": {"type": "array", "items": {"type": "integer"}},
+            },
+        }
+        return {"type": "object", "properties": {"documents": {"type": "array", "items": document}}}
+    return None
+
+
 def low_fields(schema: dict[str, Any] | None, data: Any, likelihoods: Any, threshold: float) -> list[str]:
     """The paths of the fields the form marks low."""
     form = _Form(schema or {}, threshold)

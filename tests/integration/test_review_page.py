@@ -23,11 +23,13 @@ from retab import Retab
 
 from docflow.review_links import sign
 from docflow.sample_invoice import INVOICE_LINES, invoice_pdf_bytes
+from docflow.webhooks import REVIEW_OPENED, event_id, event_key
 from storage.link_secret import review_link_secret
 from tests.browser import chromium
 from tests.chat_server import ChatCompletionsServer
 from tests.conftest import Stack
 from tests.integration.builders import build, wait_for
+from tests.webhook_receiver import WebhookReceiver
 
 DOCS_SHOT = Path(__file__).resolve().parents[2] / "docs" / "review-page.png"
 SCHEMA = {
@@ -222,7 +224,12 @@ def _session(stack: Stack, link: dict[str, Any]) -> httpx.Client:
 
 
 def test_a_link_reaches_only_its_own_project_and_review(
-    client: Retab, stack: Stack, http: httpx.Client, model_server: ChatCompletionsServer, tmp_path: Path
+    client: Retab,
+    stack: Stack,
+    http: httpx.Client,
+    model_server: ChatCompletionsServer,
+    webhook_receivers: tuple[WebhookReceiver, WebhookReceiver],
+    tmp_path: Path,
 ) -> None:
     run, review, _ = _gated_run(client, stack, model_server, tmp_path)
     base = f"/review/p/{stack.project_id}/r/{review.id}"
@@ -231,7 +238,14 @@ def test_a_link_reaches_only_its_own_project_and_review(
         # Another project's key cannot make a link to this review at all...
         assert other_http.post("/v1/workflows/review-links", json={"review_id": review.id}).status_code == 404
         other_link = _link(other_http)
-    own = _link(http, review.id)
+    # The review's own link: the one its webhook event carried.
+    opened = event_id(stack.project_id, REVIEW_OPENED, event_key(run.id, review.id))
+    receiver = webhook_receivers[0]
+    deadline = time.monotonic() + 30
+    while not receiver.received(opened):
+        assert time.monotonic() < deadline, "no review.opened event"
+        time.sleep(0.1)
+    own = {"url": receiver.received(opened)[0].event["data"]["review_url"]}
     with closing(_session(stack, other_link)) as other, closing(_session(stack, own)) as mine:
         # ...and its queue link reaches none of this project's pages, images or actions, by either path.
         assert other.cookies.get("docflow_review") == other_link["token"]

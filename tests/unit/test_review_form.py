@@ -10,7 +10,7 @@ import json
 from html.parser import HTMLParser
 from typing import Any
 
-from api.review_form import low_fields, render_form
+from api.review_form import form_schema, low_fields, render_form
 
 VOID = {"input", "br", "img", "meta", "link"}
 
@@ -217,3 +217,14 @@ def test_a_schema_without_properties_and_a_very_deep_document_still_render() -> 
 def test_a_ref_cycle_does_not_loop() -> None:
     schema = {"$ref": "#/$defs/a", "$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}}
     assert round_trip(schema, {"x": 1}) == {"x": 1}
+
+
+def test_classifier_and_split_reviews_get_forms_of_their_snapshot_shapes() -> None:
+    classifier = form_schema("classifier", None, ["Invoice", "Receipt"], None)
+    page = render_form(classifier, {"category": "Invoice"}, 0.55, 0.8)
+    assert '<option value="&quot;Receipt&quot;">Receipt</option>' in page
+    assert round_trip(classifier or {}, {"category": "Invoice"}) == {"category": "Invoice"}
+    split = form_schema("split", None, None, ["invoice", "annex"])
+    snapshot = {"documents": [{"name": "invoice", "pages": [1, 2]}, {"name": "annex", "pages": [3]}]}
+    assert round_trip(split or {}, snapshot) == snapshot
+    assert form_schema("extract", INVOICE, None, None) is INVOICE and form_schema("for_each", None, None, None) is None
