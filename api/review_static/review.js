@@ -116,7 +116,9 @@
     const data = await response.json().catch(() => ({}));
     if (!response.ok) {
       const detail = data.detail || {};
-      throw new Error(detail.message || "the server answered " + response.status);
+      const error = new Error(detail.message || "the server answered " + response.status);
+      error.field = (detail.details || {}).field;
+      throw error;
     }
     return data;
   }
@@ -165,6 +167,20 @@
     } catch (e) {
       say(e.message, "error");
       busy(false);
+      markField(e.field);
+    }
+  }
+
+  // The server names a refused field as `snapshot.lines.0.qty`; the form's paths read `lines[0].qty`.
+  function markField(field) {
+    if (typeof field !== "string" || !field.startsWith("snapshot.")) return;
+    const wanted = field.slice("snapshot.".length);
+    for (const el of form.querySelectorAll("[data-path]")) {
+      if (el.dataset.path.replace(/\[(\d+)\]/g, ".$1") === wanted) {
+        el.setAttribute("aria-invalid", "true");
+        el.focus();
+        return;
+      }
     }
   }
 

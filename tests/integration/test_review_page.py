@@ -165,6 +165,16 @@ def test_a_reviewer_corrects_a_field_from_the_link_and_the_run_completes_with_it
     DOCS_SHOT.parent.mkdir(exist_ok=True)
     shutil.copyfile(shots / "review-page.png", DOCS_SHOT)
 
+    # A value the block's schema refuses (an item's qty emptied) is refused by the server, naming the field,
+    # which the page marks and focuses; nothing is saved.
+    qty = page.locator('[data-path="lines[0].qty"]')
+    qty.fill("")
+    page.locator("#save").click()
+    page.locator("#status.error").wait_for()
+    assert qty.get_attribute("aria-invalid") == "true" and qty.evaluate("el => el === document.activeElement")
+    assert len(list(client.workflows.reviews.versions.list(review_id=review.id))) == 1
+    qty.fill("2")
+
     # Correct the field with the keyboard and approve: the edit is saved as a version, then approved.
     total.fill("")
     total.press_sequentially("1440")
