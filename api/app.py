@@ -14,6 +14,7 @@ from api.body_limit import BodyLimit
 from api.deps import get_principal
 from api.errors import install_error_handlers
 from api.openapi import install_openapi
+from api.review_access import redact_access_logs
 from api.routes import (
     artifacts,
     blocks,
@@ -88,5 +89,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(review_links.router, prefix="/v1/workflows", dependencies=secured)
     # The review pages authorize by reviewer link, not API key (api/review_access.py).
     app.include_router(review_page.router)
+    redact_access_logs()
     install_openapi(app)
     return app

@@ -8,6 +8,9 @@ link, so one browser holding links to several reviews keeps them all and sends e
 expiry, scope): a page, a page image, saving a version, approving, rejecting. A link of project A never reaches
 project B: the project in the path must be the link's, and the review is looked up in the link's project only.
 
+The token is in a URL once, at the link: uvicorn's access log writes that path with the token redacted
+(`redact_access_logs`, installed by the app).
+
 Cross-site requests: the cookie is `SameSite=Lax` (a link clicked in a mail client still opens the page; a
 cross-site POST does not carry it), the actions accept only `application/json` bodies (a form on another site
 cannot send one without a CORS preflight, which we never answer), and a request whose `Origin` is not ours is
@@ -16,6 +19,8 @@ refused.
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 
 from fastapi import Request, Response
@@ -125,3 +130,26 @@ def _own_origin(request: Request) -> str:
     default = {"http": 80, "https": 443}.get(url.scheme)
     port = "" if url.port in (None, default) else f":{url.port}"
     return f"{url.scheme}://{url.hostname}{port}"
+
+
+class RedactLinkTokens(logging.Filter):
+    """Access logs name a link's path without its token: a log line must not be a way into a review."""
+
+    _TOKEN = re.compile(r"(/review/l/)[^/?#\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._redact(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = self._redact(record.msg)
+        return True
+
+    def _redact(self, text: str) -> str:
+        return self._TOKEN.sub(r"\1<redacted>", text)
+
+
+def redact_access_logs() -> None:
+    """Keep reviewer-link tokens out of uvicorn's access log (idempotent)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactLinkTokens) for f in access.filters):
+        access.addFilter(RedactLinkTokens())

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from temporalio.service import RPCError
+
 from api.definitions import Definitions
 from api.errors import NotFoundError
 from api.page_previews import PreviewLimits, kind_of, page_count, page_png
@@ -161,8 +163,8 @@ class ReviewPages:
     async def _run(self, project_id: str, run_id: str) -> RunState | None:
         try:
             return await self.runs.state(project_id, run_id)
-        except (NotFoundError, NotFound):
-            return None
+        except (NotFoundError, NotFound, RPCError):
+            return None  # the page still shows the review; its context says no more of the run
 
     async def _evaluation(self, project_id: str, record: ReviewRecord) -> str | None:
         """Why the gate fired, from its evaluation artifact."""

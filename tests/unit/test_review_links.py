@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import stat
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from api.review_access import RedactLinkTokens
 from docflow.config import Settings
 from docflow.review_links import Claims, LinkRefused, link_id, sign, verify
 from storage.link_secret import LinksNotConfigured, review_link_secret
@@ -102,3 +104,20 @@ def test_production_without_a_secret_has_no_links(tmp_path: Path) -> None:
     assert not (tmp_path / "review-link-secret").exists()
     with pytest.raises(ValueError):
         Settings(review_link_secret="short")
+
+
+def test_access_logs_name_a_link_without_its_token() -> None:
+    token = sign(SECRET, "proj_a", "rev_1", NOW + 60)
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", f"/review/l/{token}", "1.1", 303),
+        None,
+    )
+    assert RedactLinkTokens().filter(record)
+    line = record.getMessage()
+    assert token not in line and token.split(".")[1] not in line
+    assert line == '127.0.0.1:5 - "GET /review/l/<redacted> HTTP/1.1" 303'
