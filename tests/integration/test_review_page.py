@@ -145,6 +145,12 @@ def test_a_reviewer_corrects_a_field_from_the_link_and_the_run_completes_with_it
     assert row.count() == 1
     assert "Invoice fields" in row.inner_text() and "0.67 (total)" in row.inner_text()
     queue_page.screenshot(path=str(shots / "review-queue.png"))
+    # The queue link opens the project's reviews too: its row leads to the review page.
+    row.get_by_role("link").click()
+    queue_page.wait_for_url(f"{stack.api_url}/review/p/{stack.project_id}/r/{review.id}/")
+    assert queue_page.get_by_label("total", exact=True).input_value() == "14.4"
+    assert queue_page.get_by_role("link", name="← Back to the queue").count() == 1
+    queue_page.goto(queue_link["url"])
 
     # One review: the document's page image beside the form; the doubted field is marked.
     response = page.goto(review_link["url"])
@@ -214,6 +220,13 @@ def test_expired_and_tampered_links_are_refused(stack: Stack, http: httpx.Client
     head, mac = token.split(".")
     for tampered in (f"{head}.{mac[:-3]}{'A' if mac[-3] != 'A' else 'B'}{mac[-2:]}", f"{head[:-2]}xx.{mac}"):
         assert page.goto(f"{stack.api_url}/review/l/{tampered}").status == 403
+    # Another project's link, held by this browser, does not open this project's queue.
+    with httpx.Client(base_url=stack.api_url, headers={"Api-Key": stack.other_api_key}, timeout=30) as other_http:
+        other_link = _link(other_http)
+    assert page.goto(other_link["url"]).status == 200
+    assert page.url == f"{stack.api_url}/review/p/{stack.other_project_id}/"
+    assert page.goto(f"{stack.api_url}/review/p/{stack.project_id}/").status == 403
+    page.context.clear_cookies()
     # Without a link, the queue does not open.
     assert page.goto(f"{stack.api_url}/review/p/{stack.project_id}/").status == 403
     # A cookie altered in the browser is refused too (it is checked on every request, not only at the link).
