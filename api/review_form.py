@@ -36,6 +36,11 @@ class _Form:
     nodes: int = 0
     next_id: int = 0
     low: list[str] = field(default_factory=list)
+    # Set while rendering a property the data does not have: its element says so, and the script leaves the key
+    # out again when the reviewer left it empty (a key is never added as null behind the reviewer's back).
+    absent: bool = False
+    # What `_empty` may still build, over all array templates of the form.
+    empty_budget: int = MAX_NODES
 
     def ident(self) -> str:
         self.next_id += 1
@@ -119,8 +124,11 @@ def _child(tree: Any, key: str | int) -> Any:
     return tree.get(key) if isinstance(tree, dict) else None
 
 
-def _attrs(key: str | None, kind: str, nullable: bool) -> str:
+def _attrs(form: _Form, key: str | None, kind: str, nullable: bool) -> str:
     out = f' data-kind="{kind}"'
+    if form.absent:
+        out += ' data-absent="1"'
+        form.absent = False
     if key is not None:
         out += f' data-key="{html.escape(key)}"'
     return out + (' data-nullable="1"' if nullable else "")
@@ -178,12 +186,17 @@ def _object(
 ) -> str:
     properties = sub.get("properties") if isinstance(sub.get("properties"), dict) else {}
     assert isinstance(properties, dict)
-    parts = [f'<fieldset class="f-obj"{_attrs(key, "object", nullable)}>{_legend(label, path, depth)}']
+    parts = [f'<fieldset class="f-obj"{_attrs(form, key, "object", nullable)}>{_legend(label, path, depth)}']
+    shown: set[str] = set()
     for name, prop in properties.items():
+        if form.nodes > MAX_NODES:
+            break  # past the cap, the rest of the data is shown as JSON below (a schema may be huge)
+        shown.add(name)
+        form.absent = name not in value
         child = value.get(name)
         parts.append(_node(form, prop, child, _child(likely, name), name, name, _join(path, name), depth + 1))
     for name, child in value.items():
-        if name not in properties:  # beyond the schema: kept, as JSON
+        if name not in shown:  # beyond the schema, or past the cap: kept, as JSON
             parts.append(_json(form, child, _child(likely, name), name, name, _join(path, name), {}))
     parts.append("</fieldset>")
     return "".join(parts)
@@ -202,7 +215,7 @@ def _array(
 ) -> str:
     items = sub.get("items") if isinstance(sub.get("items"), dict) else {}
     assert isinstance(items, dict)
-    parts = [f'<fieldset class="f-arr"{_attrs(key, "array", nullable)}>{_legend(label, path, depth)}']
+    parts = [f'<fieldset class="f-arr"{_attrs(form, key, "array", nullable)}>{_legend(label, path, depth)}']
     parts.append('<ol class="f-items">')
     for index, item in enumerate(value):
         inner = _node(
@@ -211,9 +224,9 @@ def _array(
         parts.append(_item(inner))
     parts.append("</ol>")
     template = _node(
-        _Form(form.root, form.threshold, next_id=10**6 + form.next_id),
+        form,
         items,
-        _empty(items, form.root),
+        _empty(form, items),
         None,
         None,
         f"new {label}",
@@ -229,13 +242,15 @@ def _item(inner: str) -> str:
     return f'<li class="f-item">{inner}<button type="button" class="f-remove">Remove</button></li>'
 
 
-def _empty(schema: dict[str, Any], root: dict[str, Any], depth: int = 0) -> Any:
-    """An empty value of a schema, for a new array item: objects with their properties empty, else null."""
-    kind, _, sub = _shape(schema, root)
-    if kind == "object" and depth < 4:
+def _empty(form: _Form, schema: dict[str, Any], depth: int = 0) -> Any:
+    """An empty value of a schema, for a new array item: objects with their properties empty, else null; within
+    the form's budget, so `$ref`s that fan out cannot make it grow without bound."""
+    form.empty_budget -= 1
+    kind, _, sub = _shape(schema, form.root)
+    if kind == "object" and depth < 4 and form.empty_budget > 0:
         properties = sub.get("properties") if isinstance(sub.get("properties"), dict) else {}
         assert isinstance(properties, dict)
-        return {name: _empty(prop, root, depth + 1) for name, prop in properties.items()}
+        return {name: _empty(form, prop, depth + 1) for name, prop in list(properties.items())[: form.empty_budget]}
     if kind == "array":
         return []
     if kind == "string":
@@ -261,17 +276,17 @@ def _leaf(
         kind = "enum"
     if isinstance(enum, list):
         kind = "enum"
-        control = _select(ident, enum, value, nullable, key, path)
+        control = _select(ident, enum, value, _attrs(form, key, "enum", nullable), path)
     elif kind in ("number", "integer"):
         step = "1" if kind == "integer" else "any"
         shown = "" if value is None or isinstance(value, bool) else _number(value)
         control = (
             f'<input id="{ident}" type="number" step="{step}" value="{html.escape(shown)}"'
-            f'{_attrs(key, kind, nullable)} data-path="{html.escape(path)}">'
+            f'{_attrs(form, key, kind, nullable)} data-path="{html.escape(path)}">'
         )
     else:
         text = "" if value is None else str(value)
-        attrs = f'id="{ident}"{_attrs(key, "string", nullable)} data-path="{html.escape(path)}"'
+        attrs = f'id="{ident}"{_attrs(form, key, "string", nullable)} data-path="{html.escape(path)}"'
         if len(text) > LONG_TEXT or "\n" in text:
             control = f'<textarea {attrs} rows="3">{html.escape(text)}</textarea>'
         else:
@@ -279,9 +294,9 @@ def _leaf(
     return _field(form, ident, label, sub, likely, path, control)
 
 
-def _select(ident: str, enum: list[Any], value: Any, nullable: bool, key: str | None, path: str) -> str:
+def _select(ident: str, enum: list[Any], value: Any, attrs: str, path: str) -> str:
     options = list(enum)
-    if nullable and None not in options:
+    if 'data-nullable="1"' in attrs and None not in options:
         options.insert(0, None)
     if value not in options:
         options.insert(0, value)  # the data's value is shown even when the schema does not list it
@@ -291,7 +306,6 @@ def _select(ident: str, enum: list[Any], value: Any, nullable: bool, key: str | 
         shown = "(empty)" if option is None else str(option).lower() if isinstance(option, bool) else str(option)
         selected = " selected" if option == value and type(option) is type(value) else ""
         rendered.append(f'<option value="{encoded}"{selected}>{html.escape(shown)}</option>')
-    attrs = _attrs(key, "enum", nullable)
     return f'<select id="{ident}"{attrs} data-path="{html.escape(path)}">{"".join(rendered)}</select>'
 
 
@@ -300,7 +314,7 @@ def _json(form: _Form, value: Any, likely: Any, key: str | None, label: str, pat
     text = json.dumps(value, indent=2, ensure_ascii=False)
     control = (
         f'<textarea id="{ident}" class="f-json" rows="{min(12, text.count(chr(10)) + 2)}"'
-        f'{_attrs(key, "json", False)} data-path="{html.escape(path)}">{html.escape(text)}</textarea>'
+        f'{_attrs(form, key, "json", False)} data-path="{html.escape(path)}">{html.escape(text)}</textarea>'
     )
     return _field(form, ident, f"{label} (JSON)", sub, likely, path, control)
 

@@ -35,7 +35,12 @@
     const nullable = el.dataset.nullable === "1";
     if (kind === "object") {
       const out = {};
-      for (const c of children(el)) out[c.dataset.key] = read(c);
+      for (const c of children(el)) {
+        const v = read(c);
+        // A key the data did not have stays out unless the reviewer filled it.
+        if (c.dataset.absent === "1" && (v === null || v === "")) continue;
+        out[c.dataset.key] = v;
+      }
       return out;
     }
     if (kind === "array") {

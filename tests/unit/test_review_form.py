@@ -7,6 +7,7 @@ skipped), so a round trip shows every value is on the page, in the place and typ
 from __future__ import annotations
 
 import json
+import time
 from html.parser import HTMLParser
 from typing import Any
 
@@ -72,7 +73,13 @@ def selected(node: Node) -> str:
 def read(node: Node) -> Any:
     kind = node.attrs["data-kind"]
     if kind == "object":
-        return {c.attrs["data-key"]: read(c) for c in kinds_under(node)}
+        out = {}
+        for c in kinds_under(node):
+            value = read(c)
+            if c.attrs.get("data-absent") == "1" and value in (None, ""):
+                continue  # as review.js: a key the data did not have stays out unless filled
+            out[c.attrs["data-key"]] = value
+        return out
     if kind == "array":
         return [read(c) for c in kinds_under(node)]
     if kind == "enum":
@@ -228,3 +235,30 @@ def test_classifier_and_split_reviews_get_forms_of_their_snapshot_shapes() -> No
     snapshot = {"documents": [{"name": "invoice", "pages": [1, 2]}, {"name": "annex", "pages": [3]}]}
     assert round_trip(split or {}, snapshot) == snapshot
     assert form_schema("extract", INVOICE, None, None) is INVOICE and form_schema("for_each", None, None, None) is None
+
+
+def test_a_property_the_data_lacks_is_offered_but_not_added_empty() -> None:
+    data = {"number": "INV-1", "vendor": {"name": "Acme"}}
+    page = render_form(INVOICE, data, None, 0.8)
+    assert page.count('data-absent="1"') == 8  # total, count, paid, currency, note, lines, tags; vendor.address
+    assert round_trip(INVOICE, data) == data
+
+
+def test_a_schema_that_fans_out_through_refs_renders_within_the_caps() -> None:
+    # Ten properties per level, each a $ref to the next level, twelve levels deep: 10**12 fields if expanded.
+    defs = {
+        f"l{i}": {"type": "object", "properties": {f"p{k}": {"$ref": f"#/$defs/l{i + 1}"} for k in range(10)}}
+        for i in range(12)
+    }
+    defs["l12"] = {"type": "array", "items": {"$ref": "#/$defs/l0"}}
+    schema = {"$ref": "#/$defs/l0", "$defs": defs}
+    data: dict[str, Any] = {f"p{k}": {f"p{j}": {} for j in range(10)} for k in range(10)}
+    page = render_form(schema, data, None, 0.8)
+    assert len(page) < 5_000_000
+    assert round_trip(schema, data) == data
+    # The same fan-out as the items of an empty array: its new-item template is built within the caps too.
+    listed = {"type": "object", "properties": {"list": {"type": "array", "items": {"$ref": "#/$defs/l0"}}}}
+    started = time.monotonic()
+    page = render_form({**listed, "$defs": defs}, {"list": []}, None, 0.8)
+    assert len(page) < 5_000_000 and time.monotonic() - started < 5
+    assert round_trip({**listed, "$defs": defs}, {"list": []}) == {"list": []}
