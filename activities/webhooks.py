@@ -68,6 +68,7 @@ class WebhookSender:
         self.timeout = settings.webhook_timeout_seconds
         self.egress = egress or Egress(settings.webhook_egress_allowlist, settings.egress_max_response_bytes)
         self.settings = settings
+        self._link_secret: bytes | None = None  # read at the first review event; b"" when links are off
 
     @activity.defn(name=SEND_WEBHOOK)
     async def send(self, inp: WebhookInput) -> SendResult:
@@ -148,9 +149,13 @@ class WebhookSender:
         review = event.data.get("review_id")
         if event.type != REVIEW_OPENED or not isinstance(review, str):
             return
-        try:
-            secret = review_link_secret(self.settings)
-        except LinksNotConfigured:
+        if self._link_secret is None:
+            try:
+                self._link_secret = review_link_secret(self.settings)
+            except LinksNotConfigured:
+                self._link_secret = b""
+        secret = self._link_secret
+        if not secret:
             return
         expires = int(event.created_at.timestamp()) + self.settings.review_link_ttl_seconds
         token = sign_link(secret, event.organization_id, review, expires)

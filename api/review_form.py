@@ -49,8 +49,16 @@ class _Form:
 
 def render_form(schema: dict[str, Any] | None, data: Any, likelihoods: Any, threshold: float) -> str:
     """The form of `data` under `schema`, leaves under `threshold` in `likelihoods` marked low."""
+    return form_and_low_fields(schema, data, likelihoods, threshold)[0]
+
+
+def form_and_low_fields(
+    schema: dict[str, Any] | None, data: Any, likelihoods: Any, threshold: float
+) -> tuple[str, list[str]]:
+    """The form, and the paths of the fields it marks low."""
     form = _Form(schema or {}, threshold)
-    return _node(form, schema or {}, data, likelihoods, key=None, label="Output", path="", depth=0)
+    markup = _node(form, schema or {}, data, likelihoods, key=None, label="Output", path="", depth=0)
+    return markup, form.low
 
 
 def form_schema(
@@ -76,9 +84,7 @@ def form_schema(
 
 def low_fields(schema: dict[str, Any] | None, data: Any, likelihoods: Any, threshold: float) -> list[str]:
     """The paths of the fields the form marks low."""
-    form = _Form(schema or {}, threshold)
-    _node(form, schema or {}, data, likelihoods, key=None, label="Output", path="", depth=0)
-    return form.low
+    return form_and_low_fields(schema, data, likelihoods, threshold)[1]
 
 
 def _resolve(node: Any, root: dict[str, Any]) -> dict[str, Any]:

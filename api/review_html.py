@@ -10,7 +10,7 @@ import html
 from datetime import UTC, datetime
 from typing import Any
 
-from api.review_form import form_schema, low_fields, render_form
+from api.review_form import form_and_low_fields, form_schema
 from api.review_pages import QueueRow, ReviewView, waited
 from docflow.review_links import Claims
 
@@ -88,8 +88,7 @@ def review_page(view: ReviewView, claims: Claims, threshold: float) -> str:
     """One review: the document's pages beside the form of the shown version, decisions, versions, run context."""
     r = view.record
     schema = form_schema(r.block_type, r.output_schema, r.categories, r.subdocuments)
-    form = render_form(schema, view.shown.snapshot, view.likelihoods, threshold)
-    low = low_fields(schema, view.shown.snapshot, view.likelihoods, threshold)
+    form, low = form_and_low_fields(schema, view.shown.snapshot, view.likelihoods, threshold)
     back = '<p><a href="../../">← Back to the queue</a></p>' if claims.review_id is None else ""
     body = (
         f'<div class="review">{_document(view)}'

@@ -150,7 +150,7 @@ class ReviewPages:
             shown=shown,
             versions=versions,
             run=run,
-            run_inputs=_short_json(inputs),
+            run_inputs=await asyncio.to_thread(_short_json, inputs),
             likelihoods=tree,
             document=document,
             trigger_reason=evaluation,
