@@ -84,7 +84,8 @@ def exchange(request: Request, token: str) -> Response:
         path=path,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        # Behind a TLS-terminating proxy the request arrives as http: the public base URL tells.
+        secure=request.url.scheme == "https" or request.app.state.settings.api_url.startswith("https://"),
     )
     return response
 
