@@ -2,7 +2,8 @@
 
 A gated extract waits for review; a reviewer opens the link, sees the document's page image and the fields (the
 one consensus doubts marked), corrects it, approves, and the run completes with the corrected data (read through
-the SDK). The queue lists the review and drops it once decided. Expired, altered and other projects' links are
+the SDK). A rejection needs a reason and ends the step in error. The queue lists the review and drops it once
+decided. Expired, altered and other projects' links are
 403, for pages, page images and actions alike. Screenshots go to the test's temporary directory (or
 DOCFLOW_SCREENSHOTS), and the review page's to docs/review-page.png.
 """
@@ -252,6 +253,7 @@ def test_a_link_reaches_only_its_own_project_and_review(
     http: httpx.Client,
     model_server: ChatCompletionsServer,
     webhook_receivers: tuple[WebhookReceiver, WebhookReceiver],
+    page: Any,
     tmp_path: Path,
 ) -> None:
     run, review, _ = _gated_run(client, stack, model_server, tmp_path)
@@ -302,7 +304,17 @@ def test_a_link_reaches_only_its_own_project_and_review(
         # A rejection needs a reason; with one, the run ends the step in error.
         assert mine.post(f"{base}/reject", json={"version_id": seed.id, "reason": "  "}).status_code == 422
         assert client.workflows.reviews.get(review.id).decision is None
-        rejected = mine.post(f"{base}/reject", json={"version_id": seed.id, "reason": "wrong vendor"})
-        assert rejected.status_code == 200, rejected.text
+    # In the browser: Reject without a reason is refused on the page, with the focus on the reason; with one, the
+    # step ends in error.
+    assert page.goto(own["url"]).status == 200
+    page.get_by_role("button", name="Reject").click()
+    page.locator("#status.error").wait_for()
+    assert page.locator("#reason").evaluate("el => el === document.activeElement")
+    page.keyboard.type("wrong vendor")
+    page.get_by_role("button", name="Reject").focus()
+    page.keyboard.press("Enter")
+    page.locator(".decided.rejected").wait_for(timeout=30_000)
+    assert "wrong vendor" in page.locator(".decided").inner_text()
+    page.screenshot(path=str(_shots(tmp_path) / "review-rejected.png"))
     assert wait_for(client, run.id).lifecycle.status == "error"
     assert client.workflows.reviews.get(review.id).decision.reason == "wrong vendor"
