@@ -16,6 +16,9 @@
   already delivered (a worker lost between the answer and completing the activity) returns without sending.
   The record is written after the POST; if that write fails, the outcome still stands (a delivered event is
   not sent again for a missing record) and the failure is logged.
+- A `workflow.review.opened` event carries `data.review_url`, a reviewer link to that review (docflow.review_links),
+  signed here with the link secret, so no workflow input or history holds it. Its expiry counts from when the event
+  happened, so every retry sends the same body. Without a link secret (production unconfigured) there is no link.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from activities.egress import Egress, ResponseTooLarge
 from docflow import keys
 from docflow.config import Settings
 from docflow.egress import EgressDenied
+from docflow.review_links import sign as sign_link
 from docflow.webhooks import (
     ENVIRONMENT_HEADER,
+    REVIEW_OPENED,
     SIGNATURE_HEADER,
     DeliveryAttempt,
     DeliveryRecord,
@@ -45,6 +50,7 @@ from docflow.webhooks import (
     event_body,
     sign,
 )
+from storage.link_secret import LinksNotConfigured, review_link_secret
 from storage.objects import NotFound, ObjectStore
 from workflows.activity_names import SEND_WEBHOOK
 
@@ -61,6 +67,8 @@ class WebhookSender:
         self.environment = settings.environment
         self.timeout = settings.webhook_timeout_seconds
         self.egress = egress or Egress(settings.webhook_egress_allowlist, settings.egress_max_response_bytes)
+        self.settings = settings
+        self._link_secret: bytes | None = None  # read at the first review event; b"" when links are off
 
     @activity.defn(name=SEND_WEBHOOK)
     async def send(self, inp: WebhookInput) -> SendResult:
@@ -72,6 +80,7 @@ class WebhookSender:
             return "not_subscribed"
         info = activity.info()
         event = build_event(inp, self.environment, info.scheduled_time)
+        self._add_review_link(event)
         key = keys.webhook_delivery(inp.project_id, event.id)
         record = await self._record(key, event, endpoint)
         if record.outcome == "delivered":
@@ -134,6 +143,23 @@ class WebhookSender:
             error = f"{type(exc).__name__}: {exc}"
         duration = int((time.perf_counter() - clock) * 1000)
         return DeliveryAttempt(attempt=number, status=status, error=error, at=at, duration_ms=duration), refused
+
+    def _add_review_link(self, event: WebhookEvent) -> None:
+        """A review's opening event carries a reviewer link to it (`review_url`), when links are configured."""
+        review = event.data.get("review_id")
+        if event.type != REVIEW_OPENED or not isinstance(review, str):
+            return
+        if self._link_secret is None:
+            try:
+                self._link_secret = review_link_secret(self.settings)
+            except LinksNotConfigured:
+                self._link_secret = b""
+        secret = self._link_secret
+        if not secret:
+            return
+        expires = int(event.created_at.timestamp()) + self.settings.review_link_ttl_seconds
+        token = sign_link(secret, event.organization_id, review, expires)
+        event.data = {**event.data, "review_url": f"{self.settings.api_url.rstrip('/')}/review/l/{token}"}
 
     async def _record(self, key: str, event: WebhookEvent, endpoint: WebhookEndpoint) -> DeliveryRecord:
         """The event's delivery record so far, or a new one (a storage error raises: nothing was sent yet)."""

@@ -14,12 +14,15 @@ from api.body_limit import BodyLimit
 from api.deps import get_principal
 from api.errors import install_error_handlers
 from api.openapi import install_openapi
+from api.review_access import redact_access_logs
 from api.routes import (
     artifacts,
     blocks,
     edges,
     executions,
     files,
+    review_links,
+    review_page,
     reviews,
     runs,
     steps,
@@ -83,5 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (unbuilt, runs, steps, artifacts, reviews, executions, test_runs, tests, blocks, edges, workflows):
         app.include_router(module.router, prefix="/v1/workflows", dependencies=secured)
     app.include_router(files.router, prefix="/v1/files", dependencies=secured)
+    app.include_router(review_links.router, prefix="/v1/workflows", dependencies=secured)
+    # The review pages authorize by reviewer link, not API key (api/review_access.py).
+    app.include_router(review_page.router)
+    redact_access_logs()
     install_openapi(app)
     return app

@@ -206,6 +206,28 @@ class Settings(BaseSettings):
         default=None, description="The API key the CLI sends; default: the dev stack's <data_dir>/dev-api-key"
     )
 
+    # Review page and reviewer links (issue 11; docs/review-page.md, storage/link_secret.py).
+    review_link_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        repr=False,
+        description="Signs reviewer links (HMAC-SHA256); 32+ characters. Unset in development: generated once into "
+        "<data_dir>/review-link-secret; unset in production: no reviewer links",
+    )
+    review_link_ttl_seconds: int = Field(
+        default=7 * 24 * 3600, ge=60, le=90 * 24 * 3600, description="How long a reviewer link opens its review"
+    )
+    review_page_likelihood_threshold: float = Field(
+        default=0.8, ge=0, le=1, description="Fields whose consensus likelihood is under this are highlighted"
+    )
+    review_page_max_pages: int = Field(default=20, ge=1, le=500, description="Document pages shown on a review page")
+    review_page_max_pixels: int = Field(
+        default=3_000_000, ge=100_000, le=40_000_000, description="Pixels of one page image on a review page"
+    )
+    review_page_render_timeout_seconds: float = Field(
+        default=20.0, gt=0, le=120, description="Counting or rendering one document's page; slower is refused"
+    )
+
     @field_validator("egress_allow", "webhook_egress_allow")
     @classmethod
     def _allowlist_parses(cls, value: str) -> str:

@@ -120,6 +120,8 @@ async def test_a_review_event_arrives_signed_and_the_receiver_verifies_it(
     assert event["id"] == evt and event["type"] == "workflow.review.opened"
     assert event["organization_id"] == stack.project_id
     assert event["environment"] == stack.settings.environment
+    # A review's opening event carries a reviewer link to it (issue 11), signed by the worker.
+    assert event["data"].pop("review_url").startswith(f"{stack.settings.api_url}/review/l/")
     assert event["data"] == {"review_id": review, "run_id": run, "block_id": "extract-1"}
     assert abs(int(delivery.headers["X-Retab-Signature"].split(",")[0][2:]) - time.time()) < 60
     record = await _record(store, stack.project_id, evt)
