@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv up demo lint test unit bench bench-reviews clean
+.PHONY: venv up demo lint test unit bench bench-reviews docs-screenshot clean
 
 venv: $(VENV)/.installed
 
@@ -39,6 +39,10 @@ bench: venv
 WAITING ?= 1000
 bench-reviews: venv
 	$(BIN)/python -m bench.reviews --waiting $(WAITING)
+
+# The README's screenshot of the review page, taken by its end-to-end browser test.
+docs-screenshot: venv
+	DOCFLOW_DOCS_SCREENSHOT=1 $(BIN)/pytest -q tests/integration/test_review_page.py -k corrects_a_field
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

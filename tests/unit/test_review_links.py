@@ -69,6 +69,20 @@ def test_a_tampered_payload_or_signature_is_refused() -> None:
             verify(SECRET, bad, NOW)
 
 
+@pytest.mark.parametrize("n", range(24))
+def test_another_spelling_of_the_same_signature_is_refused(n: int) -> None:
+    """A 32-byte MAC leaves 2 spare bits in its last base64 character: every other spelling is refused."""
+    token = sign(SECRET, f"proj_{n}", None, NOW + 60)
+    head, mac = token.split(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(mac[-1])
+    for spare in (1, 2, 3):
+        other = alphabet[(last & ~3) | ((last + spare) & 3)]
+        assert base64.urlsafe_b64decode(mac[:-1] + other + "=") == base64.urlsafe_b64decode(mac + "=")
+        with pytest.raises(LinkRefused, match="signature"):
+            verify(SECRET, f"{head}.{mac[:-1]}{other}", NOW)
+
+
 def test_a_link_signed_with_another_secret_is_refused() -> None:
     token = sign(b"t" * 32, "proj_a", "rev_1", NOW + 60)
     with pytest.raises(LinkRefused, match="signature"):
