@@ -36,7 +36,7 @@ class WorkflowCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
     name: str | None = "Untitled Workflow"
     description: str | None = ""
-    project_id: str = Field(description="The project of the API key")
+    project_id: str | None = Field(default=None, description="The project of the API key (the default)")
 
 
 class WorkflowUpdate(BaseModel):
@@ -84,8 +84,9 @@ class Definitions:
         returns what the first request made, finishing it if a crash stopped it between its writes; the same key
         with another body is a 422.
         """
-        if body.project_id != project_id:
+        if body.project_id not in (None, project_id):
             raise NotFoundError(f"no project '{body.project_id}'", code="project_not_found", field="project_id")
+        body = body.model_copy(update={"project_id": project_id})  # a retry may name it or leave it out
         if not idempotency_key:
             record = self.new_record(project_id, body, new_id(WORKFLOW))
             await self.drafts.create(project_id, record.id)

@@ -98,7 +98,7 @@ async def create_workflow(
     definitions: DefinitionsDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> WorkflowRecord:
-    """Create a workflow with an empty, unpublished draft; `project_id` must be the API key's project.
+    """Create a workflow with an empty, unpublished draft in the API key's project (`project_id`, if given, must be it).
 
     A retried request with the same `Idempotency-Key` returns the workflow the first one created (finishing it
     if the first was interrupted); the same key with a different body is refused (422 `idempotency_key_reused`).

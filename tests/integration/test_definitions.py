@@ -121,9 +121,16 @@ def test_create_with_another_project_id_is_404(client: Retab, http: httpx.Client
     with pytest.raises(NotFoundError) as raised:
         client.workflows.create(project_id="proj_someone_else", name="x")
     assert raised.value.details is not None and raised.value.details["field"] == "project_id"
-    response = http.post("/v1/workflows", json={"name": "no project"})
-    assert response.status_code == 422
-    assert _detail(response)["details"]["field"] == "project_id"
+
+
+def test_a_workflow_created_without_a_project_id_is_in_the_keys_project(stack: Stack, http: httpx.Client) -> None:
+    """A client holding only a key need not know its project id (the CLI's `apply`)."""
+    response = http.post("/v1/workflows", json={"name": "no project"}, headers={"Idempotency-Key": "no-project-1"})
+    assert response.status_code == 201, response.text
+    assert response.json()["project_id"] == stack.project_id
+    named = {"name": "no project", "project_id": stack.project_id}
+    again = http.post("/v1/workflows", json=named, headers={"Idempotency-Key": "no-project-1"})
+    assert again.status_code in (200, 201) and again.json()["id"] == response.json()["id"]  # the same request
 
 
 def test_missing_or_wrong_key_is_401(stack: Stack, client: Retab) -> None:
