@@ -1,0 +1,450 @@
+"""User Python in a bubblewrap sandbox: one throw-away process per call, from a small pool of warm ones.
+
+    pool = SandboxPool(SandboxOptions(size=2))
+    await pool.start()                                   # probes the runtime, warms `size` sandboxes
+    call = await pool.run(code, {"a": 1}, timeout=5.0)   # -> Invocation(output | error, printed, duration_ms)
+
+Each sandbox is `bwrap` (Debian `bubblewrap`) around the interpreter running `activities.sandbox_runner`:
+
+- namespaces: `--unshare-all` (user, pid, net with no interface but a downed loopback, ipc, uts, cgroup),
+  `--disable-userns` (no nested namespaces), `--new-session`, `--die-with-parent`, `--clearenv`;
+- filesystem: an empty root holding, read-only, only the interpreter, its standard library (with any
+  site-packages inside it hidden under an empty read-only tmpfs), its lib-dynload and the shared libraries
+  they link (found with `ldd`); `/dev` minimal; `/tmp` a private tmpfs of `tmp_bytes`. No /etc, no /proc,
+  no project files, no `.data/`, no venv;
+- limits, set in the child before bwrap is exec'd (they bind everything inside): address space, CPU time,
+  processes, open files, file size, no core dumps. Run as root, the worker gives every sandbox its own uid
+  (`uid_base`…), so the process limit counts that sandbox's processes alone (root is exempt from it);
+- time: the call's wall-clock `timeout` kills bwrap's process group; bwrap's `--die-with-parent` and the pid
+  namespace take every process inside down with it.
+
+A sandbox is started ahead of use, waits for its one request, runs it and is discarded: nothing one call
+leaves (files, modules, threads, children) is seen by the next. Where bwrap cannot create its namespaces
+the call fails with SandboxUnavailable, saying how to enable them; nothing ever runs unsandboxed.
+
+    SandboxError
+     ├── SandboxUnavailable  bubblewrap missing or namespaces refused (the operator's to fix)   permanent
+     ├── SandboxTimeout      the call ran past its timeout and was killed                        permanent
+     ├── SandboxCrashed      the process died (a signal: CPU limit, segfault…) or broke protocol permanent
+     └── SandboxTooLarge     the input or the reply is over `io_bytes`                           permanent
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("docflow.sandbox")
+
+RUNNER = (Path(__file__).parent / "sandbox_runner.py").read_text()
+START_TIMEOUT_SECONDS = 20.0
+HOW_TO_ENABLE = (
+    "user Python needs Linux namespaces through bubblewrap: install it (Debian: apt-get install bubblewrap) and let "
+    "the worker create user namespaces (sysctl user.max_user_namespaces > 0; on Debian before 11 also "
+    "kernel.unprivileged_userns_clone=1; in Docker run the worker with --security-opt seccomp=unconfined "
+    "--security-opt apparmor=unconfined or a seccomp profile that allows clone/unshare of namespaces, in "
+    "Kubernetes the equivalent securityContext); see docs/sandbox.md"
+)
+_PROBE = (
+    "import json, sys, sysconfig; print(json.dumps({'stdlib': sysconfig.get_path('stdlib'), "
+    "'platstdlib': sysconfig.get_path('platstdlib'), 'path': sys.path}))"
+)
+
+
+class SandboxError(Exception):
+    """Base of the sandbox's errors."""
+
+
+class SandboxUnavailable(SandboxError):
+    """No sandbox can be made on this machine; the message says why and how to enable it."""
+
+
+class SandboxTimeout(SandboxError):
+    """The call ran past its timeout; the sandbox was killed."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"did not finish within {seconds:g} s (killed)")
+        self.seconds = seconds
+
+
+class SandboxCrashed(SandboxError):
+    """The sandboxed process died without answering (`reason`: cpu_limit, signal, protocol)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SandboxTooLarge(SandboxError):
+    """The input or the reply is over the size limit."""
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """How many warm sandboxes, and the limits of each."""
+
+    size: int = 2
+    python: str = ""  # "" = the worker's own interpreter when the sandbox's user can read it, else /usr/bin/python3
+    bwrap: str = "bwrap"
+    memory_bytes: int = 1024 << 20  # address space (the interpreter itself maps ~30 MB)
+    tmp_bytes: int = 16 << 20
+    file_bytes: int = 16 << 20
+    processes: int = 16
+    open_files: int = 64
+    cpu_seconds: int = 310  # the backstop over the longest timeout (300 s); each call lowers it to its own
+    io_bytes: int = 8 << 20
+    print_bytes: int = 64 << 10
+    uid_base: int = 430000
+    uid_count: int = 1000
+
+
+@dataclass
+class Invocation:
+    """One call's outcome: `output` or `error` (what the user's code raised), its prints and its time."""
+
+    output: Any = None
+    error: dict[str, Any] | None = None
+    printed: list[str] = field(default_factory=list)
+    printed_truncated: bool = False
+    duration_ms: int = 0
+
+
+@dataclass(eq=False)
+class _Sandbox:
+    proc: asyncio.subprocess.Process
+    uid: int | None
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # bwrap leads its own group; its pid namespace follows
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The interpreter and the bwrap arguments that mount it (and nothing else) read-only."""
+
+    python: str
+    mounts: tuple[str, ...]
+
+
+def _readable_by_others(path: str) -> bool:
+    """Whether a user with no relation to the file's owner can reach and read `path`."""
+    current = Path(path)
+    for parent in [current, *current.parents]:
+        try:
+            mode = os.stat(parent).st_mode
+        except OSError:
+            return False
+        needed = stat.S_IXOTH if stat.S_ISDIR(mode) else stat.S_IROTH
+        if not mode & needed:
+            return False
+    return True
+
+
+def _shared_libraries(files: list[str]) -> dict[str, str]:
+    """Every shared library the files link, as {path the loader opens: real file} (from `ldd`)."""
+    found: dict[str, str] = {}
+    if not files:
+        return found
+    result = subprocess.run(["ldd", *files], capture_output=True, text=True, timeout=60, check=False)
+    for line in result.stdout.splitlines():
+        parts = line.strip().split()
+        path = parts[2] if len(parts) >= 3 and parts[1] == "=>" else parts[0] if parts else ""
+        if path.startswith("/") and os.path.exists(path):
+            found[path] = os.path.realpath(path)
+    return found
+
+
+def build_runtime(python: str, separate_user: bool) -> Runtime:
+    """The mounts of a minimal read-only filesystem for `python` (or the default interpreter); blocks (a thread)."""
+    candidates = [python] if python else [sys._base_executable, "/usr/bin/python3"]  # type: ignore[attr-defined]
+    chosen = None
+    for candidate in candidates:
+        real = os.path.realpath(candidate)
+        if os.path.isfile(real) and (not separate_user or _readable_by_others(real)):
+            chosen = real
+            break
+    if chosen is None:
+        raise SandboxUnavailable(
+            f"no Python interpreter the sandbox's user can read among {candidates}: set DOCFLOW_SANDBOX_PYTHON "
+            "to one under world-readable directories (e.g. /usr/bin/python3)"
+        )
+    probe = subprocess.run([chosen, "-I", "-S", "-c", _PROBE], capture_output=True, text=True, timeout=60, check=True)
+    facts = json.loads(probe.stdout)
+    dirs = sorted({facts["stdlib"], facts["platstdlib"], *(p for p in facts["path"] if p.endswith("lib-dynload"))})
+    dirs = [d for d in dirs if os.path.isdir(d) and not any(d.startswith(o + "/") for o in dirs if o != d)]
+    extensions = [str(p) for d in dirs for p in Path(d).rglob("*.so")]
+    libraries = _shared_libraries([chosen, *extensions])
+    mounts: list[str] = ["--ro-bind", chosen, chosen]
+    for directory in dirs:
+        mounts += ["--ro-bind", directory, directory]
+        for hidden in ("site-packages", "dist-packages"):
+            if os.path.isdir(os.path.join(directory, hidden)):
+                # Installed packages (the venv's or the system's) stay out: an empty, read-only directory.
+                inside = os.path.join(directory, hidden)
+                mounts += ["--perms", "0555", "--size", "4096", "--tmpfs", inside, "--remount-ro", inside]
+    for dest, source in sorted(libraries.items()):
+        if not any(dest.startswith(d + "/") for d in dirs):
+            mounts += ["--ro-bind", source, dest]
+    unreadable = [m for m in mounts if m.startswith("/") and os.path.exists(m) and not _readable_by_others(m)]
+    if separate_user and unreadable:
+        raise SandboxUnavailable(f"the sandbox's user cannot read {unreadable[:3]}: set DOCFLOW_SANDBOX_PYTHON")
+    return Runtime(python=chosen, mounts=tuple(mounts))
+
+
+def _limits(options: SandboxOptions) -> None:
+    """Runs in the child between fork and exec (after the uid switch): the limits bwrap and its sandbox inherit."""
+    resource.setrlimit(resource.RLIMIT_AS, (options.memory_bytes, options.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CPU, (options.cpu_seconds, options.cpu_seconds))
+    resource.setrlimit(resource.RLIMIT_NPROC, (options.processes, options.processes))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (options.open_files, options.open_files))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (options.file_bytes, options.file_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+class SandboxPool:
+    """`size` warm sandboxes, each used for one call; see the module docstring."""
+
+    def __init__(self, options: SandboxOptions) -> None:
+        self.options = options
+        self.separate_user = os.geteuid() == 0
+        self._runtime: Runtime | None = None
+        self._starting = 0
+        self._warm: asyncio.Queue[_Sandbox] = asyncio.Queue()
+        self._uids = deque(range(options.uid_base, options.uid_base + options.uid_count))
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    async def __aenter__(self) -> SandboxPool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Probe the runtime and warm the pool; a machine without namespaces is logged, and each call refused."""
+        try:
+            await self._ensure_runtime()
+            first = await self._spawn()
+        except SandboxUnavailable as exc:
+            log.error("python sandbox unavailable: function blocks with code will fail", reason=str(exc))
+            return
+        self._warm.put_nowait(first)
+        for _ in range(self.options.size - 1):
+            self._refill()
+        log.info("python sandbox ready", python=self._runtime and self._runtime.python, warm=self.options.size)
+
+    async def close(self) -> None:
+        """Kill every sandbox, warm or starting."""
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        while not self._warm.empty():
+            await self._discard(self._warm.get_nowait())
+
+    @property
+    def warm(self) -> int:
+        """Sandboxes started and waiting for a call."""
+        return self._warm.qsize()
+
+    async def run(self, code: str, data: Any, timeout: float) -> Invocation:
+        """Run `transform(data)` from `code` in a fresh sandbox, killed after `timeout` seconds."""
+        request = json.dumps(
+            {"code": code, "input": data, "cpu_seconds": int(timeout) + 1, "print_bytes": self.options.print_bytes},
+            ensure_ascii=False,
+            allow_nan=False,
+        ).encode()
+        if len(request) > self.options.io_bytes:
+            raise SandboxTooLarge(f"the input and code take {len(request)} bytes, over {self.options.io_bytes}")
+        box = await self._acquire()
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                reply = await self._exchange(box, request)
+        except TimeoutError as exc:
+            raise SandboxTimeout(timeout) from exc
+        finally:
+            task = asyncio.create_task(self._discard(box))  # a cancelled call still kills its sandbox
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        duration_ms = int((time.perf_counter() - started) * 1000)
+        return Invocation(
+            output=reply.get("output"),
+            error=reply.get("error"),
+            printed=[str(line) for line in reply.get("printed") or []],
+            printed_truncated=bool(reply.get("printed_truncated")),
+            duration_ms=duration_ms,
+        )
+
+    async def cold_run(self, code: str, data: Any, timeout: float) -> Invocation:
+        """Like `run`, but with a sandbox started for this call (a benchmark's baseline)."""
+        box = await self._spawn()
+        self._warm.put_nowait(box)
+        return await self.run(code, data, timeout)
+
+    async def _exchange(self, box: _Sandbox, request: bytes) -> dict[str, Any]:
+        proc = box.proc
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(request)
+            await proc.stdin.drain()
+            proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it died at once: its exit status says why
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await proc.stdout.read(1 << 16):
+            size += len(chunk)
+            if size > self.options.io_bytes:
+                raise SandboxTooLarge(f"the reply is over {self.options.io_bytes} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        status = await proc.wait()
+        if not body:
+            raise _death(status, self.options)
+        try:
+            reply = json.loads(body)
+        except ValueError as exc:
+            raise SandboxCrashed("the sandbox answered something that is not JSON", "protocol") from exc
+        if not isinstance(reply, dict):
+            raise SandboxCrashed("the sandbox answered something that is not an object", "protocol")
+        return reply
+
+    async def _acquire(self) -> _Sandbox:
+        """A warm sandbox if one waits, else one started now; a replacement is started either way."""
+        box = self._warm.get_nowait() if not self._warm.empty() else await self._spawn()
+        self._refill()
+        return box
+
+    def _refill(self) -> None:
+        if self._closing or self._warm.qsize() + self._starting >= self.options.size:
+            return
+        task = asyncio.create_task(self._warm_one())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _warm_one(self) -> None:
+        self._starting += 1
+        try:
+            box = await self._spawn()
+        except SandboxError as exc:
+            log.warning("a warm sandbox failed to start", error=str(exc))
+            return
+        finally:
+            self._starting -= 1
+        if self._closing or self._warm.qsize() >= self.options.size:
+            await self._discard(box)
+        else:
+            self._warm.put_nowait(box)
+
+    async def _ensure_runtime(self) -> Runtime:
+        if self._runtime is None:
+            if shutil.which(self.options.bwrap) is None:
+                raise SandboxUnavailable(f"bubblewrap ('{self.options.bwrap}') is not installed: {HOW_TO_ENABLE}")
+            try:
+                self._runtime = await asyncio.to_thread(build_runtime, self.options.python, self.separate_user)
+            except (OSError, subprocess.SubprocessError, ValueError) as exc:
+                raise SandboxUnavailable(f"the sandbox's Python runtime could not be read: {exc}") from exc
+        return self._runtime
+
+    async def _spawn(self) -> _Sandbox:
+        runtime = await self._ensure_runtime()
+        uid = self._uids.popleft() if self.separate_user and self._uids else None
+        if self.separate_user and uid is None:
+            raise SandboxCrashed("every sandbox uid is in use", "busy")
+        argv = [
+            self.options.bwrap,
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--die-with-parent",
+            "--new-session",
+            "--clearenv",
+            "--cap-drop",
+            "ALL",
+            *runtime.mounts,
+            "--dev",
+            "/dev",
+            "--size",
+            str(self.options.tmp_bytes),
+            "--tmpfs",
+            "/tmp",
+            "--remount-ro",
+            "/",
+            "--chdir",
+            "/tmp",
+            runtime.python,
+            "-I",
+            "-S",
+            "-B",
+            "-X",
+            "utf8",
+            "-c",
+            RUNNER,
+            str(self.options.io_bytes),
+        ]
+        ids: dict[str, Any] = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=lambda: _limits(self.options),
+                **ids,
+            )
+        except OSError as exc:
+            self._release(uid)
+            raise SandboxUnavailable(f"bubblewrap could not be started ({exc}): {HOW_TO_ENABLE}") from exc
+        box = _Sandbox(proc, uid)
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            ready = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT_SECONDS)
+        except TimeoutError:
+            await self._discard(box)
+            raise SandboxCrashed(f"a sandbox did not start within {START_TIMEOUT_SECONDS:g} s", "start") from None
+        if ready != b"ready\n":
+            said = (await proc.stderr.read(4096)).decode(errors="replace").strip()
+            await self._discard(box)
+            raise SandboxUnavailable(f"the sandbox could not be created ({said or 'no message'}): {HOW_TO_ENABLE}")
+        return box
+
+    async def _discard(self, box: _Sandbox) -> None:
+        box.kill()
+        await box.proc.wait()
+        self._release(box.uid)
+
+    def _release(self, uid: int | None) -> None:
+        if uid is not None:
+            self._uids.append(uid)
+
+
+def _death(status: int, options: SandboxOptions) -> SandboxCrashed:
+    """Why a sandbox ended without answering: bwrap exits 128+N when its command is killed by signal N."""
+    number = -status if status < 0 else status - 128 if status > 128 else 0
+    if number == signal.SIGXCPU:
+        return SandboxCrashed("stopped at the CPU-time limit", "cpu_limit")
+    if number == signal.SIGXFSZ:
+        return SandboxCrashed(f"stopped at the file-size limit ({options.file_bytes} bytes)", "file_limit")
+    if number:
+        return SandboxCrashed(f"the process was killed by {signal.Signals(number).name}", "signal")
+    return SandboxCrashed(f"the process exited with status {status} without answering", "exit")
