@@ -226,6 +226,7 @@ class SandboxPool:
         self.separate_user = os.geteuid() == 0
         self._runtime: Runtime | None = None
         self._starting = 0
+        self._full = asyncio.Event()  # set while `size` sandboxes wait
         self._warm: asyncio.Queue[_Sandbox] = asyncio.Queue()
         self._uids = deque(range(options.uid_base, options.uid_base + options.uid_count))
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -246,7 +247,7 @@ class SandboxPool:
         except SandboxUnavailable as exc:
             log.error("python sandbox unavailable: function blocks with code will fail", reason=str(exc))
             return
-        self._warm.put_nowait(first)
+        self._put(first)
         for _ in range(self.options.size - 1):
             self._refill()
         log.info("python sandbox ready", python=self._runtime and self._runtime.python, warm=self.options.size)
@@ -267,6 +268,15 @@ class SandboxPool:
 
     async def run(self, code: str, data: Any, timeout: float) -> Invocation:
         """Run `transform(data)` from `code` in a fresh sandbox, killed after `timeout` seconds."""
+        request = self._request(code, data, timeout)
+        return await self._call(await self._acquire(), request, timeout)
+
+    async def cold_run(self, code: str, data: Any, timeout: float) -> Invocation:
+        """Like `run`, but in a sandbox started for this call (a benchmark's baseline)."""
+        request = self._request(code, data, timeout)
+        return await self._call(await self._spawn(), request, timeout)
+
+    def _request(self, code: str, data: Any, timeout: float) -> bytes:
         request = json.dumps(
             {"code": code, "input": data, "cpu_seconds": int(timeout) + 1, "print_bytes": self.options.print_bytes},
             ensure_ascii=False,
@@ -274,7 +284,9 @@ class SandboxPool:
         ).encode()
         if len(request) > self.options.io_bytes:
             raise SandboxTooLarge(f"the input and code take {len(request)} bytes, over {self.options.io_bytes}")
-        box = await self._acquire()
+        return request
+
+    async def _call(self, box: _Sandbox, request: bytes, timeout: float) -> Invocation:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout):
@@ -282,23 +294,16 @@ class SandboxPool:
         except TimeoutError as exc:
             raise SandboxTimeout(timeout) from exc
         finally:
-            task = asyncio.create_task(self._discard(box))  # a cancelled call still kills its sandbox
+            task = asyncio.create_task(self._replace(box))  # a cancelled call still kills its sandbox
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        duration_ms = int((time.perf_counter() - started) * 1000)
         return Invocation(
             output=reply.get("output"),
             error=reply.get("error"),
             printed=[str(line) for line in reply.get("printed") or []],
             printed_truncated=bool(reply.get("printed_truncated")),
-            duration_ms=duration_ms,
+            duration_ms=int((time.perf_counter() - started) * 1000),
         )
-
-    async def cold_run(self, code: str, data: Any, timeout: float) -> Invocation:
-        """Like `run`, but with a sandbox started for this call (a benchmark's baseline)."""
-        box = await self._spawn()
-        self._warm.put_nowait(box)
-        return await self.run(code, data, timeout)
 
     async def _exchange(self, box: _Sandbox, request: bytes) -> dict[str, Any]:
         proc = box.proc
@@ -309,17 +314,14 @@ class SandboxPool:
             proc.stdin.close()
         except (BrokenPipeError, ConnectionResetError):
             pass  # it died at once: its exit status says why
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := await proc.stdout.read(1 << 16):
-            size += len(chunk)
-            if size > self.options.io_bytes:
-                raise SandboxTooLarge(f"the reply is over {self.options.io_bytes} bytes")
-            chunks.append(chunk)
-        body = b"".join(chunks)
-        status = await proc.wait()
-        if not body:
-            raise _death(status, self.options)
+        try:
+            body = await proc.stdout.readuntil(b"\n")  # the reply is one line; the process is killed after
+        except asyncio.LimitOverrunError as exc:
+            raise SandboxTooLarge(f"the reply is over {self.options.io_bytes} bytes") from exc
+        except asyncio.IncompleteReadError as exc:
+            if not exc.partial:
+                raise _death(await proc.wait(), self.options) from None
+            raise SandboxCrashed("the sandbox's reply was cut short", "protocol") from None
         try:
             reply = json.loads(body)
         except ValueError as exc:
@@ -328,11 +330,26 @@ class SandboxPool:
             raise SandboxCrashed("the sandbox answered something that is not an object", "protocol")
         return reply
 
+    async def wait_full(self) -> None:
+        """Wait until `size` sandboxes are warm (tests and benchmarks)."""
+        await self._full.wait()
+
+    def _put(self, box: _Sandbox) -> None:
+        self._warm.put_nowait(box)
+        if self._warm.qsize() >= self.options.size:
+            self._full.set()
+
     async def _acquire(self) -> _Sandbox:
-        """A warm sandbox if one waits, else one started now; a replacement is started either way."""
-        box = self._warm.get_nowait() if not self._warm.empty() else await self._spawn()
+        """A warm sandbox if one waits, else one started now."""
+        if self._warm.empty():
+            return await self._spawn()
+        self._full.clear()
+        return self._warm.get_nowait()
+
+    async def _replace(self, box: _Sandbox) -> None:
+        """Discard a used sandbox, then warm its replacement (after the call, so the two do not compete)."""
+        await self._discard(box)
         self._refill()
-        return box
 
     def _refill(self) -> None:
         if self._closing or self._warm.qsize() + self._starting >= self.options.size:
@@ -353,7 +370,7 @@ class SandboxPool:
         if self._closing or self._warm.qsize() >= self.options.size:
             await self._discard(box)
         else:
-            self._warm.put_nowait(box)
+            self._put(box)
 
     async def _ensure_runtime(self) -> Runtime:
         if self._runtime is None:
@@ -410,6 +427,7 @@ class SandboxPool:
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
                 preexec_fn=lambda: _limits(self.options),
+                limit=self.options.io_bytes,
                 **ids,
             )
         except OSError as exc:

@@ -6,7 +6,7 @@ The user's code runs in this process only after the request is read; a process s
 
     out: b"ready\\n" once the interpreter is up (the sandbox is warm and waits)
     in:  one JSON object {"code", "input", "cpu_seconds", "print_bytes"}, then end of input
-    out: one JSON object {"output"} or {"error": {"type", "message", "traceback", "line"}},
+    out: one line, a JSON object {"output"} or {"error": {"type", "message", "traceback", "line"}},
          with "printed" (the lines the code printed) and "printed_truncated"
 
 Replies go to a private copy of stdout; the code's own writes to fds 1 and 2 go to /dev/null. A reply the
@@ -100,7 +100,7 @@ def main(request_limit: int) -> None:
     reply.flush()
     raw = os.fdopen(0, "rb").read(request_limit + 1)
     if len(raw) > request_limit:
-        reply.write(json.dumps({"error": {"type": "RequestTooLarge", "message": "input too large"}}).encode())
+        reply.write(json.dumps({"error": {"type": "RequestTooLarge", "message": "input too large"}}).encode() + b"\n")
         reply.flush()
         os._exit(0)
     request = json.loads(raw)
@@ -119,7 +119,7 @@ def main(request_limit: int) -> None:
         os._exit(0)  # a child the code forked never answers
     answer["printed"] = capture.lines()
     answer["printed_truncated"] = capture.truncated
-    reply.write(json.dumps(answer, allow_nan=False).encode())
+    reply.write(json.dumps(answer, allow_nan=False).encode() + b"\n")  # one line: JSON escapes its newlines
     reply.flush()
     os._exit(0)  # threads the code started end here too
 

@@ -222,11 +222,8 @@ async def test_state_left_by_one_call_is_not_seen_by_the_next(pool: SandboxPool)
 
 async def test_the_pool_keeps_sandboxes_warm_and_a_warm_call_is_fast(pool: SandboxPool) -> None:
     await _still_healthy(pool)
-    for _ in range(50):
-        if pool.warm >= 2:
-            break
-        await asyncio.sleep(0.1)
-    assert pool.warm >= 2
+    await asyncio.wait_for(pool.wait_full(), 10)
+    assert pool.warm == 2
     start = time.perf_counter()
     await _still_healthy(pool)
     assert time.perf_counter() - start < 1.0
