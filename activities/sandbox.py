@@ -14,7 +14,8 @@ Each sandbox is `bwrap` (Debian `bubblewrap`) around the interpreter running `ac
   no project files, no `.data/`, no venv;
 - limits, set in the child before bwrap is exec'd (they bind everything inside): address space, CPU time,
   processes, open files, file size, no core dumps. Run as root, the worker gives every sandbox its own uid
-  (`uid_base`…), so the process limit counts that sandbox's processes alone (root is exempt from it);
+  (`uid_base`…), so the process limit counts that sandbox's processes alone (root is exempt from it); run as
+  another user, sandboxes share its uid and may add `processes` to what that uid runs when one starts;
 - time: the call's wall-clock `timeout` kills bwrap's process group; bwrap's `--die-with-parent` and the pid
   namespace take every process inside down with it.
 
@@ -208,11 +209,24 @@ def build_runtime(python: str, separate_user: bool) -> Runtime:
     return Runtime(python=chosen, mounts=tuple(mounts))
 
 
-def _limits(options: SandboxOptions) -> None:
+def _tasks_of_uid(uid: int) -> int:
+    """Threads of every process whose real uid is `uid` (what RLIMIT_NPROC counts); reads /proc (a thread)."""
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue  # it ended meanwhile
+        if int(fields.get("Uid", "-1").split()[0]) == uid:
+            total += int(fields.get("Threads", "1"))
+    return total
+
+
+def _limits(options: SandboxOptions, processes: int) -> None:
     """Runs in the child between fork and exec (after the uid switch): the limits bwrap and its sandbox inherit."""
     resource.setrlimit(resource.RLIMIT_AS, (options.memory_bytes, options.memory_bytes))
     resource.setrlimit(resource.RLIMIT_CPU, (options.cpu_seconds, options.cpu_seconds))
-    resource.setrlimit(resource.RLIMIT_NPROC, (options.processes, options.processes))
+    resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     resource.setrlimit(resource.RLIMIT_NOFILE, (options.open_files, options.open_files))
     resource.setrlimit(resource.RLIMIT_FSIZE, (options.file_bytes, options.file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -419,6 +433,11 @@ class SandboxPool:
             str(self.options.io_bytes),
         ]
         ids: dict[str, Any] = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
+        processes = self.options.processes
+        if uid is None:
+            # Not root: the sandbox shares the worker's uid, whose every thread RLIMIT_NPROC counts; the sandbox
+            # may add `processes` to what the uid runs now (concurrent sandboxes share that headroom).
+            processes += await asyncio.to_thread(_tasks_of_uid, os.getuid())
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -426,7 +445,7 @@ class SandboxPool:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
-                preexec_fn=lambda: _limits(self.options),
+                preexec_fn=lambda: _limits(self.options, processes),
                 limit=self.options.io_bytes,
                 **ids,
             )
