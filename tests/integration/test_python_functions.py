@@ -307,3 +307,17 @@ def test_state_left_by_one_call_is_not_seen_by_the_next(client: Retab, stack: St
     _, second, fn2, status = _run(client, stack, _function(look), {})
     assert status == "completed"
     assert _output(http, stack, second, fn2) == [False, False]
+
+
+def test_other_runs_complete_while_a_runaway_function_burns_its_time(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    spin = _function(_body("while True:\n    pass"), timeout_seconds=6)
+    blocks, edges = chain([("in", "start_json", {}), ("fn", "function", spin)])
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    runaway = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {}}, version="draft")
+    wait_for(client, runaway.id, {"running"})
+    _healthy(client, stack, http)  # meanwhile, a plain run completes
+    assert client.workflows.runs.get(runaway.id).lifecycle.status == "running"
+    assert wait_for(client, runaway.id).lifecycle.status == "error"
+    assert _step(http, stack, runaway.id, ids["fn"])["error"]["error_code"] == "function_timeout"

@@ -14,10 +14,12 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from activities.errors import BlockError
+from activities.python_function import run_python
 from activities.sandbox import (
     Invocation,
     SandboxCrashed,
@@ -27,6 +29,7 @@ from activities.sandbox import (
     SandboxTooLarge,
     SandboxUnavailable,
 )
+from docflow.blocks import FunctionConfig
 from tests.sandboxes import require_bwrap
 
 REPO = Path(__file__).resolve().parents[2]
@@ -256,3 +259,15 @@ async def test_where_namespaces_are_refused_the_call_fails_and_never_runs_unsand
     assert "No permissions to create a new namespace" in str(refused.value)
     assert "user.max_user_namespaces" in str(refused.value)
     shutil.rmtree(folder)
+
+
+async def test_a_function_block_without_a_sandbox_fails_with_sandbox_unavailable() -> None:
+    config = FunctionConfig(language="python", code=ECHO)
+    async with SandboxPool(SandboxOptions(size=1, bwrap="/nonexistent/bwrap")) as none:
+        with pytest.raises(BlockError) as failed:
+            await run_python(none, cast(Any, None), "fn", config, {"a": 1})
+    assert failed.value.code == "sandbox_unavailable"
+    assert "apt-get install bubblewrap" in str(failed.value)
+    artifact = failed.value.details["artifact"]
+    assert artifact["operation"] == "function_invocation" and artifact["inputs"] == {"input-json-0": {"a": 1}}
+    assert artifact["error"]["type"] == "sandbox_unavailable"
