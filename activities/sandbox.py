@@ -9,9 +9,10 @@ Each sandbox is `bwrap` (Debian `bubblewrap`) around the interpreter running `ac
 - namespaces: `--unshare-all` (user, pid, net with no interface but a downed loopback, ipc, uts, cgroup),
   `--disable-userns` (no nested namespaces), `--new-session`, `--die-with-parent`, `--clearenv`;
 - filesystem: an empty root holding, read-only, only the interpreter, its standard library (with any
-  site-packages inside it hidden under an empty read-only tmpfs), its lib-dynload and the shared libraries
-  they link (found with `ldd`); `/dev` minimal; `/tmp` a private tmpfs of `tmp_bytes`. No /etc, no /proc,
-  no project files, no `.data/`, no venv;
+  site-packages inside it hidden under an empty read-only tmpfs; without `ctypes` and CPython's test modules:
+  WITHHELD_MODULES), its lib-dynload and the shared libraries they link (found with `ldd`); `/dev` minimal
+  and read-only; `/tmp` a private tmpfs of `tmp_bytes`. No /etc, no /proc, no project files, no `.data/`,
+  no venv;
 - limits, set in the child before bwrap is exec'd (they bind everything inside): address space, CPU time,
   processes, open files, file size, no core dumps. Run as root, the worker gives every sandbox its own uid
   (`uid_base`…), so the process limit counts that sandbox's processes alone (root is exempt from it); run as
@@ -61,6 +62,25 @@ HOW_TO_ENABLE = (
     "--security-opt apparmor=unconfined or a seccomp profile that allows clone/unshare of namespaces, in "
     "Kubernetes the equivalent securityContext); see docs/sandbox.md"
 )
+# Standard-library extension modules left out: raw memory and syscalls from Python (ctypes: SysV shared memory
+# outside any rlimit, pointers into the interpreter), and CPython's test modules that poke at its internals.
+WITHHELD_MODULES = {
+    "_ctypes",
+    "_ctypes_test",
+    "_testcapi",
+    "_testinternalcapi",
+    "_testbuffer",
+    "_testmultiphase",
+    "_testsinglephase",
+    "_testimportmultiple",
+    "_testclinic",
+    "_xxtestfuzz",
+    "_xxsubinterpreters",
+    "_xxinterpchannels",
+    "xxlimited",
+    "xxlimited_35",
+    "xxsubtype",
+}
 _PROBE = (
     "import json, sys, sysconfig; print(json.dumps({'stdlib': sysconfig.get_path('stdlib'), "
     "'platstdlib': sysconfig.get_path('platstdlib'), 'path': sys.path}))"
@@ -144,6 +164,10 @@ class Runtime:
     mounts: tuple[str, ...]
 
 
+def _installed(path: Path) -> bool:
+    return "site-packages" in path.parts or "dist-packages" in path.parts
+
+
 def _readable_by_others(path: str) -> bool:
     """Whether a user with no relation to the file's owner can reach and read `path`."""
     current = Path(path)
@@ -190,8 +214,10 @@ def build_runtime(python: str, separate_user: bool) -> Runtime:
     facts = json.loads(probe.stdout)
     dirs = sorted({facts["stdlib"], facts["platstdlib"], *(p for p in facts["path"] if p.endswith("lib-dynload"))})
     dirs = [d for d in dirs if os.path.isdir(d) and not any(d.startswith(o + "/") for o in dirs if o != d)]
-    extensions = [str(p) for d in dirs for p in Path(d).rglob("*.so")]
-    libraries = _shared_libraries([chosen, *extensions])
+    extensions = [str(p) for d in dirs for p in Path(d).rglob("*.so") if not _installed(p)]
+    withheld = [e for e in extensions if Path(e).name.split(".")[0] in WITHHELD_MODULES]
+    kept = [e for e in extensions if e not in withheld]
+    libraries = _shared_libraries([chosen, *kept])
     mounts: list[str] = ["--ro-bind", chosen, chosen]
     for directory in dirs:
         mounts += ["--ro-bind", directory, directory]
@@ -200,6 +226,14 @@ def build_runtime(python: str, separate_user: bool) -> Runtime:
                 # Installed packages (the venv's or the system's) stay out: an empty, read-only directory.
                 inside = os.path.join(directory, hidden)
                 mounts += ["--perms", "0555", "--size", "4096", "--tmpfs", inside, "--remount-ro", inside]
+    for folder in sorted({os.path.dirname(w) for w in withheld}):
+        # The folder again, as an empty tmpfs holding every entry but the withheld modules, read-only.
+        mounts += ["--perms", "0555", "--size", "4096", "--tmpfs", folder]
+        for entry in sorted(os.listdir(folder)):
+            path = os.path.join(folder, entry)
+            if path not in withheld:
+                mounts += ["--ro-bind", path, path]
+        mounts += ["--remount-ro", folder]
     for dest, source in sorted(libraries.items()):
         if not any(dest.startswith(d + "/") for d in dirs):
             mounts += ["--ro-bind", source, dest]
@@ -413,6 +447,8 @@ class SandboxPool:
             "ALL",
             *runtime.mounts,
             "--dev",
+            "/dev",
+            "--remount-ro",  # its tmpfs has no size cap: nothing may be written there (device nodes still work)
             "/dev",
             "--size",
             str(self.options.tmp_bytes),

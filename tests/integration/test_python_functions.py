@@ -290,9 +290,15 @@ def test_writing_10_gib_stops_at_the_size_cap(client: Retab, stack: Stack, http:
     _healthy(client, stack, http)
 
 
-def test_ctypes_tricks_crash_only_their_sandbox(client: Retab, stack: Stack, http: httpx.Client) -> None:
+def test_ctypes_tricks_end_in_a_clear_step_error(client: Retab, stack: Stack, http: httpx.Client) -> None:
     code = _body("import ctypes\nreturn ctypes.string_at(0xFFFFFFFFFFFF0000, 8).hex()")
     _, run_id, fn, status = _run(client, stack, _function(code), {})
+    assert status == "error"
+    step = _step(http, stack, run_id, fn)
+    assert step["error"]["error_code"] == "function_error"
+    assert "No module named '_ctypes'" in step["error"]["message"]
+    # A crash of the interpreter itself ends only its sandbox.
+    _, run_id, fn, status = _run(client, stack, _function(_body("import faulthandler\nfaulthandler._sigsegv()")), {})
     assert status == "error"
     step = _step(http, stack, run_id, fn)
     assert step["error"]["error_code"] == "function_crashed" and "SIGSEGV" in step["error"]["message"]

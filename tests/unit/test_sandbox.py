@@ -189,19 +189,28 @@ async def test_writing_10_gib_stops_at_the_size_caps(pool: SandboxPool) -> None:
     await _still_healthy(pool)
 
 
-async def test_ctypes_tricks_crash_only_their_sandbox(pool: SandboxPool) -> None:
+async def test_ctypes_is_withheld_and_a_crash_ends_only_its_sandbox(pool: SandboxPool) -> None:
+    call = await _run(pool, "    import ctypes\n    return ctypes.string_at(0xFFFFFFFFFFFF0000, 8).hex()")
+    assert call.error is not None and call.error["type"] == "ModuleNotFoundError"
+    assert "_ctypes" in call.error["message"]
     with pytest.raises(SandboxCrashed) as crashed:
-        await _run(pool, "    import ctypes\n    return ctypes.string_at(0xFFFFFFFFFFFF0000, 8)")
+        await _run(pool, "    import faulthandler\n    faulthandler._sigsegv()")
     assert crashed.value.reason == "signal" and "SIGSEGV" in str(crashed.value)
-    # No new namespaces (to undo the sandbox's own) and no mounts from inside.
+    # No privilege inside: root is not mapped, no chroot, no device nodes.
     body = (
-        "    import ctypes, os\n"
-        "    libc = ctypes.CDLL('libc.so.6', use_errno=True)\n"
-        "    return [libc.unshare(0x10000000), libc.mount(b'none', b'/tmp', b'tmpfs', 0, None),"
-        " libc.setuid(0)]"
+        "    import os\n"
+        "    out = []\n"
+        "    device = lambda: os.mknod('/tmp/d', 0o600 | 0o20000, os.makedev(1, 3))\n"
+        "    for attempt in (lambda: os.setuid(0), lambda: os.chroot('/tmp'), device):\n"
+        "        try:\n"
+        "            attempt()\n"
+        "            out.append('done')\n"
+        "        except OSError as exc:\n"
+        "            out.append(exc.errno)\n"
+        "    return out"
     )
     call = await _run(pool, body)
-    assert call.output == [-1, -1, -1]
+    assert call.output == [errno.EINVAL, errno.EPERM, errno.EPERM], call
     await _still_healthy(pool)
 
 
