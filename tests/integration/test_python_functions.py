@@ -152,7 +152,9 @@ def test_an_output_breaking_output_schema_is_a_step_error_naming_the_path(
     assert step["artifact_record"]["output"] == {"total": "lots", "count": 1}
 
 
-def test_a_function_block_reruns_and_is_tested(client: Retab, stack: Stack, http: httpx.Client) -> None:
+def test_a_block_execution_reruns_a_function_block_with_the_drafts_code(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
     wf_id, run_id, fn, status = _run(client, stack, _function("def transform(d):\n    return d['n'] * 2\n"), {"n": 4})
     assert status == "completed"
     client.workflows.blocks.update(fn, config={"code": "def transform(d):\n    return d['n'] * 3\n"}, workflow_id=wf_id)
@@ -160,17 +162,24 @@ def test_a_function_block_reruns_and_is_tested(client: Retab, stack: Stack, http
     assert rerun.lifecycle.status == "completed", rerun.lifecycle
     assert rerun.handle_outputs["output-json-0"].data == 12  # type: ignore[index]
     assert rerun.artifact is not None and rerun.artifact.operation == "function_invocation"
-    test = client.workflows.tests.create(
-        workflow_id=wf_id,
-        target={"type": "block", "block_id": fn},
-        source={"type": "manual", "handle_inputs": {"input-json-0": {"type": "json", "data": {"n": 5}}}},
-        name="triples",
-        assertion={
-            "target": {"output_handle_id": "output-json-0"},
-            "condition": {"kind": "number_compare", "op": "eq", "expected": 15},
-        },
-    )
-    created = client.workflows.tests.runs.create(workflow_id=wf_id, scope={"type": "single", "test_id": test.id})
+
+
+def test_a_workflow_test_runs_on_a_function_block(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    wf_id, _, fn, status = _run(client, stack, _function("def transform(d):\n    return d['n'] * 3\n"), {"n": 1})
+    assert status == "completed"
+    tests = {}
+    for name, expected in (("triples", 15), ("wrong", 16)):
+        tests[name] = client.workflows.tests.create(
+            workflow_id=wf_id,
+            target={"type": "block", "block_id": fn},
+            source={"type": "manual", "handle_inputs": {"input-json-0": {"type": "json", "data": {"n": 5}}}},
+            name=name,
+            assertion={
+                "target": {"output_handle_id": "output-json-0"},
+                "condition": {"kind": "number_compare", "op": "eq", "expected": expected},
+            },
+        ).id
+    created = client.workflows.tests.runs.create(workflow_id=wf_id)
     deadline = time.monotonic() + 60
     while (answer := http.get(f"/v1/workflows/tests/runs/{created.id}").json())["lifecycle"]["status"] not in (
         "completed",
@@ -179,7 +188,9 @@ def test_a_function_block_reruns_and_is_tested(client: Retab, stack: Stack, http
     ):
         assert time.monotonic() < deadline, answer
         time.sleep(0.1)
-    assert answer["counts"]["outcome"] == {"passed": 1, "failed": 0, "blocked": 0}, answer
+    assert answer["counts"]["outcome"] == {"passed": 1, "failed": 1, "blocked": 0}, answer
+    verdicts = {r.test_id: r.verdict for r in client.workflows.tests.results.list(run_id=created.id)}
+    assert verdicts == {tests["triples"]: "passed", tests["wrong"]: "failed"}
 
 
 # -- escapes: each ends cleanly, then a plain run completes -----------------------------------------------

@@ -280,3 +280,12 @@ async def test_a_function_block_without_a_sandbox_fails_with_sandbox_unavailable
     artifact = failed.value.details["artifact"]
     assert artifact["operation"] == "function_invocation" and artifact["inputs"] == {"input-json-0": {"a": 1}}
     assert artifact["error"]["type"] == "sandbox_unavailable"
+
+
+async def test_a_reply_over_the_size_cap_and_endless_prints_are_cut(pool: SandboxPool) -> None:
+    with pytest.raises(SandboxTooLarge):
+        await _run(pool, "    return 'x' * (9 << 20)")
+    call = await _run(pool, "    for i in range(100000):\n        print('line', i)\n    return 'done'")
+    assert call.output == "done" and call.printed_truncated is True
+    assert 0 < sum(len(line) for line in call.printed) <= 64 << 10
+    await _still_healthy(pool)
