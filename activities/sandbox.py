@@ -316,12 +316,13 @@ class SandboxPool:
 
     async def run(self, code: str, data: Any, timeout: float) -> Invocation:
         """Run `transform(data)` from `code` in a fresh sandbox, killed after `timeout` seconds."""
-        request = self._request(code, data, timeout)
+        # Encoding (and decoding the reply) of up to io_bytes is CPU: in a thread, never on the loop.
+        request = await asyncio.to_thread(self._request, code, data, timeout)
         return await self._call(await self._acquire(), request, timeout)
 
     async def cold_run(self, code: str, data: Any, timeout: float) -> Invocation:
         """Like `run`, but in a sandbox started for this call (a benchmark's baseline)."""
-        request = self._request(code, data, timeout)
+        request = await asyncio.to_thread(self._request, code, data, timeout)
         return await self._call(await self._spawn(), request, timeout)
 
     def _request(self, code: str, data: Any, timeout: float) -> bytes:
@@ -371,7 +372,7 @@ class SandboxPool:
                 raise _death(await proc.wait(), self.options) from None
             raise SandboxCrashed("the sandbox's reply was cut short", "protocol") from None
         try:
-            reply = json.loads(body)
+            reply = await asyncio.to_thread(json.loads, body) if len(body) > 1 << 16 else json.loads(body)
         except ValueError as exc:
             raise SandboxCrashed("the sandbox answered something that is not JSON", "protocol") from exc
         if not isinstance(reply, dict):
@@ -495,6 +496,10 @@ class SandboxPool:
         except TimeoutError:
             await self._discard(box)
             raise SandboxCrashed(f"a sandbox did not start within {START_TIMEOUT_SECONDS:g} s", "start") from None
+        except asyncio.CancelledError:
+            box.kill()  # a pool closing, or a cancelled call: no sandbox is left behind
+            self._release(uid)
+            raise
         if ready != b"ready\n":
             said = (await proc.stderr.read(4096)).decode(errors="replace").strip()
             await self._discard(box)
