@@ -278,6 +278,7 @@ class SandboxPool:
         self._warm: asyncio.Queue[_Sandbox] = asyncio.Queue()
         self._uids = deque(range(options.uid_base, options.uid_base + options.uid_count))
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._live: set[_Sandbox] = set()  # every sandbox started and not yet reaped
         self._closing = False
 
     async def __aenter__(self) -> SandboxPool:
@@ -301,13 +302,13 @@ class SandboxPool:
         log.info("python sandbox ready", python=self._runtime and self._runtime.python, warm=self.options.size)
 
     async def close(self) -> None:
-        """Kill every sandbox, warm or starting."""
+        """Kill every sandbox, warm, starting or in use, and reap them."""
         self._closing = True
-        for task in list(self._tasks):
-            task.cancel()
+        for box in list(self._live):
+            box.kill()  # a starting one then fails its start, a running call ends: their tasks finish at once
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        while not self._warm.empty():
-            await self._discard(self._warm.get_nowait())
+        for box in list(self._live):
+            await self._discard(box)
 
     @property
     def warm(self) -> int:
@@ -412,7 +413,8 @@ class SandboxPool:
         try:
             box = await self._spawn()
         except SandboxError as exc:
-            log.warning("a warm sandbox failed to start", error=str(exc))
+            if not self._closing:
+                log.warning("a warm sandbox failed to start", error=str(exc))
             return
         finally:
             self._starting -= 1
@@ -490,6 +492,7 @@ class SandboxPool:
             self._release(uid)
             raise SandboxUnavailable(f"bubblewrap could not be started ({exc}): {HOW_TO_ENABLE}") from exc
         box = _Sandbox(proc, uid)
+        self._live.add(box)
         assert proc.stdout is not None and proc.stderr is not None
         try:
             ready = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT_SECONDS)
@@ -497,8 +500,7 @@ class SandboxPool:
             await self._discard(box)
             raise SandboxCrashed(f"a sandbox did not start within {START_TIMEOUT_SECONDS:g} s", "start") from None
         except asyncio.CancelledError:
-            box.kill()  # a pool closing, or a cancelled call: no sandbox is left behind
-            self._release(uid)
+            box.kill()  # a cancelled call: no sandbox is left behind (the pool's close reaps it)
             raise
         if ready != b"ready\n":
             said = (await proc.stderr.read(4096)).decode(errors="replace").strip()
@@ -509,6 +511,7 @@ class SandboxPool:
     async def _discard(self, box: _Sandbox) -> None:
         box.kill()
         await box.proc.wait()
+        self._live.discard(box)
         self._release(box.uid)
 
     def _release(self, uid: int | None) -> None:
