@@ -8,6 +8,7 @@ Each sandbox is `bwrap` (Debian `bubblewrap`) around the interpreter running `ac
 
 - namespaces: `--unshare-all` (user, pid, net with no interface but a downed loopback, ipc, uts, cgroup),
   `--disable-userns` (no nested namespaces), `--new-session`, `--die-with-parent`, `--clearenv`;
+- system calls: a seccomp filter answers EPERM to those no transform needs (activities.sandbox_seccomp);
 - filesystem: an empty root holding, read-only, only the interpreter, its standard library (with any
   site-packages inside it hidden under an empty read-only tmpfs; without `ctypes` and CPython's test modules:
   WITHHELD_MODULES), its lib-dynload and the shared libraries they link (found with `ldd`); `/dev` minimal
@@ -51,9 +52,12 @@ from typing import Any
 
 import structlog
 
+from activities import sandbox_seccomp
+
 log = structlog.get_logger("docflow.sandbox")
 
 RUNNER = (Path(__file__).parent / "sandbox_runner.py").read_text()
+FILTER = sandbox_seccomp.program()
 START_TIMEOUT_SECONDS = 20.0
 HOW_TO_ENABLE = (
     "user Python needs Linux namespaces through bubblewrap: install it (Debian: apt-get install bubblewrap) and let "
@@ -241,6 +245,18 @@ def build_runtime(python: str, separate_user: bool) -> Runtime:
     if separate_user and unreadable:
         raise SandboxUnavailable(f"the sandbox's user cannot read {unreadable[:3]}: set DOCFLOW_SANDBOX_PYTHON")
     return Runtime(python=chosen, mounts=tuple(mounts))
+
+
+def _filter_pipe() -> int | None:
+    """A pipe's read end holding the seccomp filter, for bwrap's `--seccomp FD` (None: no filter here)."""
+    if FILTER is None:
+        return None
+    read, write = os.pipe()
+    try:
+        os.write(write, FILTER)  # ~1 KB: fits the pipe's buffer, so no reader is needed yet
+    finally:
+        os.close(write)
+    return read
 
 
 def _tasks_of_uid(uid: int) -> int:
@@ -438,6 +454,7 @@ class SandboxPool:
         uid = self._uids.popleft() if self.separate_user and self._uids else None
         if self.separate_user and uid is None:
             raise SandboxCrashed("every sandbox uid is in use", "busy")
+        filter_fd = _filter_pipe()
         argv = [
             self.options.bwrap,
             "--unshare-all",
@@ -448,6 +465,7 @@ class SandboxPool:
             "--clearenv",
             "--cap-drop",
             "ALL",
+            *(["--seccomp", str(filter_fd)] if filter_fd is not None else []),
             *runtime.mounts,
             "--dev",
             "/dev",
@@ -486,11 +504,15 @@ class SandboxPool:
                 start_new_session=True,
                 preexec_fn=lambda: _limits(self.options, processes),
                 limit=self.options.io_bytes,
+                pass_fds=(filter_fd,) if filter_fd is not None else (),
                 **ids,
             )
         except OSError as exc:
             self._release(uid)
             raise SandboxUnavailable(f"bubblewrap could not be started ({exc}): {HOW_TO_ENABLE}") from exc
+        finally:
+            if filter_fd is not None:
+                os.close(filter_fd)
         box = _Sandbox(proc, uid)
         self._live.add(box)
         assert proc.stdout is not None and proc.stderr is not None
@@ -510,6 +532,8 @@ class SandboxPool:
 
     async def _discard(self, box: _Sandbox) -> None:
         box.kill()
+        if box.proc.stdin is not None:
+            box.proc.stdin.close()  # with stdout and stderr at EOF, the transport closes on the loop, not in GC
         await box.proc.wait()
         self._live.discard(box)
         self._release(box.uid)

@@ -10,6 +10,7 @@ import asyncio
 import errno
 import shutil
 import stat
+import struct
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from typing import Any, cast
 
 import pytest
 
+from activities import sandbox_seccomp
 from activities.errors import BlockError
 from activities.python_function import run_python
 from activities.sandbox import (
@@ -289,3 +291,33 @@ async def test_a_reply_over_the_size_cap_and_endless_prints_are_cut(pool: Sandbo
     assert call.output == "done" and call.printed_truncated is True
     assert 0 < sum(len(line) for line in call.printed) <= 64 << 10
     await _still_healthy(pool)
+
+
+async def test_system_calls_no_transform_needs_are_refused_by_the_seccomp_filter(pool: SandboxPool) -> None:
+    if sandbox_seccomp.program() is None:
+        pytest.skip("no seccomp table for this architecture")
+    body = (
+        "    import os, threading\n"
+        "    try:\n"
+        "        os.memfd_create('x')\n"
+        "        made = 'made'\n"
+        "    except OSError as exc:\n"
+        "        made = exc.errno\n"
+        "    worker = threading.Thread(target=lambda: None)\n"
+        "    worker.start()\n"
+        "    worker.join()\n"
+        "    return made"
+    )
+    call = await _run(pool, body)
+    assert call.output == errno.EPERM, call  # refused, while threads (clone) still work
+
+
+def test_the_seccomp_program_checks_the_architecture_first() -> None:
+    x86 = sandbox_seccomp.program("x86_64")
+    arm = sandbox_seccomp.program("aarch64")
+    assert x86 is not None and arm is not None
+    assert len(x86) % 8 == 0 and len(arm) % 8 == 0
+    first = struct.unpack("=HBBI", x86[:8])
+    assert first == (0x20, 0, 0, 4)  # load seccomp_data.arch
+    assert struct.unpack("=HBBI", x86[-8:]) == (0x06, 0, 0, 0x7FFF0000)  # the default: allow
+    assert sandbox_seccomp.program("riscv64") is None
