@@ -24,6 +24,7 @@ from activities.ocr import OcrSettings
 from activities.provider import build_provider
 from activities.reviews import ReviewActivities
 from activities.runs import RunActivities
+from activities.sandbox import SandboxOptions, SandboxPool
 from activities.test_results import TestRunActivities
 from activities.webhooks import WebhookSender
 from docflow.config import Settings, get_settings
@@ -60,6 +61,24 @@ def isolated_executor(settings: Settings) -> IsolatedExecutor:
     )
 
 
+def sandbox_pool(settings: Settings) -> SandboxPool:
+    """The warm sandboxes that run function blocks' user Python (activities.sandbox); start it before use."""
+    return SandboxPool(
+        SandboxOptions(
+            size=settings.sandbox_warm,
+            python=settings.sandbox_python,
+            bwrap=settings.sandbox_bwrap,
+            memory_bytes=settings.sandbox_memory_bytes,
+            tmp_bytes=settings.sandbox_tmp_bytes,
+            file_bytes=settings.sandbox_file_bytes,
+            processes=settings.sandbox_processes,
+            open_files=settings.sandbox_open_files,
+            io_bytes=settings.sandbox_io_bytes,
+            uid_base=settings.sandbox_uid_base,
+        )
+    )
+
+
 def ocr_settings(settings: Settings) -> OcrSettings:
     """How scanned pages and images are OCRed (activities.ocr)."""
     return OcrSettings(
@@ -74,7 +93,12 @@ def ocr_settings(settings: Settings) -> OcrSettings:
 
 
 def build_worker(
-    client: Client, settings: Settings, store: ObjectStore, http: httpx.AsyncClient, isolated: IsolatedExecutor
+    client: Client,
+    settings: Settings,
+    store: ObjectStore,
+    http: httpx.AsyncClient,
+    isolated: IsolatedExecutor,
+    sandbox: SandboxPool | None = None,
 ) -> Worker:
     """A worker on the settings' task queue with every workflow and activity."""
     # api_call gets no shared client: each call builds its own, through the egress guard.
@@ -82,7 +106,7 @@ def build_worker(
         Egress(settings.egress_allowlist, settings.egress_max_response_bytes), store, settings.secret_values
     )
     provider = build_provider(settings, http, isolated)
-    executors = Executors(store, provider, api, isolated, ocr_settings(settings))
+    executors = Executors(store, provider, api, isolated, ocr_settings(settings), sandbox)
     blocks = BlockActivities(store, executors)
     runs = RunActivities(store)
     reviews = ReviewActivities(store)
@@ -111,8 +135,12 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     await store.ensure_bucket()
     client = await connect(settings, external_storage(store, settings.payload_offload_bytes))
     # The isolated pool is pre-warmed before the worker polls, so the first expression waits for no start-up.
-    async with model_http_client(settings) as http, isolated_executor(settings) as isolated:
-        worker = build_worker(client, settings, store, http, isolated)
+    async with (
+        model_http_client(settings) as http,
+        isolated_executor(settings) as isolated,
+        sandbox_pool(settings) as sandbox,
+    ):
+        worker = build_worker(client, settings, store, http, isolated, sandbox)
         log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address)
         if shutil.which(settings.ocr_command) is None:
             # Text documents still work; scanned pages and images fail with ocr_unavailable until it is installed.

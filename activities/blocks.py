@@ -93,7 +93,7 @@ class BlockActivities:
 
     @activity.defn(name=BLOCK_ACTIVITIES["function"])
     async def run_function(self, inp: ExecuteBlockInput) -> BlockOutcome:
-        """function: a safe expression or mapping over JSON."""
+        """function: a safe expression or mapping over JSON, or user Python in the sandbox."""
         return await self._run(inp, self.ex.function)
 
     @activity.defn(name=BLOCK_ACTIVITIES["merge_dicts"])

@@ -27,7 +27,9 @@ from activities.provider import (
     combined_usage,
     gather_all,
 )
+from activities.python_function import run_python
 from activities.review_gate import ReviewGate, review_gate_of
+from activities.sandbox import SandboxPool
 from activities.split_outputs import split_outputs
 from docflow import keys
 from docflow.blocks import (
@@ -88,8 +90,10 @@ class Executors:
         api: ApiCaller,
         isolated: IsolatedExecutor,
         ocr: OcrSettings | None = None,
+        sandbox: SandboxPool | None = None,
     ) -> None:
         self.store = store
+        self.sandbox = sandbox
         self.provider = provider
         self.api = api
         self.isolated = isolated
@@ -363,10 +367,13 @@ class Executors:
         return Produced(outputs=outputs, routing=list(result.selected_handles), artifact=artifact)
 
     async def function(self, inp: ExecuteBlockInput, inputs: dict[str, HandleValue]) -> Produced:
-        """The expression or mapping evaluated over the input."""
+        """The expression or mapping evaluated over the input, or the user's Python run in the sandbox."""
         cfg = _config(inp, "function")
         assert isinstance(cfg, FunctionConfig)
         value = _one_json(inputs)
+        if cfg.code is not None:
+            output, record = await run_python(self.sandbox, self.isolated, inp.block.id, cfg, value.data)
+            return Produced(outputs={"output-json-0": _json(output)}, artifact=record)
         start = time.perf_counter()
         artifact: dict[str, Any] = {"operation": "function_invocation", "inputs": {"input-json-0": value.data}}
         # In the isolated executor, under a time limit: function blocks run as local activities, which stay short.

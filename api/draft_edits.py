@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.drafts import Draft, DraftStore, Kind, block_config_issues, graph_error, introduced_issues, safe_id
 from api.errors import ConflictError, InvalidError, NotFoundError
+from api.function_code import check_function_code
 from docflow.ids import BLOCK, EDGE, new_id
 from docflow.models import Block, Edge, Graph
 from storage.objects import ObjectStore
@@ -158,6 +159,7 @@ class GraphEditor:
         config = body.config or {}
         if (error := block_config_issues(block_id, body.type, config)) is not None:
             raise error
+        await check_function_code(block_id, body.type, config)
         block = Block.model_validate(
             {
                 **body.model_dump(exclude={"workflow_id", "id", "config"}, exclude_none=True),
@@ -181,6 +183,8 @@ class GraphEditor:
     ) -> tuple[Block, str]:
         """Change a block's fields; its config merges (default) or is replaced, then is validated."""
         workflow_id = await self.workflow_of(project_id, "block", block_id, workflow_id)
+        # New code is the only part of a config whose check is too costly for the draft's critical section.
+        await check_function_code(block_id, "function", body.config)
 
         def apply(graph: Graph) -> Block:
             updated = _patched(_find_block(graph, block_id), body)
@@ -214,6 +218,7 @@ class GraphEditor:
         config = merge_patch(block.config, body.config) if body.config_mode == "merge" else body.config
         if (error := block_config_issues(block_id, block.type, config)) is not None:
             raise error
+        await check_function_code(block_id, block.type, config)
         return block, config
 
     # -- edges -------------------------------------------------------------------------------------------

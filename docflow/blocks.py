@@ -7,8 +7,8 @@ Decisions where Retab's notes are inference [I]:
   `{"name": "text", "type": "json"}` becomes the handle `input-json-text` (e.g. the output of a parse block).
 - `conditional` has one output handle per condition, `output-json-<condition id>`, plus
   `output-json-else` when no condition matches; the first matching condition wins (if / elif / else).
-- `function` runs a safe expression language (`expression` or `mapping`), never user code; Retab's
-  `language: python` + `code` is refused with a clear error until an isolated executor exists.
+- `function` runs a safe expression language (`expression` or `mapping`), or Retab's `language: python` +
+  `code` in the worker's bubblewrap sandbox (docflow.python_code, activities/sandbox.py, docs/sandbox.md).
 - `merge_dicts` reads `input-json-0 … input-json-<n-1>` where n = max(2, len(config.inputs)).
 - `classifier` and `split` route: one output handle per category / sub-document, `output-file-<slug>`, where
   the slug of a name (or of a category's `handle_key`) is its lowercase form with every run of characters
@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from docflow.python_code import MAX_CODE_CHARS
 
 
 class BlockConfig(BaseModel):
@@ -313,28 +315,35 @@ class ConditionalConfig(BlockConfig):
 
 
 class FunctionConfig(BlockConfig):
-    """A safe expression (`expression`) or a field mapping (`mapping`) over the JSON input."""
+    """A safe expression (`expression`), a field mapping (`mapping`), or Retab's user Python (`language: python`,
+    `code` defining `transform(input_data)`, run in the worker's sandbox: docflow.python_code, docs/sandbox.md)."""
 
     expression: str | None = None
     mapping: dict[str, str] | None = None
-    language: str | None = None
-    code: str | None = None
+    language: Literal["python"] | None = None
+    code: str | None = Field(default=None, max_length=MAX_CODE_CHARS)
     output_schema: dict[str, Any] | None = None
     timeout_seconds: int = Field(
-        default=60, ge=1, le=300, description="Time limit; expressions run as local activities, capped at 4 s"
+        default=60,
+        ge=1,
+        le=300,
+        description="Time limit; expressions run as local activities, capped at 4 s; Python code gets all of it",
     )
+    table_refs: list[Any] | None = Field(default=None, description="Retab's table references; only empty is accepted")
 
     _valid_output_schema = field_validator("output_schema")(_check_json_schema)
 
     @model_validator(mode="after")
     def _one_body(self) -> FunctionConfig:
-        if self.code is not None or self.language is not None:
-            raise ValueError(
-                "language/code (user Python) is not supported yet: it needs an isolated executor; "
-                "use 'expression' or 'mapping'"
-            )
-        if (self.expression is None) == (self.mapping is None):
-            raise ValueError("give exactly one of 'expression' or 'mapping'")
+        if self.table_refs:
+            raise ValueError("table_refs are not supported: pass the data through the block's input instead")
+        if self.language is not None and self.code is None:
+            raise ValueError("language: python needs 'code' defining transform(input_data)")
+        bodies = [self.expression is not None, self.mapping is not None, self.code is not None]
+        if sum(bodies) != 1:
+            raise ValueError("give exactly one of 'expression', 'mapping' or 'code' (with language: python)")
+        if self.code is not None:
+            return self  # its parse check (docflow.python_code) runs in the API, off the event loop
         from docflow.expressions import ExpressionError, check_expressions  # expressions imports this module
 
         try:

@@ -228,6 +228,24 @@ class Settings(BaseSettings):
         default=20.0, gt=0, le=120, description="Counting or rendering one document's page; slower is refused"
     )
 
+    # Sandbox of user Python (issue 10): function blocks with `code` run in bubblewrap, see docs/sandbox.md.
+    sandbox_warm: int = Field(default=2, ge=1, le=64, description="Sandboxes started ahead, each used for one call")
+    sandbox_python: str = Field(
+        default="", description="Interpreter inside the sandbox; empty: the worker's own if readable, else python3"
+    )
+    sandbox_bwrap: str = Field(default="bwrap", description="The bubblewrap program (a name on PATH or a path)")
+    sandbox_memory_bytes: int = Field(default=1024 << 20, ge=64 << 20, description="Address space of a sandbox")
+    sandbox_tmp_bytes: int = Field(default=16 << 20, ge=1 << 20, description="Size of a sandbox's private /tmp")
+    sandbox_file_bytes: int = Field(default=16 << 20, ge=1 << 20, description="Largest file a sandbox may write")
+    sandbox_processes: int = Field(default=16, ge=4, description="Processes (and threads) of one sandbox")
+    sandbox_open_files: int = Field(default=64, ge=16, description="Open files of one sandbox")
+    sandbox_io_bytes: int = Field(
+        default=8 << 20, ge=1 << 20, description="Largest input (code and data) and reply of one call"
+    )
+    sandbox_uid_base: int = Field(
+        default=430000, ge=1000, description="First of the uids given to sandboxes when the worker runs as root"
+    )
+
     @field_validator("egress_allow", "webhook_egress_allow")
     @classmethod
     def _allowlist_parses(cls, value: str) -> str:

@@ -1,6 +1,7 @@
 """One way to execute a block, for every workflow that runs one: a run's walker, a block execution (a rerun).
 
-It picks the activity by block type, local (pure, cheap blocks: `LOCAL_TYPES`) or remote, with the options of
+It picks the activity by block type, local (pure, cheap blocks: `LOCAL_TYPES`, except function blocks with user
+Python, which run in the sandbox for up to their `timeout_seconds`) or remote, with the options of
 `workflows.options`, and names the block in the activity's summary so the Temporal UI reads as the graph.
 """
 
@@ -13,6 +14,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from docflow.blocks import LOCAL_TYPES
     from docflow.models import Block
+    from docflow.python_code import is_python_function
     from docflow.runs import BlockOutcome, ExecuteBlockInput
     from workflows import options
     from workflows.activity_names import BLOCK_ACTIVITIES
@@ -30,7 +32,7 @@ async def execute_block(arg: ExecuteBlockInput, summary_prefix: str = "") -> Blo
     if name is None:
         raise ApplicationError(f"block type '{block.type}' cannot execute", type="BlockError", non_retryable=True)
     summary = f"{summary_prefix}{named(block)} · {block.type}"
-    if block.type in LOCAL_TYPES:
+    if block.type in LOCAL_TYPES and not is_python_function(block.type, block.config):
         outcome: BlockOutcome = await workflow.execute_local_activity(
             name,
             arg,

@@ -8,6 +8,7 @@ from temporalio.common import RetryPolicy
 
 from docflow.blocks import api_call_time_budget
 from docflow.models import Block
+from docflow.python_code import activity_seconds, is_python_function
 
 # Error types an activity raises for what a retry cannot fix.
 NON_RETRYABLE = ["BlockError", "InputError", "UnsupportedDocumentError", "ProviderError", "NotFound"]
@@ -65,4 +66,6 @@ def block_timeout(block: Block) -> timedelta:
     if block.type == "api_call":
         # Every attempt with the waits between them, plus a minute for recording the outcome and the step.
         return timedelta(seconds=api_call_time_budget(block.config) + 60)
+    if is_python_function(block.type, block.config):
+        return timedelta(seconds=activity_seconds(block.config))
     return BLOCK_TIMEOUTS.get(block.type, DEFAULT_BLOCK_TIMEOUT)

@@ -21,7 +21,10 @@ from docflow.blocks import handles_of, parse_config
             {"json_schema": {"type": "object", "properties": {}}, "n_consensus": 11},
             "less than or equal to 10",
         ),
-        ("function", {"language": "python", "code": "def transform(x): return x"}, "isolated executor"),
+        ("function", {"language": "python"}, "needs 'code'"),
+        ("function", {"language": "python", "code": "def transform(x): return x", "expression": "1"}, "exactly one"),
+        ("function", {"language": "javascript", "code": "function transform(x) {}"}, "python"),
+        ("function", {"code": "def transform(x): return x", "table_refs": ["tbl_1"]}, "table_refs"),
         ("function", {"expression": "1", "mapping": {"a": "1"}}, "exactly one"),
         ("api_call", {"url": "ftp://example.com"}, "url"),
         (

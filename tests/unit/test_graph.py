@@ -155,7 +155,7 @@ def test_model_level_config_error_is_reported_on_config() -> None:
     [issue] = validate_block("function", {})
     assert issue.code == "invalid_config"
     assert issue.field == "config"
-    assert "exactly one of 'expression' or 'mapping'" in issue.message
+    assert "exactly one of 'expression', 'mapping' or 'code'" in issue.message
 
 
 # --- validate_graph ---------------------------------------------------------------------------------------
