@@ -42,7 +42,7 @@ from docflow.graph import resolve_edge_handles
 from docflow.ids import EXECUTION, new_id
 from docflow.models import Block
 from docflow.runs import HandleValue, RunState, StepRecord
-from docflow.temporal import EXECUTION_STATE_QUERY, SA_SOURCE_RUN, SA_WORKFLOW_ID
+from docflow.temporal import EXECUTION_STATE_QUERY, SA_PROJECT, SA_SOURCE_RUN, SA_WORKFLOW_ID
 from storage import handles
 from storage.objects import NotFound, ObjectStore, PreconditionFailed
 from workflows.block_execution import BlockExecutionWorkflow
@@ -145,6 +145,7 @@ class Executions:
                 task_queue=self.settings.task_queue,
                 search_attributes=TypedSearchAttributes(
                     [
+                        SearchAttributePair(SA_PROJECT, project_id),
                         SearchAttributePair(SA_WORKFLOW_ID, state.workflow_id),
                         SearchAttributePair(SA_SOURCE_RUN, state.run_id),
                     ]
