@@ -226,15 +226,21 @@ class Definitions:
         draft = await self.drafts.replace(project_id, workflow_id, graph, if_match)
         return await self._change_record(project_id, workflow_id, {}), draft.etag
 
-    async def checked_draft(self, project_id: str, workflow_id: str) -> Graph:
-        """The draft's graph, checked as a draft run checks it (422 naming the issues), without snapshotting it
-        as a version: for reading the draft (a rerun), not for pinning it."""
-        _, draft = await asyncio.gather(
-            self.get_workflow(project_id, workflow_id), self.drafts.read(project_id, workflow_id)
+    async def draft_and_version(self, project_id: str, workflow_id: str, version: str) -> tuple[Graph, VersionRecord]:
+        """The draft's graph, checked as a draft run checks it (422 naming the issues) but not snapshotted as a
+        version (a rerun reads the draft, it does not pin it), and one version of the workflow (404): the
+        workflow record, the draft and the version read at once."""
+        key = keys.version(project_id, workflow_id, version) if safe_id(version) else None
+        _, draft, data = await asyncio.gather(
+            self.get_workflow(project_id, workflow_id),
+            self.drafts.read(project_id, workflow_id),
+            self._read_version(key),
         )
+        if data is None:
+            raise NotFoundError(f"workflow '{workflow_id}' has no version '{version}'", version_id=version)
         if issues := publish_issues(draft.graph):
             raise graph_error(issues)
-        return draft.graph
+        return draft.graph, VersionRecord.model_validate(data)
 
     async def resolve_version(self, project_id: str, workflow_id: str, requested: str) -> VersionRecord:
         """The version a run pins: "production", "draft" (validated and snapshotted) or a `ver_…` id."""

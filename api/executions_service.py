@@ -84,9 +84,8 @@ class Executions:
             self.runs.state(project_id, body.run_id), _settled(self.runs.step_record(project_id, body.run_id, step_id))
         )
         record = await self._source_step(project_id, state, step_id, recorded)
-        draft_graph, source_version = await asyncio.gather(
-            self.definitions.checked_draft(project_id, state.workflow_id),
-            self.definitions.get_version(project_id, state.workflow_id, state.version_id),
+        draft_graph, source_version = await self.definitions.draft_and_version(
+            project_id, state.workflow_id, state.version_id
         )
         draft = resolve_edge_handles(draft_graph)
         block = next((b for b in draft.blocks if b.id == body.block_id), None)
