@@ -199,8 +199,9 @@ class Definitions:
 
     async def get_version(self, project_id: str, workflow_id: str, version: str) -> VersionRecord:
         """One version of a workflow (published, or a draft-run snapshot); 404 if absent."""
-        await self.get_workflow(project_id, workflow_id)
-        data = await self._read_version(keys.version(project_id, workflow_id, version)) if safe_id(version) else None
+        key = keys.version(project_id, workflow_id, version) if safe_id(version) else None
+        # Both reads at once: the workflow (404 if absent) and the version.
+        _, data = await asyncio.gather(self.get_workflow(project_id, workflow_id), self._read_version(key))
         if data is None:
             raise NotFoundError(f"workflow '{workflow_id}' has no version '{version}'", version_id=version)
         return VersionRecord.model_validate(data)
@@ -225,6 +226,22 @@ class Definitions:
         graph = (await self.get_version(project_id, workflow_id, version)).graph()
         draft = await self.drafts.replace(project_id, workflow_id, graph, if_match)
         return await self._change_record(project_id, workflow_id, {}), draft.etag
+
+    async def draft_and_version(self, project_id: str, workflow_id: str, version: str) -> tuple[Graph, VersionRecord]:
+        """The draft's graph, checked as a draft run checks it (422 naming the issues) but not snapshotted as a
+        version (a rerun reads the draft, it does not pin it), and one version of the workflow (404): the
+        workflow record, the draft and the version read at once."""
+        key = keys.version(project_id, workflow_id, version) if safe_id(version) else None
+        _, draft, data = await asyncio.gather(
+            self.get_workflow(project_id, workflow_id),
+            self.drafts.read(project_id, workflow_id),
+            self._read_version(key),
+        )
+        if data is None:
+            raise NotFoundError(f"workflow '{workflow_id}' has no version '{version}'", version_id=version)
+        if issues := publish_issues(draft.graph):
+            raise graph_error(issues)
+        return draft.graph, VersionRecord.model_validate(data)
 
     async def resolve_version(self, project_id: str, workflow_id: str, requested: str) -> VersionRecord:
         """The version a run pins: "production", "draft" (validated and snapshotted) or a `ver_…` id."""
@@ -302,7 +319,9 @@ class Definitions:
         except NotFound:
             return None
 
-    async def _read_version(self, key: str) -> dict[str, Any] | None:
+    async def _read_version(self, key: str | None) -> dict[str, Any] | None:
+        if key is None:  # not a version id
+            return None
         try:
             return (await self._store.get_json(key)).data
         except NotFound:

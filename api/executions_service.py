@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
@@ -41,7 +42,7 @@ from docflow.graph import resolve_edge_handles
 from docflow.ids import EXECUTION, new_id
 from docflow.models import Block
 from docflow.runs import HandleValue, RunState, StepRecord
-from docflow.temporal import EXECUTION_STATE_QUERY, SA_SOURCE_RUN, SA_WORKFLOW_ID
+from docflow.temporal import EXECUTION_STATE_QUERY, SA_PROJECT, SA_SOURCE_RUN, SA_WORKFLOW_ID
 from storage import handles
 from storage.objects import NotFound, ObjectStore, PreconditionFailed
 from workflows.block_execution import BlockExecutionWorkflow
@@ -49,6 +50,7 @@ from workflows.block_execution import BlockExecutionWorkflow
 CONSENSUS_BLOCKS = frozenset({"extract", "classifier", "split"})
 CONSENSUS_OVERRIDES = (3, 5, 7)
 QUERY_TIMEOUT = timedelta(seconds=3)
+T = TypeVar("T")
 
 
 class CreateBlockExecution(BaseModel):
@@ -75,15 +77,17 @@ class Executions:
 
     async def create(self, project_id: str, body: CreateBlockExecution, force: bool) -> dict[str, Any]:
         """Check, deduplicate, start and (up to the wait) run one block execution; its public record."""
-        state = await self.runs.state(project_id, body.run_id)
         step_id = body.step_id or body.block_id
-        # Independent reads, at once: the source step's record, the draft, the source run's version.
-        record, draft_version, source_version = await asyncio.gather(
-            self._source_step(project_id, state, step_id),
-            self.definitions.resolve_version(project_id, state.workflow_id, "draft"),
-            self.definitions.get_version(project_id, state.workflow_id, state.version_id),
+        # Two rounds of independent reads: the run with its step's record (used only once the run is found to be
+        # this project's and the step one of its steps), then the draft and the source run's version.
+        state, recorded = await asyncio.gather(
+            self.runs.state(project_id, body.run_id), _settled(self.runs.step_record(project_id, body.run_id, step_id))
         )
-        draft = resolve_edge_handles(draft_version.graph())
+        record = await self._source_step(project_id, state, step_id, recorded)
+        draft_graph, source_version = await self.definitions.draft_and_version(
+            project_id, state.workflow_id, state.version_id
+        )
+        draft = resolve_edge_handles(draft_graph)
         block = next((b for b in draft.blocks if b.id == body.block_id), None)
         if block is None:
             raise NotFoundError(
@@ -109,6 +113,7 @@ class Executions:
             if stored is not None:
                 return await self.public(stored)
         execution_id = new_id(EXECUTION)
+        offloads = (by_reference(self.store, self.settings, project_id, execution_id, h, v) for h, v in inputs.items())
         inp = BlockExecutionInput(
             execution_id=execution_id,
             project_id=project_id,
@@ -117,10 +122,7 @@ class Executions:
             source_run_id=state.run_id,
             source_step_id=step_id,
             block=block,
-            inputs={
-                h: await by_reference(self.store, self.settings, project_id, execution_id, h, v)
-                for h, v in inputs.items()
-            },
+            inputs=dict(zip(inputs, await asyncio.gather(*offloads), strict=True)),
             documents={k: v for k, v in state.inputs.documents.items() if k == block.id},
             json_inputs_key=keys.run_inputs(project_id, state.run_id) if block.type == "start_json" else None,
             created_at=datetime.now(UTC),
@@ -142,6 +144,7 @@ class Executions:
                 task_queue=self.settings.task_queue,
                 search_attributes=TypedSearchAttributes(
                     [
+                        SearchAttributePair(SA_PROJECT, project_id),
                         SearchAttributePair(SA_WORKFLOW_ID, state.workflow_id),
                         SearchAttributePair(SA_SOURCE_RUN, state.run_id),
                     ]
@@ -167,7 +170,11 @@ class Executions:
                 if_none_match=True,
             )
 
-    async def _source_step(self, project_id: str, state: RunState, step_id: str) -> StepRecord:
+    async def _source_step(
+        self, project_id: str, state: RunState, step_id: str, record: StepRecord | None | Exception
+    ) -> StepRecord:
+        """The source step's record (read with the run; again if that read failed): 404 for a step the run does
+        not have, 409 for one skipped or never started."""
         step = next((s for s in state.steps if s.step_id == step_id), None)
         if step is None:
             raise NotFoundError(
@@ -180,7 +187,8 @@ class Executions:
                 code="step_skipped",
                 field="step_id",
             )
-        record = await self.runs.step_record(project_id, state.run_id, step_id)
+        if isinstance(record, Exception):  # its error counts now that the step is known to be the run's
+            record = await self.runs.step_record(project_id, state.run_id, step_id)
         if record is None:
             raise ConflictError(
                 f"step '{step_id}' of run '{state.run_id}' never started: it has no inputs to replay",
@@ -287,6 +295,14 @@ class Executions:
             "forced": record.forced,
             "drifted_blocks": record.drifted_blocks,
         }
+
+
+async def _settled(read: Awaitable[T]) -> T | Exception:
+    """A read made ahead of the checks that make it needed: its error is returned, not raised before them."""
+    try:
+        return await read
+    except Exception as exc:
+        return exc
 
 
 def _with_consensus(block: Block, n_consensus: int | None) -> Block:

@@ -16,14 +16,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from api.errors import InvalidError
-from docflow.temporal import SA_PROJECT, SA_STATUS, SA_TRIGGER, SA_WORKFLOW_ID
+from docflow.temporal import RUN_WORKFLOW, SA_PROJECT, SA_STATUS, SA_TRIGGER, SA_WORKFLOW_ID
 
 STATUS_ALIASES = {"failed": "error", "queued": "pending"}
 
 
 def visibility_query(project_id: str, filters: dict[str, Any], started_before: datetime | None) -> str:
     """The list filter for the project's runs matching `filters`, started before a cursor's start."""
-    clauses = [f"{SA_PROJECT.name} = {_q(project_id)}"]
+    # Block executions and test runs carry the project too (visibility by project finds them): only runs here.
+    clauses = [f"{SA_PROJECT.name} = {_q(project_id)}", f"WorkflowType = {_q(RUN_WORKFLOW)}"]
     if filters.get("workflow_id"):
         clauses.append(f"{SA_WORKFLOW_ID.name} = {_q(filters['workflow_id'])}")
     if filters.get("status"):

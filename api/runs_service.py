@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api import idempotency
 from api.definitions import Definitions
+from api.drafts import safe_id
 from api.errors import ConflictError, InvalidError, NotFoundError
 from api.files_service import decode_data_url, get_file, public_ref, store_document
 from api.run_deletion import delete_execution, delete_run_data, run_deleted, stop_run
@@ -190,7 +191,17 @@ class Runs:
 
     async def state(self, project_id: str, run_id: str) -> RunState:
         """The run's state: live from the workflow while it runs, from its summary once closed."""
-        desc = await self._describe(project_id, run_id)
+        if not run_id.startswith(RUN) or not safe_id(run_id):
+            raise NotFoundError(f"no run '{run_id}'", run_id=run_id)
+        # The execution, the tombstone and the summary (there once the run closed) at once: one round trip. What
+        # is read is returned only once the execution says the run is this project's.
+        desc, deleted, summary = await asyncio.gather(
+            self._describe(project_id, run_id, deleted_too=True),
+            self._deleted(project_id, run_id),
+            self._summary(project_id, run_id),
+        )
+        if deleted:
+            raise NotFoundError(f"no run '{run_id}'", run_id=run_id)
         if desc.status == WorkflowExecutionStatus.RUNNING:
             try:
                 live = await self.temporal.get_workflow_handle(run_id).query(
@@ -201,12 +212,19 @@ class Runs:
             if live is not None:
                 return live
             return await _from_memo(desc, desc.typed_search_attributes.get(SA_STATUS) or "pending")
+        if summary is None:  # read before the run closed (it is written before it closes): read it again
+            summary = await self._summary(project_id, run_id)
+        if summary is not None:
+            return summary
+        state = await _from_memo(desc, _CLOSED_STATUS.get(desc.status or WorkflowExecutionStatus.FAILED, "error"))
+        state.timing.completed_at = desc.close_time
+        return state
+
+    async def _summary(self, project_id: str, run_id: str) -> RunState | None:
         try:
             return await self.store.get_model(keys.run_summary(project_id, run_id), RunState)
         except NotFound:
-            state = await _from_memo(desc, _CLOSED_STATUS.get(desc.status or WorkflowExecutionStatus.FAILED, "error"))
-            state.timing.completed_at = desc.close_time
-            return state
+            return None
 
     async def json_inputs(self, project_id: str, run_id: str) -> dict[str, Any]:
         """The run's JSON inputs, as given."""

@@ -29,7 +29,7 @@ from docflow.executions import BlockExecutionInput
 from docflow.graph import resolve_edge_handles
 from docflow.ids import EXECUTION, derived_id, new_id
 from docflow.models import Graph
-from docflow.temporal import SA_WORKFLOW_ID, TEST_RUN_STATE_QUERY
+from docflow.temporal import SA_PROJECT, SA_WORKFLOW_ID, TEST_RUN_STATE_QUERY
 from docflow.test_runs import TEST_RESULT, TEST_RUN, ResultRecord, TestCase, TestRunInput, TestRunRecord
 from docflow.workflow_tests import TestRecord, check_against_draft
 from storage.objects import NotFound, ObjectStore
@@ -125,7 +125,9 @@ class TestRuns:
             inp,
             id=test_run_id,
             task_queue=self.settings.task_queue,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(SA_WORKFLOW_ID, body.workflow_id)]),
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(SA_PROJECT, project_id), SearchAttributePair(SA_WORKFLOW_ID, body.workflow_id)]
+            ),
             memo={"project_id": project_id},
             static_summary=f"{len(cases)} test(s) of {body.workflow_id}",
         )

@@ -22,7 +22,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.execute import execute_block
 
 
-@workflow.defn(name=BLOCK_EXECUTION_WORKFLOW)
+# Outside the sandbox: building a sandbox for each workflow costs ~50 ms (more on a loaded worker), most of a
+# rerun's latency, which is what its user waits for. This module is small and stays sandbox-safe by construction
+# (no I/O, time only from `workflow.now()`, only pure `docflow` and `workflows` code imported); the run's walker,
+# where the graph's logic lives, keeps the sandbox.
+@workflow.defn(name=BLOCK_EXECUTION_WORKFLOW, sandboxed=False)
 class BlockExecutionWorkflow:
     """One rerun of one block."""
 

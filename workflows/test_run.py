@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from docflow.temporal import TEST_RUN_STATE_QUERY, TEST_RUN_WORKFLOW
+    from docflow.executions import BlockExecutionInput
+    from docflow.temporal import SA_PROJECT, SA_SOURCE_RUN, SA_WORKFLOW_ID, TEST_RUN_STATE_QUERY, TEST_RUN_WORKFLOW
     from docflow.test_runs import (
         Counts,
         JudgeInput,
@@ -105,6 +107,7 @@ class TestRunWorkflow:
                     BlockExecutionWorkflow.run,
                     case.execution,
                     id=case.execution.execution_id,
+                    search_attributes=_attributes(case.execution),
                     static_summary=f"test {case.test_id} · {case.block_id}",
                 )
             except ChildWorkflowError as exc:
@@ -145,3 +148,15 @@ class TestRunWorkflow:
             retry_policy=options.LOCAL_BLOCK_RETRY,
             summary="persist test run",
         )
+
+
+def _attributes(execution: BlockExecutionInput) -> TypedSearchAttributes:
+    """A test's execution is found by project and workflow (and source run, for a test taken from a run's step)
+    like an ad-hoc one."""
+    pairs = [
+        SearchAttributePair(SA_PROJECT, execution.project_id),
+        SearchAttributePair(SA_WORKFLOW_ID, execution.workflow_id),
+    ]
+    if execution.source_run_id:
+        pairs.append(SearchAttributePair(SA_SOURCE_RUN, execution.source_run_id))
+    return TypedSearchAttributes(pairs)

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query, Request
 
 from api.deps import PrincipalDep, StoreDep
 from api.errors import InvalidError, NotFoundError
+from api.paging import Page
+from api.responses import ArtifactView
 from api.routes.runs import runs_of
 from api.run_deletion import run_deleted
 from api.run_views import page
@@ -18,7 +20,7 @@ from storage.objects import NotFound
 router = APIRouter(tags=["artifacts"])
 
 
-@router.get("/artifacts")
+@router.get("/artifacts", response_model=Page[ArtifactView], response_model_exclude_unset=True)
 async def list_artifacts(
     request: Request,
     principal: PrincipalDep,
@@ -55,7 +57,7 @@ async def list_artifacts(
     return page(items, "id", limit, len(refs) > limit)
 
 
-@router.get("/artifacts/{artifact_id}")
+@router.get("/artifacts/{artifact_id}", response_model=ArtifactView, response_model_exclude_unset=True)
 async def get_artifact(artifact_id: str, principal: PrincipalDep, store: StoreDep) -> dict[str, Any]:
     """One artifact by id, flattened with its `operation`; 404 once its run is deleted."""
     try:

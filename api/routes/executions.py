@@ -8,6 +8,8 @@ from fastapi import APIRouter, Query, Request
 
 from api.deps import PrincipalDep
 from api.executions_service import CreateBlockExecution, Executions
+from api.paging import Page
+from api.responses import ExecutionView
 from api.run_views import page
 
 router = APIRouter(tags=["block executions"])
@@ -19,7 +21,7 @@ def executions_of(request: Request) -> Executions:
     return Executions(state.store, state.temporal, state.settings)
 
 
-@router.post("/blocks/executions")
+@router.post("/blocks/executions", response_model=ExecutionView, response_model_exclude_unset=True)
 async def create_execution(
     request: Request,
     body: CreateBlockExecution,
@@ -30,7 +32,7 @@ async def create_execution(
     return await executions_of(request).create(principal.project_id, body, force)
 
 
-@router.get("/blocks/executions")
+@router.get("/blocks/executions", response_model=Page[ExecutionView], response_model_exclude_unset=True)
 async def list_executions(
     request: Request,
     principal: PrincipalDep,
@@ -47,7 +49,7 @@ async def list_executions(
     return page(items, "id", limit, more)
 
 
-@router.get("/blocks/executions/{execution_id}")
+@router.get("/blocks/executions/{execution_id}", response_model=ExecutionView, response_model_exclude_unset=True)
 async def get_execution(execution_id: str, request: Request, principal: PrincipalDep) -> dict[str, Any]:
     """One block execution."""
     service = executions_of(request)

@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import PrincipalDep
 from api.errors import InvalidError
+from api.paging import Page
+from api.responses import DecisionView, ReviewVersionView, ReviewView
 from api.review_decisions import Decisions
 from api.reviews_service import CreateReviewVersion, DecisionStatus, ReviewFilters, Reviews
 from docflow.reviews import Actor
@@ -51,7 +53,7 @@ def _author(principal: PrincipalDep, reviewer: str | None) -> Actor:
     return Actor(kind="human", id=principal.key_id, display_name=name or principal.key_name)
 
 
-@router.get("/reviews")
+@router.get("/reviews", response_model=Page[ReviewView], response_model_exclude_unset=True)
 async def list_reviews(
     request: Request,
     principal: PrincipalDep,
@@ -71,7 +73,7 @@ async def list_reviews(
     return await reviews_of(request).queue_page(principal.project_id, filters, before, after, limit)
 
 
-@router.get("/reviews/versions")
+@router.get("/reviews/versions", response_model=Page[ReviewVersionView], response_model_exclude_unset=True)
 async def list_review_versions(
     request: Request,
     principal: PrincipalDep,
@@ -84,7 +86,7 @@ async def list_review_versions(
     return await reviews_of(request).versions(principal.project_id, review_id, before, after, limit)
 
 
-@router.post("/reviews/versions", status_code=201)
+@router.post("/reviews/versions", status_code=201, response_model=ReviewVersionView, response_model_exclude_unset=True)
 async def create_review_version(
     request: Request, response: Response, body: CreateReviewVersion, principal: PrincipalDep, reviewer: Reviewer = None
 ) -> dict[str, Any]:
@@ -98,13 +100,13 @@ async def create_review_version(
     return version.public()
 
 
-@router.get("/reviews/versions/{version_id}")
+@router.get("/reviews/versions/{version_id}", response_model=ReviewVersionView, response_model_exclude_unset=True)
 async def get_review_version(request: Request, version_id: str, principal: PrincipalDep) -> dict[str, Any]:
     """One review version by its content-addressed id."""
     return (await reviews_of(request).version(principal.project_id, version_id)).public()
 
 
-@router.get("/reviews/{review_id}")
+@router.get("/reviews/{review_id}", response_model=ReviewView, response_model_exclude_unset=True)
 async def get_review(request: Request, review_id: str, principal: PrincipalDep) -> dict[str, Any]:
     """One review and its decision (versions are listed separately)."""
     return (await reviews_of(request).get(principal.project_id, review_id)).public()
@@ -116,7 +118,7 @@ def decisions_of(request: Request) -> Decisions:
     return Decisions(reviews_of(request), state.temporal, state.settings.review_decision_timeout_seconds)
 
 
-@router.post("/reviews/{review_id}/approve")
+@router.post("/reviews/{review_id}/approve", response_model=DecisionView, response_model_exclude_unset=True)
 async def approve_review(
     request: Request, review_id: str, body: ApproveReview, principal: PrincipalDep, reviewer: Reviewer = None
 ) -> dict[str, Any]:
@@ -127,7 +129,7 @@ async def approve_review(
     return await decisions.decide(principal.project_id, review_id, "approved", body.version_id, None, author)
 
 
-@router.post("/reviews/{review_id}/reject")
+@router.post("/reviews/{review_id}/reject", response_model=DecisionView, response_model_exclude_unset=True)
 async def reject_review(
     request: Request, review_id: str, body: RejectReview, principal: PrincipalDep, reviewer: Reviewer = None
 ) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from api.deps import PrincipalDep
 from api.errors import InvalidError, NotFoundError
+from api.paging import Page
+from api.responses import CancelRunView, RunView, StepView
 from api.run_inputs import CancelRunRequest, CreateRunRequest
 from api.run_views import page, public_run
 from api.runs_service import Runs
@@ -35,7 +37,7 @@ def runs_of(request: Request) -> Runs:
     return Runs(state.store, state.temporal, state.settings)
 
 
-@router.post("/runs")
+@router.post("/runs", response_model=RunView, response_model_exclude_unset=True)
 async def create_run(
     request: Request,
     body: CreateRunRequest,
@@ -51,7 +53,7 @@ async def create_run(
     return public_run(state, state.inputs.json_data)
 
 
-@router.get("/runs")
+@router.get("/runs", response_model=Page[RunView], response_model_exclude_unset=True)
 async def list_runs(
     request: Request,
     principal: PrincipalDep,
@@ -92,7 +94,7 @@ async def list_runs(
     return page([public_run(s) for s in states], "id", limit, more)
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", response_model=RunView, response_model_exclude_unset=True)
 async def get_run(request: Request, run_id: str, principal: PrincipalDep) -> dict[str, Any]:
     """A run: lifecycle (`status`, mirrored as `kind`), timing with durations and waiting time, inputs."""
     runs = runs_of(request)
@@ -100,7 +102,7 @@ async def get_run(request: Request, run_id: str, principal: PrincipalDep) -> dic
     return public_run(state, await runs.json_inputs(principal.project_id, run_id))
 
 
-@router.post("/runs/{run_id}/cancel")
+@router.post("/runs/{run_id}/cancel", response_model=CancelRunView, response_model_exclude_unset=True)
 async def cancel_run(
     request: Request, run_id: str, principal: PrincipalDep, body: CancelRunRequest | None = None
 ) -> dict[str, Any]:
@@ -119,7 +121,7 @@ async def delete_run(request: Request, run_id: str, principal: PrincipalDep) -> 
     return Response(status_code=204)
 
 
-@router.get("/runs/{run_id}/steps")
+@router.get("/runs/{run_id}/steps", response_model=list[StepView], response_model_exclude_unset=True)
 async def list_run_steps(request: Request, run_id: str, principal: PrincipalDep) -> list[dict[str, Any]]:
     """The run's steps as a plain list (the run-scoped path of the get-run page's client)."""
     runs = runs_of(request)
@@ -127,7 +129,7 @@ async def list_run_steps(request: Request, run_id: str, principal: PrincipalDep)
     return await runs.public_steps(principal.project_id, run_id, state.steps)
 
 
-@router.get("/runs/{run_id}/steps/{block_id}")
+@router.get("/runs/{run_id}/steps/{block_id}", response_model=StepView, response_model_exclude_unset=True)
 async def get_run_step(request: Request, run_id: str, block_id: str, principal: PrincipalDep) -> dict[str, Any]:
     """One step of a run, by block id (or step id), with its handle inputs and outputs."""
     runs = runs_of(request)

@@ -8,13 +8,15 @@ from fastapi import APIRouter, Query, Request
 
 from api.deps import PrincipalDep
 from api.errors import InvalidError, NotFoundError
+from api.paging import Page
+from api.responses import StepView
 from api.routes.runs import runs_of
 from api.run_views import page
 
 router = APIRouter(tags=["steps"])
 
 
-@router.get("/steps")
+@router.get("/steps", response_model=Page[StepView], response_model_exclude_unset=True)
 async def list_steps(
     request: Request,
     principal: PrincipalDep,
@@ -50,7 +52,7 @@ async def list_steps(
     return page(items, "step_id", limit, len(steps) > limit)
 
 
-@router.get("/steps/{step_id}")
+@router.get("/steps/{step_id}", response_model=StepView, response_model_exclude_unset=True)
 async def get_step(request: Request, step_id: str, run_id: str, principal: PrincipalDep) -> dict[str, Any]:
     """One step of a run, with its handle inputs and outputs."""
     runs = runs_of(request)

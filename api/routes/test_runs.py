@@ -8,6 +8,8 @@ from fastapi import APIRouter, Query, Request
 
 from api.deps import PrincipalDep
 from api.errors import InvalidError
+from api.paging import Page
+from api.responses import TestResultView, TestRunView
 from api.run_views import page
 from api.test_runs_service import BlockScope, CreateTestRun, CreateWorkflowTestRun, SingleScope, TestRuns
 
@@ -21,13 +23,15 @@ def test_runs_of(request: Request) -> TestRuns:
     return TestRuns(state.store, state.temporal, state.settings)
 
 
-@router.post("/tests/runs", status_code=201)
+@router.post("/tests/runs", status_code=201, response_model=TestRunView, response_model_exclude_unset=True)
 async def create_test_run(request: Request, body: CreateTestRun, principal: PrincipalDep) -> dict[str, Any]:
     """Run a workflow's tests (one, one block's, or all) against the current draft."""
     return await test_runs_of(request).create(principal.project_id, body)
 
 
-@router.post("/{workflow_id}/tests/runs", status_code=201)
+@router.post(
+    "/{workflow_id}/tests/runs", status_code=201, response_model=TestRunView, response_model_exclude_unset=True
+)
 async def create_workflow_test_run(
     workflow_id: str, request: Request, body: CreateWorkflowTestRun, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -43,7 +47,7 @@ async def create_workflow_test_run(
     return await test_runs_of(request).create(principal.project_id, flat)
 
 
-@router.get("/tests/runs")
+@router.get("/tests/runs", response_model=Page[TestRunView], response_model_exclude_unset=True)
 async def list_test_runs(
     request: Request,
     principal: PrincipalDep,
@@ -65,19 +69,19 @@ async def list_test_runs(
     return page([r.public() for r in records[:limit]], "id", limit, len(records) > limit)
 
 
-@router.get("/tests/runs/{test_run_id}")
+@router.get("/tests/runs/{test_run_id}", response_model=TestRunView, response_model_exclude_unset=True)
 async def get_test_run(test_run_id: str, request: Request, principal: PrincipalDep) -> dict[str, Any]:
     """One test run, its counts live while it runs."""
     return (await test_runs_of(request).get(principal.project_id, test_run_id)).public()
 
 
-@router.post("/tests/runs/{test_run_id}/cancel")
+@router.post("/tests/runs/{test_run_id}/cancel", response_model=TestRunView, response_model_exclude_unset=True)
 async def cancel_test_run(test_run_id: str, request: Request, principal: PrincipalDep) -> dict[str, Any]:
     """Stop a test run: its running tests are cancelled and counted so."""
     return (await test_runs_of(request).cancel(principal.project_id, test_run_id)).public()
 
 
-@router.get("/tests/results")
+@router.get("/tests/results", response_model=Page[TestResultView], response_model_exclude_unset=True)
 async def list_test_results(
     request: Request,
     principal: PrincipalDep,
@@ -89,7 +93,7 @@ async def list_test_results(
     return page([r.public() for r in results[:limit]], "id", limit, len(results) > limit)
 
 
-@router.get("/tests/results/{result_id}")
+@router.get("/tests/results/{result_id}", response_model=TestResultView, response_model_exclude_unset=True)
 async def get_test_result(result_id: str, request: Request, principal: PrincipalDep) -> dict[str, Any]:
     """One test's result."""
     return (await test_runs_of(request).result(principal.project_id, result_id)).public()

@@ -162,3 +162,51 @@ def test_listing_workflows_reads_only_what_changed(stack: Stack) -> None:
     unchanged, changed, _ = asyncio.run(scenario())
     assert unchanged <= 1  # the listing index itself
     assert changed <= 3  # the index and the two records that changed
+
+
+def test_reruns_and_test_runs_are_visible_by_project_and_the_runs_listing_shows_only_runs(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    blocks, edges = chain([("in", "start_json", {}), ("f", "function", {"expression": "input"})])
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run = wait_for(
+        client, client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {}}, version="draft").id
+    )
+    rerun = http.post("/v1/workflows/blocks/executions", json={"run_id": run.id, "block_id": ids["f"]})
+    assert rerun.status_code == 200, rerun.text
+    manual = {"type": "manual", "handle_inputs": {"input-json-0": {"type": "json", "data": {"a": 1}}}}
+    test = http.post(
+        "/v1/workflows/tests",
+        json={
+            "workflow_id": wf_id,
+            "target": {"type": "block", "block_id": ids["f"]},
+            "source": manual,
+            "assertion": {"target": {"output_handle_id": "output-json-0"}, "condition": {"kind": "exists"}},
+        },
+    )
+    assert test.status_code == 201, test.text
+    test_run = http.post("/v1/workflows/tests/runs", json={"workflow_id": wf_id})
+    assert test_run.status_code == 201, test_run.text
+    test_run_id = test_run.json()["id"]
+    deadline = time.monotonic() + 30
+    while http.get(f"/v1/workflows/tests/runs/{test_run_id}").json()["lifecycle"]["status"] not in {
+        "completed",
+        "error",
+    }:
+        assert time.monotonic() < deadline, "the test run did not end"
+        time.sleep(0.2)
+    # The test's child execution: the test run's one result names it.
+    child = http.get("/v1/workflows/tests/results", params={"run_id": test_run_id}).json()["data"][0]["execution_id"]
+    expected = {run.id, rerun.json()["id"], test_run_id, child}
+
+    async def by_project() -> set[str]:
+        temporal = await connect(stack.settings)
+        query = f"DocflowProject = '{stack.project_id}' AND DocflowWorkflowId = '{wf_id}'"
+        return {e.id async for e in temporal.list_workflows(query)}
+
+    deadline = time.monotonic() + 15
+    while (found := asyncio.run(by_project())) != expected:  # visibility is eventually consistent
+        assert time.monotonic() < deadline, f"visibility by project found {found}, not {expected}"
+        time.sleep(0.3)
+    listed = http.get("/v1/workflows/runs", params={"workflow_id": wf_id}).json()["data"]
+    assert [r["id"] for r in listed] == [run.id]

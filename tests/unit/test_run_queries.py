@@ -18,7 +18,8 @@ def test_every_filter_becomes_a_clause() -> None:
         datetime(2026, 11, 2, 10, tzinfo=UTC),
     )  # fmt: skip
     assert query == (
-        "DocflowProject = 'proj_1' AND DocflowWorkflowId = 'wf_1' AND DocflowStatus = 'error'"
+        "DocflowProject = 'proj_1' AND WorkflowType = 'RunWorkflow' AND DocflowWorkflowId = 'wf_1'"
+        " AND DocflowStatus = 'error'"
         " AND DocflowStatus != 'pending' AND DocflowTrigger = 'api'"
         " AND StartTime >= '2026-11-01T00:00:00+00:00' AND StartTime < '2026-11-03T00:00:00+00:00'"
         " AND WorkflowId STARTS_WITH 'run_ab' AND StartTime < '2026-11-02T10:00:00+00:00'"
@@ -27,7 +28,10 @@ def test_every_filter_becomes_a_clause() -> None:
 
 def test_quotes_in_values_are_escaped() -> None:
     query = visibility_query("proj_1", {"workflow_id": "x' OR DocflowProject = 'other"}, None)
-    assert query == "DocflowProject = 'proj_1' AND DocflowWorkflowId = 'x\\' OR DocflowProject = \\'other'"
+    assert query == (
+        "DocflowProject = 'proj_1' AND WorkflowType = 'RunWorkflow'"
+        " AND DocflowWorkflowId = 'x\\' OR DocflowProject = \\'other'"
+    )
 
 
 def test_a_bad_date_is_refused_naming_the_field() -> None:
