@@ -20,6 +20,7 @@ from activities.egress import Egress, no_cookies
 from activities.executors import Executors
 from activities.http_call import ApiCaller
 from activities.isolation import IsolatedExecutor
+from activities.loops import LoopActivities
 from activities.ocr import OcrSettings
 from activities.provider import build_provider
 from activities.reviews import ReviewActivities
@@ -94,6 +95,7 @@ def build_worker(
             *blocks.all(),
             *reviews.all(),
             *TestRunActivities(store, isolated, provider).all(),
+            *LoopActivities(store, executors).all(),
             runs.load_graph,
             runs.persist_summary,
             runs.persist_execution,

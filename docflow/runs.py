@@ -85,6 +85,15 @@ class RunLifecycle(Lifecycle):
     status: RunStatus
 
 
+class LoopContainer(Model):
+    """One loop a step runs inside (the SDK's `ContainerContextData`), outermost first on a step."""
+
+    container_id: str
+    iteration: int
+    is_parallel: bool = False
+    parallel_item_index: int | None = None
+
+
 class StepState(Model):
     """What the workflow knows of one step; the step record in S3 adds the handle payloads."""
 
@@ -103,6 +112,11 @@ class StepState(Model):
     # A reviewable block's `review_trigger_evaluation` (the step's `artifact` stays the block's own record).
     review_evaluation: ArtifactRef | None = None
     review_id: str | None = None
+    # The loops this step runs inside; empty at the top level.
+    loop_containers: list[LoopContainer] = Field(default_factory=list)
+    # A container's step: how many iterations it ran, and (on_iteration_error=continue) those that failed.
+    iterations: int | None = None
+    failed_iterations: list[int] | None = None
 
 
 class RunTiming(Model):

@@ -1,0 +1,253 @@
+"""Loop containers end to end through the SDK: for_each over arrays (order, skips, nesting, concurrency,
+errors), while_loop (condition, max_iterations), step ids and loop_containers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import httpx
+from retab import Retab
+
+from tests.conftest import Stack
+from tests.http_target import HttpTarget
+from tests.integration.builders import build, wait_for
+
+
+def _json_edge(source: str, target: str, out: str = "output-json-0", into: str = "input-json-0") -> dict[str, Any]:
+    return {"source_block": source, "target_block": target, "source_handle": out, "target_handle": into}
+
+
+def _for_each(body: list[dict[str, Any]], body_edges: list[dict[str, Any]], **config: Any) -> tuple[list, list]:
+    """start_json → loop (body) → out; the body's first block reads the item, `last` feeds fe-right-in."""
+    blocks = [
+        {"id": "in", "type": "start_json"},
+        {"id": "loop", "type": "for_each", "config": {"map_method": "iterate_array", **config}},
+        *[{**b, "parent_id": b.get("parent_id", "loop")} for b in body],
+        {"id": "out", "type": "function", "config": {"expression": "input"}},
+    ]
+    edges = [
+        _json_edge("in", "loop", into="fe-left-in"),
+        *body_edges,
+        _json_edge("loop", "out", out="fe-right-out"),
+    ]
+    return blocks, edges
+
+
+def _steps(http: httpx.Client, run_id: str) -> dict[str, dict[str, Any]]:
+    response = http.get("/v1/workflows/steps", params={"run_id": run_id, "limit": 1000})
+    assert response.status_code == 200, response.text
+    return {s["step_id"]: s for s in response.json()["data"]}
+
+
+def _output(http: httpx.Client, run_id: str, step_id: str, handle: str = "output-json-0") -> Any:
+    return _steps(http, run_id)[step_id]["handle_outputs"][handle]["data"]
+
+
+def _run(client: Retab, wf_id: str, start: str, data: Any, timeout: float = 90) -> Any:
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={start: data}, version="draft")
+    return wait_for(client, run.id, timeout=timeout)
+
+
+def test_for_each_outputs_come_in_item_order_when_iterations_finish_out_of_order(
+    client: Retab, stack: Stack, http: httpx.Client, http_target: HttpTarget
+) -> None:
+    call = {
+        "method": "POST",
+        "url": f"{http_target.url}/slow/loop-order",
+        "query": {"seconds": "{{ delay }}"},
+        "body": {"n": "{{ n }}"},
+    }
+    blocks, edges = _for_each(
+        [{"id": "call", "type": "api_call", "config": call}],
+        [_json_edge("loop", "call", out="fe-left-out"), _json_edge("call", "loop", into="fe-right-in")],
+        map_source_path="items",
+    )
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    items = [{"n": 1, "delay": 2.0}, {"n": 2, "delay": 0.1}, {"n": 3, "delay": 1.0}]
+    done = _run(client, wf_id, ids["in"], {"items": items})
+    assert done.lifecycle.status == "completed", done.lifecycle
+    out = _output(http, done.id, ids["out"])
+    assert [r["received"]["n"] for r in out] == [1, 2, 3]
+    steps = _steps(http, done.id)
+    finished = {
+        i: datetime.fromisoformat(steps[f"{ids['loop']}_iter_{i}_{ids['call']}"]["completed_at"]) for i in range(3)
+    }
+    assert finished[1] < finished[2] < finished[0], "the iterations did not finish out of item order"
+    step = steps[f"{ids['loop']}_iter_2_{ids['call']}"]
+    assert step["block_id"] == ids["call"]
+    assert step["loop_containers"] == [
+        {"container_id": ids["loop"], "iteration": 2, "is_parallel": True, "parallel_item_index": 2}
+    ]
+    assert steps[ids["loop"]]["iterations"] == 3
+    assert steps[ids["loop"]]["loop_containers"] == []
+
+
+def test_a_conditional_in_the_body_skips_some_items(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    cond = {"conditions": [{"id": "keep", "sub_conditions": [{"path": "keep", "operator": "is_true"}]}]}
+    blocks, edges = _for_each(
+        [
+            {"id": "gate", "type": "conditional", "config": cond},
+            {"id": "fn", "type": "function", "config": {"expression": "input['n'] * 10"}},
+        ],
+        [
+            _json_edge("loop", "gate", out="fe-left-out"),
+            _json_edge("gate", "fn", out="output-json-keep"),
+            _json_edge("fn", "loop", into="fe-right-in"),
+        ],
+    )
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    items = [{"n": 1, "keep": True}, {"n": 2, "keep": False}, {"n": 3, "keep": True}]
+    done = _run(client, wf_id, ids["in"], items)
+    assert done.lifecycle.status == "completed", done.lifecycle
+    assert _output(http, done.id, ids["out"]) == [10, None, 30]
+    steps = _steps(http, done.id)
+    skipped = steps[f"{ids['loop']}_iter_1_{ids['fn']}"]["lifecycle"]
+    assert skipped["status"] == "skipped" and "output-json-keep" in skipped["reason"]
+    assert steps[f"{ids['loop']}_iter_0_{ids['fn']}"]["lifecycle"]["status"] == "completed"
+
+
+def test_nested_for_each_chains_step_ids_and_nests_results(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    blocks, edges = _for_each(
+        [
+            {"id": "inner", "type": "for_each", "config": {"map_source_path": "lines"}},
+            {"id": "fn", "type": "function", "config": {"expression": "input['qty'] * 2"}, "parent_id": "inner"},
+        ],
+        [
+            _json_edge("loop", "inner", out="fe-left-out", into="fe-left-in"),
+            _json_edge("inner", "fn", out="fe-left-out"),
+            _json_edge("fn", "inner", into="fe-right-in"),
+            _json_edge("inner", "loop", out="fe-right-out", into="fe-right-in"),
+        ],
+    )
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    orders = [{"lines": [{"qty": 1}, {"qty": 2}]}, {"lines": []}, {"lines": [{"qty": 5}]}]
+    done = _run(client, wf_id, ids["in"], orders)
+    assert done.lifecycle.status == "completed", done.lifecycle
+    assert _output(http, done.id, ids["out"]) == [[2, 4], [], [10]]
+    step = _steps(http, done.id)[f"{ids['loop']}_iter_2_{ids['inner']}_iter_0_{ids['fn']}"]
+    assert [(c["container_id"], c["iteration"]) for c in step["loop_containers"]] == [
+        (ids["loop"], 2),
+        (ids["inner"], 0),
+    ]
+
+
+def test_max_concurrency_bounds_the_iterations_in_flight(
+    client: Retab, stack: Stack, http: httpx.Client, http_target: HttpTarget
+) -> None:
+    call = {"method": "POST", "url": f"{http_target.url}/slow/loop-bound", "query": {"seconds": "0.6"}, "body": {}}
+    blocks, edges = _for_each(
+        [{"id": "call", "type": "api_call", "config": call}],
+        [_json_edge("loop", "call", out="fe-left-out"), _json_edge("call", "loop", into="fe-right-in")],
+        max_concurrency=2,
+    )
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    done = _run(client, wf_id, ids["in"], list(range(6)))
+    assert done.lifecycle.status == "completed", done.lifecycle
+    steps = _steps(http, done.id)
+    spans = [
+        (datetime.fromisoformat(s["started_at"]), datetime.fromisoformat(s["completed_at"]))
+        for s in steps.values()
+        if s["block_id"] == ids["call"]
+    ]
+    assert len(spans) == 6
+    most = max(sum(1 for a, b in spans if a <= start < b) for start, _ in spans)
+    assert most <= 2, f"{most} iterations ran at once"
+    assert most == 2, "the iterations never overlapped"
+
+
+def _failing_loop(client: Retab, stack: Stack, on_error: str) -> tuple[str, dict[str, str]]:
+    blocks, edges = _for_each(
+        [{"id": "fn", "type": "function", "config": {"expression": "10 // input"}}],
+        [_json_edge("loop", "fn", out="fe-left-out"), _json_edge("fn", "loop", into="fe-right-in")],
+        on_iteration_error=on_error,
+    )
+    return build(client, stack.project_id, blocks, edges)
+
+
+def test_a_failing_iteration_fails_the_loop_by_default(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    wf_id, ids = _failing_loop(client, stack, "fail")
+    done = _run(client, wf_id, ids["in"], [5, 0, 2])
+    assert done.lifecycle.status == "error"
+    assert done.lifecycle.failing_step_id == f"{ids['loop']}_iter_1_{ids['fn']}"  # type: ignore[union-attr]
+    steps = _steps(http, done.id)
+    assert steps[ids["loop"]]["lifecycle"]["status"] == "error"
+    assert "iteration 1 failed" in steps[ids["loop"]]["lifecycle"]["message"]
+    assert steps[ids["out"]]["lifecycle"]["status"] == "skipped"
+
+
+def test_continue_collects_failed_iterations_as_null(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    wf_id, ids = _failing_loop(client, stack, "continue")
+    done = _run(client, wf_id, ids["in"], [5, 0, 2])
+    assert done.lifecycle.status == "completed", done.lifecycle
+    assert _output(http, done.id, ids["out"]) == [2, None, 5]
+    steps = _steps(http, done.id)
+    assert steps[ids["loop"]]["failed_iterations"] == [1]
+    assert steps[f"{ids['loop']}_iter_1_{ids['fn']}"]["lifecycle"]["status"] == "error"
+
+
+def _while(client: Retab, stack: Stack, config: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    blocks = [
+        {"id": "in", "type": "start_json"},
+        {"id": "loop", "type": "while_loop", "config": config},
+        {"id": "inc", "type": "function", "config": {"mapping": {"n": "n + 1"}}, "parent_id": "loop"},
+        {"id": "out", "type": "function", "config": {"expression": "input"}},
+    ]
+    edges = [
+        _json_edge("in", "loop", into="loop-left-in"),
+        _json_edge("loop", "inc", out="loop-left-out"),
+        _json_edge("inc", "loop", into="loop-right-in"),
+        _json_edge("loop", "out", out="loop-right-out"),
+    ]
+    return build(client, stack.project_id, blocks, edges)
+
+
+def test_while_loop_stops_when_its_condition_matches(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    stop = [{"id": "enough", "sub_conditions": [{"path": "n", "operator": "gte", "expected": 3}]}]
+    wf_id, ids = _while(client, stack, {"max_iterations": 10, "termination_conditions": stop})
+    done = _run(client, wf_id, ids["in"], {"n": 0})
+    assert done.lifecycle.status == "completed", done.lifecycle
+    assert _output(http, done.id, ids["out"]) == {"n": 3}
+    steps = _steps(http, done.id)
+    assert f"{ids['loop']}_iter_2_{ids['inc']}" in steps and f"{ids['loop']}_iter_3_{ids['inc']}" not in steps
+    loop = steps[ids["loop"]]
+    assert loop["iterations"] == 3
+    assert steps[f"{ids['loop']}_iter_1_{ids['inc']}"]["loop_containers"][0]["is_parallel"] is False
+    artifact = client.workflows.artifacts.get(loop["artifact"]["id"])
+    assert artifact.operation == "while_loop_termination"
+    dumped = artifact.model_dump()
+    assert dumped["termination_reason"] == "condition_matched"
+    assert [e["matched"] for e in dumped["evaluations"]] == [True]
+    response = http.get(f"/v1/workflows/artifacts/{artifact.id}")
+    assert [c["matched"] for c in response.json()["checks"]] == [False, False, True]
+
+
+def test_while_loop_stops_at_max_iterations(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    never = [{"id": "never", "sub_conditions": [{"path": "n", "operator": "lt", "expected": 0}]}]
+    wf_id, ids = _while(client, stack, {"max_iterations": 4, "termination_conditions": never})
+    done = _run(client, wf_id, ids["in"], {"n": 0})
+    assert done.lifecycle.status == "completed", done.lifecycle
+    assert _output(http, done.id, ids["out"]) == {"n": 4}
+    loop = _steps(http, done.id)[ids["loop"]]
+    artifact = client.workflows.artifacts.get(loop["artifact"]["id"]).model_dump()
+    assert artifact["termination_reason"] == "max_iterations_reached"
+
+
+def test_bad_loop_configs_are_422_naming_the_field(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    wf = client.workflows.create(project_id=stack.project_id, name="loops 422").id
+    cases = [
+        ("for_each", {"map_method": "sideways"}, "config.map_method"),
+        ("for_each", {"max_concurrency": 0}, "config.max_concurrency"),
+        ("for_each", {"map_source_path": "a[["}, "config.map_source_path"),
+        ("for_each", {"on_iteration_error": "ignore"}, "config.on_iteration_error"),
+        ("while_loop", {"max_iterations": 100000}, "config.max_iterations"),
+        (
+            "while_loop",
+            {"termination_conditions": [{"id": "x", "sub_conditions": []}]},
+            "config.termination_conditions.0.sub_conditions",
+        ),
+    ]
+    for block_type, config, field in cases:
+        response = http.post("/v1/workflows/blocks", json={"workflow_id": wf, "type": block_type, "config": config})
+        assert response.status_code == 422, (config, response.text)
+        assert response.json()["detail"]["details"]["field"] == field, response.text
