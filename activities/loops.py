@@ -27,10 +27,12 @@ from docflow.conditions import ConditionalResult
 from docflow.ids import ARTIFACT_PREFIXES, derived_id
 from docflow.loops import (
     LoadItemsInput,
+    LoopBatchRecord,
     LoopItems,
     LoopItemsError,
     LoopItemsInput,
     RecordLoopInput,
+    StoreBatchInput,
     Termination,
     TerminationInput,
     array_items,
@@ -39,7 +41,13 @@ from docflow.loops import (
 from docflow.runs import ArtifactRef, BlockOutcome, ErrorInfo, HandleValue, StepLifecycle, StepRecord
 from storage import handles
 from storage.objects import ObjectStore
-from workflows.activity_names import CHECK_LOOP_TERMINATION, LOAD_LOOP_ITEMS, PREPARE_LOOP_ITEMS, RECORD_LOOP
+from workflows.activity_names import (
+    CHECK_LOOP_TERMINATION,
+    LOAD_LOOP_ITEMS,
+    PREPARE_LOOP_ITEMS,
+    RECORD_LOOP,
+    STORE_LOOP_BATCH,
+)
 
 
 def _refused(message: str, code: str) -> ApplicationError:
@@ -55,7 +63,21 @@ class LoopActivities:
 
     def all(self) -> list[Any]:
         """Every activity of this class, for the worker."""
-        return [self.list_items, self.load_items, self.check_termination, self.record_loop]
+        return [self.list_items, self.load_items, self.check_termination, self.record_loop, self.store_batch]
+
+    @activity.defn(name=STORE_LOOP_BATCH)
+    async def store_batch(self, inp: StoreBatchInput) -> None:
+        """Store what a batch of iterations produced: results in item order, and its steps."""
+        await refuse_if_deleted(self.store, inp.run.project_id, inp.run.run_id)
+        await self.store.put_json(inp.key, LoopBatchRecord(results=inp.results, steps=inp.steps))
+
+    async def _results(self, inp: RecordLoopInput) -> list[HandleValue | None]:
+        if inp.results is not None:
+            return inp.results
+        found: list[HandleValue | None] = []
+        for ref in inp.batch_refs or []:
+            found += (await self.store.get_model(ref, LoopBatchRecord)).results
+        return found
 
     @activity.defn(name=PREPARE_LOOP_ITEMS)
     async def list_items(self, inp: LoopItemsInput) -> LoopItems:
@@ -143,8 +165,11 @@ class LoopActivities:
         await refuse_if_deleted(self.store, run.project_id, run.run_id)
         now = datetime.now(UTC)
         outputs: dict[str, HandleValue] = {}
-        if inp.results is not None:
-            data = [None if r is None else (await handles.load(self.store, r)).data for r in inp.results]
+        if inp.results is not None or inp.batch_refs is not None:
+            results = await self._results(inp)
+            loaded = await asyncio.gather(*(handles.load(self.store, r) for r in results if r is not None))
+            values = iter(loaded)
+            data = [None if r is None else next(values).data for r in results]
             outputs["fe-right-out"] = HandleValue(type="json", data=data)
         elif inp.output is not None:
             outputs["loop-right-out"] = inp.output

@@ -99,6 +99,8 @@ class Runs:
             inline_output_limit_bytes=self.settings.inline_output_limit_bytes,
             storage_retry_budget_seconds=self.settings.storage_retry_budget_seconds,
             max_concurrent_blocks=self.settings.max_concurrent_blocks,
+            loop_batch_size=self.settings.loop_batch_size,
+            loop_max_items=self.settings.loop_max_items,
             # The API and the worker read the same settings: only a project with an endpoint sends events.
             webhooks=project_id in self.settings.webhooks,
         )

@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 from docflow.blocks import ConditionalConfig, WhileLoopConfig
 from docflow.conditions import evaluate_conditional
 from docflow.jsonpath import MISSING, PathError, resolve
-from docflow.models import Block
-from docflow.runs import HandleValue, LoopContainer, RunContext
+from docflow.models import Block, Graph
+from docflow.runs import HandleValue, LoopContainer, RunContext, RunWorkflowInput, StepState
 
 TerminationReason = Literal["max_iterations_reached", "condition_matched", "error"]
 # A container's step lists at most this many failed iterations (the rest are counted in its message).
@@ -153,6 +153,8 @@ class RecordLoopInput(BaseModel):
     inputs: dict[str, HandleValue] = Field(default_factory=dict)
     # A for_each's results in item order (None: no value); a while_loop's last output.
     results: list[HandleValue | None] | None = None
+    # Or, for a for_each run in batches: each batch's stored record (`keys.loop_batch`), in item order.
+    batch_refs: list[str] | None = None
     output: HandleValue | None = None
     iterations: int = 0
     failed_iterations: list[int] = Field(default_factory=list)
@@ -160,3 +162,45 @@ class RecordLoopInput(BaseModel):
     error: str | None = None
     started_at: datetime
     inline_output_limit_bytes: int = 128 * 1024
+
+
+class LoopBatchInput(BaseModel):
+    """The input of `LoopBatchWorkflow`: iterations `start` to `stop` (excluded) of one for_each."""
+
+    run: RunWorkflowInput
+    graph: Graph
+    container: Block
+    prefix: str
+    containers: list[LoopContainer] = Field(default_factory=list)
+    batch: int
+    start: int
+    stop: int
+    # The batch's items inline (index 0 = item `start`), or the for_each's stored items.
+    items: list[HandleValue] | None = None
+    items_ref: str | None = None
+
+
+class LoopBatchResult(BaseModel):
+    """What a batch did: where its results and steps are stored, which iterations failed, the first failure."""
+
+    ref: str
+    failed: list[int] = Field(default_factory=list)
+    failure_step_id: str | None = None
+    failure_message: str | None = None
+    failure_details: dict[str, Any] = Field(default_factory=dict)
+
+
+class StoreBatchInput(BaseModel):
+    """Input of the activity that stores a batch's results (in item order) and its steps."""
+
+    run: RunContext
+    key: str
+    results: list[HandleValue | None]
+    steps: list[StepState]
+
+
+class LoopBatchRecord(BaseModel):
+    """A batch's stored record (`keys.loop_batch`)."""
+
+    results: list[HandleValue | None]
+    steps: list[StepState]

@@ -117,6 +117,8 @@ class StepState(Model):
     # A container's step: how many iterations it ran, and (on_iteration_error=continue) those that failed.
     iterations: int | None = None
     failed_iterations: list[int] | None = None
+    # A container whose iterations ran in batches (child workflows): the records of each batch's steps.
+    step_pages: list[str] | None = None
 
 
 class RunTiming(Model):
@@ -180,6 +182,9 @@ class RunWorkflowInput(RunIdentity):
     storage_retry_budget_seconds: float = 120.0
     # Whether the project has a webhook endpoint: the run sends review and run events only then.
     webhooks: bool = False
+    # A for_each of more items runs them in batches of this many, each a child workflow (docs/loops.md).
+    loop_batch_size: int = 100
+    loop_max_items: int = 50_000
 
 
 class RunState(RunIdentity):

@@ -19,16 +19,21 @@ with workflow.unsafe.imports_passed_through():
     from docflow.loops import (
         MAX_LISTED_FAILURES,
         LoadItemsInput,
+        LoopBatchInput,
+        LoopBatchResult,
         LoopItems,
         LoopItemsInput,
         RecordLoopInput,
         Termination,
         TerminationInput,
+        batches,
+        in_item_order,
         iteration_context,
         iteration_prefix,
     )
     from docflow.models import Block
     from docflow.runs import BlockOutcome, HandleValue, StepLifecycle, StepState
+    from docflow.temporal import LOOP_BATCH_WORKFLOW
     from workflows import options
     from workflows.activity_names import CHECK_LOOP_TERMINATION, LOAD_LOOP_ITEMS, PREPARE_LOOP_ITEMS, RECORD_LOOP
     from workflows.execute import named
@@ -92,78 +97,139 @@ def _loop_failed(level: Level, block: Block, exc: ActivityError) -> LoopFailed:
     return LoopFailed(Failure(level.prefix + block.id, message, {"block_id": block.id, "block_name": block.label}))
 
 
-async def _for_each(level: Level, block: Block, step: StepState) -> BlockOutcome:
+@dataclass
+class Iterated:
+    """What a run of iterations produced: results by iteration, failed iterations, the first failure (mode fail)."""
+
+    results: dict[int, HandleValue | None]
+    failed: list[int]
+    failure: Failure | None
+
+
+async def iterate(level: Level, block: Block, indexes: range, source: Items) -> Iterated:
+    """Run a for_each's iterations `indexes`, `max_concurrency` at a time; stop early on a failure (mode fail)."""
     cfg = ForEachConfig.model_validate(block.config)
+    results: dict[int, HandleValue | None] = {}
+    failed: list[int] = []
+    failure: Failure | None = None
+    running: dict[asyncio.Task[Iteration], int] = {}
+    live: dict[int, dict[str, StepState]] = {}
+    todo = iter(indexes)
+    index = next(todo, None)
+    try:
+        while True:
+            while failure is None and index is not None and len(running) < cfg.max_concurrency:
+                item = await source.get(index)
+                task = asyncio.create_task(
+                    _iteration(level, block, index, "fe-left-out", item, True, "fe-right-in", live)
+                )
+                running[task] = index
+                index = next(todo, None)
+            if not running:
+                break
+            done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda t: running[t]):
+                finished = running.pop(task)
+                live.pop(finished, None)
+                outcome = task.result()
+                results[finished] = outcome.value
+                if outcome.failure is None:
+                    continue
+                failed.append(finished)
+                if cfg.on_iteration_error == "fail" and failure is None:
+                    message = f"iteration {finished} failed: {outcome.failure.message}"
+                    failure = Failure(outcome.failure.step_id, message, outcome.failure.details)
+                    await _stop(running, live, f"iteration {finished} of '{block.id}' failed")
+    except asyncio.CancelledError:
+        await cancel_all(running)
+        raise
+    return Iterated(results, sorted(failed), failure)
+
+
+async def _for_each(level: Level, block: Block, step: StepState) -> BlockOutcome:
     step_id = level.prefix + block.id
     inputs = level.inputs(block)
     started = workflow.now()
+    inp = level.run.inp
     arg = LoopItemsInput(
         run=level.run.ctx,
         block=block,
         step_id=step_id,
         value=inputs["fe-left-in"],
-        inline_output_limit_bytes=level.run.inp.inline_output_limit_bytes,
+        inline_output_limit_bytes=inp.inline_output_limit_bytes,
     )
     try:
         listed = await _activity(PREPARE_LOOP_ITEMS, arg, LoopItems, f"items of {named(block)}")
     except ActivityError as exc:
         raise _loop_failed(level, block, exc) from exc
     assert isinstance(listed, LoopItems)
+    if listed.count > inp.loop_max_items:
+        message = f"{listed.count} items: a for_each iterates at most {inp.loop_max_items}"
+        raise LoopFailed(Failure(step_id, message, {"block_id": block.id, "block_name": block.label}))
     step.iterations = listed.count
-    source = _Items(listed)
-    results: dict[int, HandleValue | None] = {}
-    failed: list[int] = []
-    first_failure: Failure | None = None
-    running: dict[asyncio.Task[Iteration], int] = {}
-    live: dict[int, dict[str, StepState]] = {}
-    next_index = 0
-    try:
-        while True:
-            while first_failure is None and next_index < listed.count and len(running) < cfg.max_concurrency:
-                item = await source.get(next_index)
-                task = asyncio.create_task(
-                    _iteration(level, block, next_index, "fe-left-out", item, True, "fe-right-in", live)
-                )
-                running[task] = next_index
-                next_index += 1
-            if not running:
-                break
-            done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=lambda t: running[t]):
-                index = running.pop(task)
-                outcome = task.result()
-                results[index] = outcome.value
-                live.pop(index, None)
-                if outcome.failure is not None:
-                    failed.append(index)
-                    if cfg.on_iteration_error == "fail" and first_failure is None:
-                        first_failure = outcome.failure
-                        message = f"iteration {index} failed: {outcome.failure.message}"
-                        first_failure = Failure(outcome.failure.step_id, message, outcome.failure.details)
-                        await _stop(running, live, f"iteration {index} of '{block.id}' failed")
-    except asyncio.CancelledError:
-        await cancel_all(running)
-        raise
-    failed.sort()
-    step.failed_iterations = failed[:MAX_LISTED_FAILURES] or None
+    batch_refs: list[str] | None = None
+    if listed.count > inp.loop_batch_size:
+        done, batch_refs = await _in_batches(level, block, step, listed)
+    else:
+        done = await iterate(level, block, range(listed.count), Items(listed))
+    step.failed_iterations = done.failed[:MAX_LISTED_FAILURES] or None
     record = RecordLoopInput(
         run=level.run.ctx,
         block=block,
         step_id=step_id,
         loop_containers=level.containers,
         inputs=inputs,
-        results=None if first_failure else [results.get(i) for i in range(listed.count)],
+        results=None if done.failure or batch_refs is not None else in_item_order(done.results, listed.count),
+        batch_refs=None if done.failure else batch_refs,
         iterations=listed.count,
-        failed_iterations=failed[:MAX_LISTED_FAILURES],
-        error=first_failure.message if first_failure else None,
+        failed_iterations=done.failed[:MAX_LISTED_FAILURES],
+        error=done.failure.message if done.failure else None,
         started_at=started,
-        inline_output_limit_bytes=level.run.inp.inline_output_limit_bytes,
+        inline_output_limit_bytes=inp.inline_output_limit_bytes,
     )
     recorded = await _activity(RECORD_LOOP, record, BlockOutcome, f"record {named(block)}")
     assert isinstance(recorded, BlockOutcome)
-    if first_failure is not None:
-        raise LoopFailed(first_failure)
+    if done.failure is not None:
+        raise LoopFailed(done.failure)
     return recorded
+
+
+async def _in_batches(level: Level, block: Block, step: StepState, listed: LoopItems) -> tuple[Iterated, list[str]]:
+    """Run the iterations in batches, one child workflow each, one batch after the other (so `max_concurrency`
+    holds across them); the parent keeps only each batch's reference. A failure (mode fail) stops the batches."""
+    inp = level.run.inp
+    refs: list[str] = []
+    failed: list[int] = []
+    failure: Failure | None = None
+    step.step_pages = []
+    for batch, indexes in enumerate(batches(listed.count, inp.loop_batch_size)):
+        arg = LoopBatchInput(
+            run=inp,
+            graph=level.run.graph,
+            container=block,
+            prefix=level.prefix,
+            containers=level.containers,
+            batch=batch,
+            start=indexes.start,
+            stop=indexes.stop,
+            items=listed.items[indexes.start : indexes.stop] if listed.items is not None else None,
+            items_ref=listed.items_ref,
+        )
+        result: LoopBatchResult = await workflow.execute_child_workflow(
+            LOOP_BATCH_WORKFLOW,
+            arg,
+            id=f"{inp.run_id}/{level.prefix}{block.id}/batch-{batch}",
+            result_type=LoopBatchResult,
+            static_summary=f"{named(block)}: items {indexes.start}–{indexes.stop - 1}",
+        )
+        refs.append(result.ref)
+        step.step_pages.append(result.ref)
+        failed += result.failed
+        if result.failure_step_id is not None:
+            message = result.failure_message or "an iteration failed"
+            failure = Failure(result.failure_step_id, message, result.failure_details)
+            break
+    return Iterated({}, failed, failure), refs
 
 
 async def _stop(
@@ -179,17 +245,18 @@ async def _stop(
     running.clear()
 
 
-class _Items:
+class Items:
     """A for_each's items, inline or read from storage one slice at a time."""
 
-    def __init__(self, listed: LoopItems) -> None:
+    def __init__(self, listed: LoopItems, offset: int = 0) -> None:
         self.listed = listed
+        self.offset = offset  # the index of the first inline item
         self.slice_start = -1
         self.slice: list[HandleValue] = []
 
     async def get(self, index: int) -> HandleValue:
         if self.listed.items is not None:
-            return self.listed.items[index]
+            return self.listed.items[index - self.offset]
         assert self.listed.items_ref is not None
         start = index - index % ITEM_SLICE
         if start != self.slice_start:

@@ -3,12 +3,15 @@ errors), while_loop (condition, max_iterations), step ids and loop_containers.""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
 import httpx
 from retab import Retab
+from temporalio.api.enums.v1 import EventType
 
+from docflow.temporal import connect
 from tests.conftest import Stack
 from tests.http_target import HttpTarget
 from tests.integration.builders import build, wait_for
@@ -251,3 +254,56 @@ def test_bad_loop_configs_are_422_naming_the_field(client: Retab, stack: Stack, 
         response = http.post("/v1/workflows/blocks", json={"workflow_id": wf, "type": block_type, "config": config})
         assert response.status_code == 422, (config, response.text)
         assert response.json()["detail"]["details"]["field"] == field, response.text
+
+
+def _history_sizes(stack: Stack, run_id: str) -> tuple[int, list[int]]:
+    """The run's history event count, and each child workflow's."""
+
+    async def read() -> tuple[int, list[int]]:
+        temporal = await connect(stack.settings)
+        events = [e async for e in temporal.get_workflow_handle(run_id).fetch_history_events()]
+        children = [
+            e.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
+            for e in events
+            if e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED
+        ]
+        sizes = []
+        for child in children:
+            sizes.append(len([e async for e in temporal.get_workflow_handle(child).fetch_history_events()]))
+        return len(events), sizes
+
+    return asyncio.run(read())
+
+
+def test_a_thousand_items_run_in_child_batches_with_bounded_histories(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    blocks, edges = _for_each(
+        [{"id": "plus", "type": "function", "config": {"expression": "input * 2 + 1"}}],
+        [_json_edge("loop", "plus", out="fe-left-out"), _json_edge("plus", "loop", into="fe-right-in")],
+        max_concurrency=50,
+    )
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    count = 1000
+    done = _run(client, wf_id, ids["in"], list(range(count)), timeout=300)
+    assert done.lifecycle.status == "completed", done.lifecycle
+    parent, children = _history_sizes(stack, done.id)
+    batch = stack.settings.loop_batch_size
+    assert len(children) == -(-count // batch)  # one child workflow per batch
+    assert parent < 400, f"the run's history has {parent} events"
+    assert max(children) < 5000, f"a batch's history has {max(children)} events"
+    # Every step is listed, a page at a time, in item order within the loop.
+    seen: list[dict[str, Any]] = []
+    after = None
+    while True:
+        params: dict[str, Any] = {"run_id": done.id, "limit": 500, **({"after": after} if after else {})}
+        body = http.get("/v1/workflows/steps", params=params).json()
+        seen += body["data"]
+        after = body["list_metadata"]["after"]
+        if after is None:
+            break
+    assert len(seen) == 3 + count
+    plus = [s for s in seen if s["block_id"] == ids["plus"]]
+    assert [s["loop_containers"][0]["iteration"] for s in plus] == list(range(count))
+    out = http.get("/v1/workflows/steps", params={"run_id": done.id, "step_id": ids["out"]}).json()["data"][0]
+    assert out["handle_outputs"]["output-json-0"]["data"] == [2 * i + 1 for i in range(count)]

@@ -1,0 +1,72 @@
+"""`LoopBatchWorkflow`: one batch of a for_each's iterations, as a child workflow of the run.
+
+A for_each of more items than `loop_batch_size` runs them here, a batch per child, so no history holds more
+than one batch's events and the run's own history grows by a few events per batch (docs/loops.md). The batch
+walks each iteration with the run's walker (workflows.walker, workflows.loops: nested loops included), stores
+its results in item order and its steps (`keys.loop_batch`), and returns that reference.
+
+Review gates do not open here: a decision is sent to the run's workflow, which does not hold this batch's
+gates, so a block whose gate fires in a batch fails with a clear error (a loop that needs reviews keeps
+within one batch).
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from docflow import keys
+    from docflow.loops import LoopBatchInput, LoopBatchResult, LoopItems, StoreBatchInput, in_item_order
+    from docflow.models import Block
+    from docflow.runs import BlockOutcome, RunState, StepState
+    from docflow.temporal import LOOP_BATCH_WORKFLOW
+    from workflows import options
+    from workflows.activity_names import STORE_LOOP_BATCH
+    from workflows.gates import Apply, Gates
+    from workflows.loops import Items, iterate, run_container
+    from workflows.walker import Level, Walker
+
+
+class _NoGates(Gates):
+    """A batch's gates: a gate that fires fails its block (decisions reach the run, not the batch)."""
+
+    async def wait(self, block: Block, step: StepState, outcome: BlockOutcome, apply: Apply) -> BlockOutcome:
+        raise ApplicationError(
+            f"block '{block.id}' asked for a review inside a loop run in batches; reviews inside a for_each "
+            "need it to iterate at most loop_batch_size items",
+            type="BlockError",
+            non_retryable=True,
+        )
+
+
+@workflow.defn(name=LOOP_BATCH_WORKFLOW)
+class LoopBatchWorkflow:
+    """Iterations `start` to `stop` of one for_each."""
+
+    @workflow.run
+    async def run(self, inp: LoopBatchInput) -> LoopBatchResult:
+        """Walk the batch's iterations, store what they produced, return its reference."""
+        state = RunState.initial(inp.run)
+        walker = Walker(inp.run, inp.graph, state, _NoGates(state, lambda *_: None), run_container)
+        parent = next((b for b in inp.graph.blocks if b.id == inp.container.parent_id), None)
+        level = Level(walker, parent, inp.prefix, inp.containers, {}, {})
+        listed = LoopItems(count=inp.stop, items=inp.items, items_ref=inp.items_ref)
+        done = await iterate(level, inp.container, range(inp.start, inp.stop), Items(listed, offset=inp.start))
+        results = in_item_order(done.results, inp.stop)[inp.start :]
+        key = keys.loop_batch(inp.run.project_id, inp.run.run_id, inp.prefix + inp.container.id, inp.batch)
+        await workflow.execute_activity(
+            STORE_LOOP_BATCH,
+            StoreBatchInput(run=walker.ctx, key=key, results=results, steps=state.steps),
+            start_to_close_timeout=options.LOOP_STORAGE_TIMEOUT,
+            retry_policy=options.STORAGE_RETRY,
+            summary=f"store batch {inp.batch}",
+        )
+        failure = done.failure
+        return LoopBatchResult(
+            ref=key,
+            failed=done.failed,
+            failure_step_id=failure.step_id if failure else None,
+            failure_message=failure.message if failure else None,
+            failure_details=failure.details if failure else {},
+        )
