@@ -50,6 +50,16 @@ def iteration_context(
     return [*outer, here]
 
 
+def review_iteration(step_id: str, block_id: str, containers: list[LoopContainer]) -> tuple[str | None, str | None]:
+    """A review's `parent_step_id` (its innermost container's step) and `iteration_key` (the iteration indexes
+    from the outermost loop in, dot-separated: `"7"`, or `"2.0"` in a nested loop); None outside loops."""
+    if not containers:
+        return None, None
+    inner = containers[-1]
+    parent = step_id.removesuffix(f"_iter_{inner.iteration}_{block_id}")
+    return parent, ".".join(str(c.iteration) for c in containers)
+
+
 def array_items(data: Any, map_source_path: str | None) -> list[Any]:
     """The array a for_each iterates: the input itself, or the value at `map_source_path` in it."""
     value = data

@@ -240,6 +240,8 @@ class ExecuteBlockInput(Model):
     storage_retry_budget_seconds: float = 120.0
     # False for a block execution (a rerun previews the block's output; it opens no review).
     review_gates: bool = True
+    # The loops the step runs inside (outermost first); empty at the top level.
+    loop_containers: list[LoopContainer] = Field(default_factory=list)
 
 
 class OpenedReview(Model):

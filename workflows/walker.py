@@ -239,6 +239,7 @@ class Level:
             json_inputs_key=inp.json_inputs_key if block.type == "start_json" else None,
             inline_output_limit_bytes=inp.inline_output_limit_bytes,
             storage_retry_budget_seconds=inp.storage_retry_budget_seconds,
+            loop_containers=self.containers,
         )
         return await execute_block(arg, summary_prefix=f"[{self.prefix.rstrip('_')}] " if self.prefix else "")
 

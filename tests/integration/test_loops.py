@@ -307,3 +307,68 @@ def test_a_thousand_items_run_in_child_batches_with_bounded_histories(
     assert [s["loop_containers"][0]["iteration"] for s in plus] == list(range(count))
     out = http.get("/v1/workflows/steps", params={"run_id": done.id, "step_id": ids["out"]}).json()["data"][0]
     assert out["handle_outputs"]["output-json-0"]["data"] == [2 * i + 1 for i in range(count)]
+
+
+def test_a_review_inside_iteration_one_waits_only_that_iteration(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}},
+        "required": ["invoice_number", "total"],
+    }
+    condition = {"sub_conditions": [{"path": "data.total", "operator": "gt", "expected": 100}]}
+    extract = {
+        "json_schema": schema,
+        "inputs": [{"name": "text", "type": "json"}],
+        "review": {"predicate": {"kind": "json_condition", "condition": condition}},
+    }
+    blocks, edges = _for_each(
+        [{"id": "ex", "type": "extract", "config": extract}],
+        [
+            _json_edge("loop", "ex", out="fe-left-out", into="input-json-text"),
+            _json_edge("ex", "loop", into="fe-right-in"),
+        ],
+    )
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    items = [{"text": f"Invoice number: L-{i}\nTotal: {total}"} for i, total in enumerate([10, 500, 30])]
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: items}, version="draft")
+    waiting = wait_for(client, run.id, {"awaiting_review", "completed", "error"})
+    assert waiting.lifecycle.status == "awaiting_review", waiting.lifecycle
+    [review] = list(client.workflows.reviews.list(run_id=run.id))
+    assert review.step_id == f"{ids['loop']}_iter_1_{ids['ex']}"
+    raw = http.get(f"/v1/workflows/reviews/{review.id}").json()
+    assert (raw["parent_step_id"], raw["iteration_key"]) == (ids["loop"], "1")
+    steps = _steps(http, run.id)
+    status = {i: steps[f"{ids['loop']}_iter_{i}_{ids['ex']}"]["lifecycle"]["status"] for i in range(3)}
+    assert status == {0: "completed", 1: "awaiting_review", 2: "completed"}  # only iteration 1 waits
+    [seed] = list(client.workflows.reviews.versions.list(review_id=review.id))
+    client.workflows.reviews.approve(review.id, version_id=seed.id, reviewer="Ada")
+    done = wait_for(client, run.id)
+    assert done.lifecycle.status == "completed", done.lifecycle
+    out = _output(http, done.id, ids["out"])
+    assert [r["invoice_number"] for r in out] == ["L-0", "L-1", "L-2"]
+
+
+def test_a_block_execution_on_a_loop_step_needs_its_step_id(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    blocks, edges = _for_each(
+        [{"id": "fn", "type": "function", "config": {"expression": "input * 2"}}],
+        [_json_edge("loop", "fn", out="fe-left-out"), _json_edge("fn", "loop", into="fe-right-in")],
+    )
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    done = _run(client, wf_id, ids["in"], [1, 2, 3])
+    assert done.lifecycle.status == "completed", done.lifecycle
+    body = {"run_id": done.id, "block_id": ids["fn"]}
+    response = http.post("/v1/workflows/blocks/executions", json=body)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail["details"]["field"] == "step_id"
+    listed = detail["details"]["available_iterations"]
+    assert [(i["step_id"], i["iteration_index"]) for i in listed] == [
+        (f"{ids['loop']}_iter_{i}_{ids['fn']}", i) for i in range(3)
+    ]
+    chosen = http.post("/v1/workflows/blocks/executions", json={**body, "step_id": listed[1]["step_id"]})
+    assert chosen.status_code in {200, 201}, chosen.text
+    record = chosen.json()
+    assert record["source_step_id"] == listed[1]["step_id"]
+    assert record["handle_inputs"]["input-json-0"]["data"] == 2

@@ -18,6 +18,7 @@ from docflow.loops import (
     in_item_order,
     iteration_context,
     iteration_prefix,
+    review_iteration,
     termination_reason,
 )
 from docflow.models import Block, Edge, Graph
@@ -170,3 +171,10 @@ def test_termination_matches_any_condition() -> None:
     assert termination_reason(hit, failed=False) == "condition_matched"
     assert termination_reason(check_termination(cfg, 0, {"n": 0}), failed=False) == "max_iterations_reached"
     assert termination_reason(None, failed=True) == "error"
+
+
+def test_a_review_inside_a_loop_names_its_container_step_and_iteration() -> None:
+    ctx = iteration_context(iteration_context([], "orders", 2, True), "lines", 7, True)
+    step_id = iteration_prefix(iteration_prefix("", "orders", 2), "lines", 7) + "ex"
+    assert review_iteration(step_id, "ex", ctx) == ("orders_iter_2_lines", "2.7")
+    assert review_iteration("ex", "ex", []) == (None, None)
