@@ -12,9 +12,10 @@ from retab import Retab
 from temporalio.api.enums.v1 import EventType
 
 from docflow.temporal import connect
-from tests.conftest import Stack
+from tests.conftest import RECORDING, Stack
 from tests.http_target import HttpTarget
 from tests.integration.builders import build, wait_for
+from tests.integration.test_runs import _record_history as record_history
 
 
 def _json_edge(source: str, target: str, out: str = "output-json-0", into: str = "input-json-0") -> dict[str, Any]:
@@ -108,6 +109,8 @@ def test_a_conditional_in_the_body_skips_some_items(client: Retab, stack: Stack,
     skipped = steps[f"{ids['loop']}_iter_1_{ids['fn']}"]["lifecycle"]
     assert skipped["status"] == "skipped" and "output-json-keep" in skipped["reason"]
     assert steps[f"{ids['loop']}_iter_0_{ids['fn']}"]["lifecycle"]["status"] == "completed"
+    if RECORDING:
+        record_history(stack, done.id, "for_each_skips_run")
 
 
 def test_nested_for_each_chains_step_ids_and_nests_results(client: Retab, stack: Stack, http: httpx.Client) -> None:
@@ -133,6 +136,8 @@ def test_nested_for_each_chains_step_ids_and_nests_results(client: Retab, stack:
         (ids["loop"], 2),
         (ids["inner"], 0),
     ]
+    if RECORDING:
+        record_history(stack, done.id, "nested_for_each_run")
 
 
 def test_max_concurrency_bounds_the_iterations_in_flight(
@@ -177,6 +182,8 @@ def test_a_failing_iteration_fails_the_loop_by_default(client: Retab, stack: Sta
     assert steps[ids["loop"]]["lifecycle"]["status"] == "error"
     assert "iteration 1 failed" in steps[ids["loop"]]["lifecycle"]["message"]
     assert steps[ids["out"]]["lifecycle"]["status"] == "skipped"
+    if RECORDING:
+        record_history(stack, done.id, "for_each_failed_run")
 
 
 def test_continue_collects_failed_iterations_as_null(client: Retab, stack: Stack, http: httpx.Client) -> None:
@@ -223,6 +230,8 @@ def test_while_loop_stops_when_its_condition_matches(client: Retab, stack: Stack
     assert [e["matched"] for e in dumped["evaluations"]] == [True]
     response = http.get(f"/v1/workflows/artifacts/{artifact.id}")
     assert [c["matched"] for c in response.json()["checks"]] == [False, False, True]
+    if RECORDING:
+        record_history(stack, done.id, "while_loop_run")
 
 
 def test_while_loop_stops_at_max_iterations(client: Retab, stack: Stack, http: httpx.Client) -> None:
@@ -307,6 +316,9 @@ def test_a_thousand_items_run_in_child_batches_with_bounded_histories(
     assert [s["loop_containers"][0]["iteration"] for s in plus] == list(range(count))
     out = http.get("/v1/workflows/steps", params={"run_id": done.id, "step_id": ids["out"]}).json()["data"][0]
     assert out["handle_outputs"]["output-json-0"]["data"] == [2 * i + 1 for i in range(count)]
+    if RECORDING:
+        record_history(stack, done.id, "for_each_batches_run")
+        record_history(stack, f"{done.id}/{ids['loop']}/batch-0", "for_each_batch_child")
 
 
 def test_a_review_inside_iteration_one_waits_only_that_iteration(
@@ -348,6 +360,8 @@ def test_a_review_inside_iteration_one_waits_only_that_iteration(
     assert done.lifecycle.status == "completed", done.lifecycle
     out = _output(http, done.id, ids["out"])
     assert [r["invoice_number"] for r in out] == ["L-0", "L-1", "L-2"]
+    if RECORDING:
+        record_history(stack, done.id, "review_in_iteration_run")
 
 
 def test_a_block_execution_on_a_loop_step_needs_its_step_id(client: Retab, stack: Stack, http: httpx.Client) -> None:
