@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from temporalio.api.enums.v1 import EventType
 
 from docflow.temporal import connect
 from tests.conftest import RECORDING, Stack
+from tests.documents import pdf_of
 from tests.http_target import HttpTarget
 from tests.integration.builders import build, wait_for
 from tests.integration.test_runs import _record_history as record_history
@@ -386,3 +388,42 @@ def test_a_block_execution_on_a_loop_step_needs_its_step_id(client: Retab, stack
     record = chosen.json()
     assert record["source_step_id"] == listed[1]["step_id"]
     assert record["handle_inputs"]["input-json-0"]["data"] == 2
+
+
+def test_for_each_over_pages_runs_the_body_once_per_page(
+    client: Retab, stack: Stack, http: httpx.Client, tmp_path: Path
+) -> None:
+    blocks = [
+        {"id": "doc", "type": "start_document"},
+        {"id": "loop", "type": "for_each", "config": {"map_method": "iterate_pages", "max_concurrency": 2}},
+        {"id": "read", "type": "parse", "parent_id": "loop"},
+        {"id": "out", "type": "function", "config": {"expression": "input"}},
+    ]
+    edges = [
+        {
+            "source_block": "doc",
+            "target_block": "loop",
+            "source_handle": "output-file-0",
+            "target_handle": "fe-left-in",
+        },
+        {
+            "source_block": "loop",
+            "target_block": "read",
+            "source_handle": "fe-left-out",
+            "target_handle": "input-file-0",
+        },
+        _json_edge("read", "loop", into="fe-right-in"),
+        _json_edge("loop", "out", out="fe-right-out"),
+    ]
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    path = tmp_path / "pages.pdf"
+    path.write_bytes(pdf_of([("First page PX-1",), ("Second page PX-2",), ("Third page PX-3",)]))
+    run = client.workflows.runs.create(workflow_id=wf_id, version="draft", documents={ids["doc"]: path})
+    done = wait_for(client, run.id, timeout=90)
+    assert done.lifecycle.status == "completed", done.lifecycle
+    texts = [r["text"] for r in _output(http, done.id, ids["out"])]
+    assert len(texts) == 3
+    for i, text in enumerate(texts, start=1):
+        assert f"PX-{i}" in text and all(f"PX-{j}" not in text for j in range(1, 4) if j != i)
+    step = _steps(http, done.id)[f"{ids['loop']}_iter_1_{ids['read']}"]
+    assert step["handle_inputs"]["input-file-0"]["document"]["filename"] == "pages-page-2.pdf"
