@@ -16,13 +16,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.deleted import refuse_if_deleted
+from activities.document_tasks import SplitRequest
 from activities.errors import BlockError
-from activities.executors import LOCAL_EVALUATION_LIMIT_SECONDS, Executors
+from activities.executors import LOCAL_EVALUATION_LIMIT_SECONDS, Executors, _merged_split, _model_call
 from activities.isolation import IsolationError
 from activities.pdf_pages import PageRangeError, page_count
+from activities.provider import gather_all
 from activities.split_outputs import is_pdf, store_pages
 from docflow import keys
-from docflow.blocks import ConditionalConfig, ForEachConfig, WhileLoopConfig
+from docflow.blocks import ConditionalConfig, ForEachConfig, Subdocument, WhileLoopConfig, slug
 from docflow.conditions import ConditionalResult
 from docflow.ids import ARTIFACT_PREFIXES, derived_id
 from docflow.loops import (
@@ -83,16 +85,65 @@ class LoopActivities:
     async def list_items(self, inp: LoopItemsInput) -> LoopItems:
         """The items of a for_each: the array on `fe-left-in` (iterate_array) or its document's pages."""
         cfg = ForEachConfig.model_validate(inp.block.config)
+        artifact = None
         try:
-            items = await (self._pages(inp) if cfg.map_method == "iterate_pages" else self._array(inp, cfg))
+            if cfg.map_method == "iterate_pages":
+                items = await self._pages(inp)
+            elif cfg.map_method == "split_by_key":
+                items, artifact = await self._partitions(inp, cfg)
+            else:
+                items = await self._array(inp, cfg)
         except (LoopItemsError, BlockError) as exc:
             raise _refused(f"for_each '{inp.block.id}': {exc}", "loop_items") from exc
         listed = [item.model_dump(mode="json") for item in items]
         if len(json.dumps(listed)) <= inp.inline_output_limit_bytes:
-            return LoopItems(count=len(items), items=items)
+            return LoopItems(count=len(items), items=items, artifact=artifact)
         key = keys.output(inp.run.project_id, inp.run.run_id, inp.step_id, "items")
         await self.store.put_json(key, {"data": listed})
-        return LoopItems(count=len(items), items_ref=key)
+        return LoopItems(count=len(items), items_ref=key, artifact=artifact)
+
+    async def _partitions(self, inp: LoopItemsInput, cfg: ForEachConfig) -> tuple[list[HandleValue], ArtifactRef]:
+        """The document's sub-documents of kind `key`, found by the model like a split's, one PDF each."""
+        doc = inp.value.document
+        if inp.value.type != "file" or doc is None:
+            raise LoopItemsError("split_by_key needs a document on fe-left-in")
+        project = inp.run.project_id
+        content = await self.ex._document_bytes(project, doc)
+        pages = await self.ex._document_text(project, doc, content=content)
+        kind = Subdocument(name=str(cfg.key), description=cfg.instructions, allow_multiple_instances=True)
+        request = SplitRequest(pages=pages, subdocuments=[kind], instructions=cfg.instructions, model=cfg.model)
+        n = cfg.n_consensus
+        results = await _model_call(gather_all([self.ex.provider.split(request) for _ in range(n)]))
+        result = results[0] if n == 1 else _merged_split(results)
+        stem = doc.filename.rsplit(".", 1)[0] or "document"
+        items: list[HandleValue] = []
+        partitions: list[dict[str, Any]] = []
+        for i, part in enumerate(result.parts, start=1):
+            name = f"{stem}-{slug(str(cfg.key))}-{i}.pdf"
+            file = await store_pages(self.store, project, doc, content, sorted(part.pages), name, len(pages))
+            items.append(HandleValue(type="file", document=file))
+            partitions.append({"key": f"{cfg.key} {i}", "pages": sorted(part.pages), "file": file.model_dump()})
+        artifact_id = derived_id(ARTIFACT_PREFIXES["partition"], inp.run.run_id, inp.step_id, length=24)
+        record = {
+            "operation": "partition",
+            "id": artifact_id,
+            "run_id": inp.run.run_id,
+            "project_id": project,
+            "step_id": inp.step_id,
+            "block_id": inp.block.id,
+            "created_at": datetime.now(UTC).isoformat(),
+            "file": doc.model_dump(),
+            "model": result.model,
+            "key": cfg.key,
+            "instructions": cfg.instructions,
+            "n_consensus": n,
+            "output": [{"key": p["key"], "pages": p["pages"]} for p in partitions],
+            "partitions": partitions,
+            "page_count": len(pages),
+            "status": "completed",
+        }
+        await self.store.put_json(keys.artifact(project, artifact_id), record)
+        return items, ArtifactRef(operation="partition", id=artifact_id)
 
     async def _array(self, inp: LoopItemsInput, cfg: ForEachConfig) -> list[HandleValue]:
         value = await handles.load(self.store, inp.value)
@@ -179,7 +230,7 @@ class LoopActivities:
             )
             for h, v in outputs.items()
         }
-        artifact = await self._termination_artifact(inp, now) if inp.terminations is not None else None
+        artifact = await self._termination_artifact(inp, now) if inp.terminations is not None else inp.artifact
         record = StepRecord(
             run_id=run.run_id,
             project_id=run.project_id,

@@ -27,8 +27,9 @@ Decisions where Retab's notes are inference [I]:
   produce what the predicate reads; its errors name the field under `config.review`.
 - `for_each` and `while_loop` are containers (docs/loops.md): their body is the blocks whose `parent_id` is the
   container. Their handles (`fe-*`, `loop-*`) carry either kind: what flows on them is the item or the body's
-  output. `for_each` iterates a JSON array (`iterate_array`) or a document's pages (`iterate_pages`);
-  `split_by_key` is refused on write until it is built. A failed iteration fails the container unless
+  output. `for_each` iterates a JSON array (`iterate_array`), a document's pages (`iterate_pages`) or its
+  sub-documents (`split_by_key`: the model cuts the document into instances of `key`, like a split block with
+  one sub-document that may repeat). A failed iteration fails the container unless
   `on_iteration_error` is `continue`. `while_loop` runs at most `max_iterations` (≤ `MAX_WHILE_ITERATIONS`) and
   stops early when one of its `termination_conditions` matches; `loop-termination` is an optional input.
 - `edit` is not built yet: its config is refused on write.
@@ -435,12 +436,11 @@ class ForEachConfig(BlockConfig):
         default="fail", description="fail: a failed iteration fails the loop; continue: its result is null"
     )
 
-    @field_validator("map_method")
-    @classmethod
-    def _built(cls, value: str) -> str:
-        if value == "split_by_key":
-            raise ValueError("map_method 'split_by_key' is not built yet; use 'iterate_array' or 'iterate_pages'")
-        return value
+    @model_validator(mode="after")
+    def _key_for_split(self) -> ForEachConfig:
+        if self.map_method == "split_by_key" and not (self.key or "").strip():
+            raise ValueError("split_by_key needs 'key': what each sub-document is (e.g. 'invoice')")
+        return self
 
     @field_validator("map_source_path")
     @classmethod

@@ -21,7 +21,7 @@ from docflow.blocks import ConditionalConfig, WhileLoopConfig
 from docflow.conditions import evaluate_conditional
 from docflow.jsonpath import MISSING, PathError, resolve
 from docflow.models import Block, Graph
-from docflow.runs import HandleValue, LoopContainer, RunContext, RunWorkflowInput, StepState
+from docflow.runs import ArtifactRef, HandleValue, LoopContainer, RunContext, RunWorkflowInput, StepState
 
 TerminationReason = Literal["max_iterations_reached", "condition_matched", "error"]
 # A container's step lists at most this many failed iterations (the rest are counted in its message).
@@ -134,6 +134,8 @@ class LoopItems(BaseModel):
     count: int
     items: list[HandleValue] | None = None
     items_ref: str | None = None
+    # split_by_key: the `partition` artifact (the sub-documents found and their pages).
+    artifact: ArtifactRef | None = None
 
 
 class LoadItemsInput(BaseModel):
@@ -172,6 +174,7 @@ class RecordLoopInput(BaseModel):
     error: str | None = None
     started_at: datetime
     inline_output_limit_bytes: int = 128 * 1024
+    artifact: ArtifactRef | None = None
 
 
 class LoopBatchInput(BaseModel):

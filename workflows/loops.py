@@ -186,6 +186,7 @@ async def _for_each(level: Level, block: Block, step: StepState) -> BlockOutcome
         error=done.failure.message if done.failure else None,
         started_at=started,
         inline_output_limit_bytes=inp.inline_output_limit_bytes,
+        artifact=listed.artifact,
     )
     recorded = await _activity(RECORD_LOOP, record, BlockOutcome, f"record {named(block)}")
     assert isinstance(recorded, BlockOutcome)

@@ -14,7 +14,7 @@ from temporalio.api.enums.v1 import EventType
 
 from docflow.temporal import connect
 from tests.conftest import RECORDING, Stack
-from tests.documents import pdf_of
+from tests.documents import THREE_INVOICES, pdf_of, three_invoices_pdf
 from tests.http_target import HttpTarget
 from tests.integration.builders import build, wait_for
 from tests.integration.test_runs import _record_history as record_history
@@ -251,6 +251,7 @@ def test_bad_loop_configs_are_422_naming_the_field(client: Retab, stack: Stack, 
     wf = client.workflows.create(project_id=stack.project_id, name="loops 422").id
     cases = [
         ("for_each", {"map_method": "sideways"}, "config.map_method"),
+        ("for_each", {"map_method": "split_by_key"}, "config"),
         ("for_each", {"max_concurrency": 0}, "config.max_concurrency"),
         ("for_each", {"map_source_path": "a[["}, "config.map_source_path"),
         ("for_each", {"on_iteration_error": "ignore"}, "config.on_iteration_error"),
@@ -427,3 +428,47 @@ def test_for_each_over_pages_runs_the_body_once_per_page(
         assert f"PX-{i}" in text and all(f"PX-{j}" not in text for j in range(1, 4) if j != i)
     step = _steps(http, done.id)[f"{ids['loop']}_iter_1_{ids['read']}"]
     assert step["handle_inputs"]["input-file-0"]["document"]["filename"] == "pages-page-2.pdf"
+
+
+def test_split_by_key_runs_extract_once_per_sub_document(
+    client: Retab, stack: Stack, http: httpx.Client, tmp_path: Path
+) -> None:
+    schema = {"type": "object", "properties": {"invoice_number": {"type": "string"}, "vendor": {"type": "string"}}}
+    loop = {"map_method": "split_by_key", "key": "Invoice", "instructions": "One invoice per sub-document"}
+    blocks = [
+        {"id": "doc", "type": "start_document"},
+        {"id": "loop", "type": "for_each", "config": loop},
+        {"id": "ex", "type": "extract", "config": {"json_schema": schema}, "parent_id": "loop"},
+        {"id": "out", "type": "function", "config": {"expression": "input"}},
+    ]
+    edges = [
+        {
+            "source_block": "doc",
+            "target_block": "loop",
+            "source_handle": "output-file-0",
+            "target_handle": "fe-left-in",
+        },
+        {
+            "source_block": "loop",
+            "target_block": "ex",
+            "source_handle": "fe-left-out",
+            "target_handle": "input-file-document",
+        },
+        _json_edge("ex", "loop", into="fe-right-in"),
+        _json_edge("loop", "out", out="fe-right-out"),
+    ]
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    path = tmp_path / "bundle.pdf"
+    path.write_bytes(three_invoices_pdf())
+    run = client.workflows.runs.create(workflow_id=wf_id, version="draft", documents={ids["doc"]: path})
+    done = wait_for(client, run.id, timeout=90)
+    assert done.lifecycle.status == "completed", done.lifecycle
+    out = _output(http, done.id, ids["out"])
+    assert [(r["invoice_number"], r["vendor"]) for r in out] == [(n, v) for n, v, _ in THREE_INVOICES]
+    steps = _steps(http, done.id)
+    loop_step = steps[ids["loop"]]
+    assert loop_step["artifact"]["operation"] == "partition"
+    partition = http.get(f"/v1/workflows/artifacts/{loop_step['artifact']['id']}").json()
+    assert [p["pages"] for p in partition["output"]] == [[1, 2], [3, 4], [5, 6]]
+    doc = steps[f"{ids['loop']}_iter_2_{ids['ex']}"]["handle_inputs"]["input-file-document"]["document"]
+    assert doc["filename"] == "bundle-invoice-3.pdf"

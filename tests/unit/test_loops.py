@@ -75,7 +75,7 @@ def test_loop_configs_and_handles() -> None:
 @pytest.mark.parametrize(
     ("config", "field"),
     [
-        ({"map_method": "split_by_key"}, "map_method"),
+        ({"map_method": "sideways"}, "map_method"),
         ({"map_source_path": "a[["}, "map_source_path"),
         ({"max_concurrency": 51}, "max_concurrency"),
         ({"on_iteration_error": "skip"}, "on_iteration_error"),
