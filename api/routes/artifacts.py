@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from api.deps import PrincipalDep, StoreDep
 from api.errors import InvalidError, NotFoundError
+from api.loop_steps import with_loop_steps
 from api.routes.runs import runs_of
 from api.run_deletion import run_deleted
 from api.run_views import page
@@ -38,7 +39,7 @@ async def list_artifacts(
     # Each step's own artifact, then (reviewable blocks) its review_trigger_evaluation.
     refs = [
         ref
-        for s in state.steps
+        for s in await with_loop_steps(store, state.steps)
         for ref in (s.artifact, s.review_evaluation)
         if ref is not None
         and (step_id is None or s.step_id == step_id)

@@ -317,6 +317,10 @@ def test_a_thousand_items_run_in_child_batches_with_bounded_histories(
     assert len(seen) == 3 + count
     plus = [s for s in seen if s["block_id"] == ids["plus"]]
     assert [s["loop_containers"][0]["iteration"] for s in plus] == list(range(count))
+    params = {"run_id": done.id, "block_id": ids["plus"], "limit": 2}
+    artifacts = http.get("/v1/workflows/artifacts", params=params).json()
+    assert [a["step_id"] for a in artifacts["data"]] == [f"{ids['loop']}_iter_{i}_{ids['plus']}" for i in range(2)]
+    assert artifacts["list_metadata"]["after"] is not None
     out = http.get("/v1/workflows/steps", params={"run_id": done.id, "step_id": ids["out"]}).json()["data"][0]
     assert out["handle_outputs"]["output-json-0"]["data"] == [2 * i + 1 for i in range(count)]
     if RECORDING:
