@@ -155,6 +155,8 @@ def _parent_issues(block: Block, blocks: dict[str, Block]) -> list[GraphIssue]:
             "invalid_parent",
             f"parent '{parent.id}' of type '{parent.type}', not a loop container",
         )
+    elif block.type in START_TYPES:
+        code, problem = "start_block_in_loop", f"type '{block.type}' inside loop '{parent.id}': a run's inputs start it"
     else:
         return []
     message = f"Block '{block.id}' has {problem}; fix or clear parent_id."

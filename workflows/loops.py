@@ -92,6 +92,15 @@ async def _activity(name: str, arg: object, result_type: type, summary: str) -> 
     )
 
 
+def _required(level: Level, block: Block, inputs: dict[str, HandleValue], handle: str) -> HandleValue:
+    """The container's outer input; its absence (the block upstream produced nothing there) fails it."""
+    value = inputs.get(handle)
+    if value is None:
+        message = f"no value arrived on '{handle}'"
+        raise LoopFailed(Failure(level.prefix + block.id, message, {"block_id": block.id, "block_name": block.label}))
+    return value
+
+
 def _loop_failed(level: Level, block: Block, exc: ActivityError) -> LoopFailed:
     message = str(exc.cause or exc)
     return LoopFailed(Failure(level.prefix + block.id, message, {"block_id": block.id, "block_name": block.label}))
@@ -151,11 +160,12 @@ async def _for_each(level: Level, block: Block, step: StepState) -> BlockOutcome
     inputs = level.inputs(block)
     started = workflow.now()
     inp = level.run.inp
+    value = _required(level, block, inputs, "fe-left-in")
     arg = LoopItemsInput(
         run=level.run.ctx,
         block=block,
         step_id=step_id,
-        value=inputs["fe-left-in"],
+        value=value,
         inline_output_limit_bytes=inp.inline_output_limit_bytes,
     )
     try:
@@ -279,7 +289,7 @@ async def _while_loop(level: Level, block: Block, step: StepState) -> BlockOutco
     step_id = level.prefix + block.id
     inputs = level.inputs(block)
     started = workflow.now()
-    value = inputs["loop-left-in"]
+    value = _required(level, block, inputs, "loop-left-in")
     terminations: list[Termination] = []
     failure: Failure | None = None
     iterations = 0

@@ -178,3 +178,10 @@ def test_a_review_inside_a_loop_names_its_container_step_and_iteration() -> None
     step_id = iteration_prefix(iteration_prefix("", "orders", 2), "lines", 7) + "ex"
     assert review_iteration(step_id, "ex", ctx) == ("orders_iter_2_lines", "2.7")
     assert review_iteration("ex", "ex", []) == (None, None)
+
+
+def test_a_start_block_inside_a_loop_is_refused() -> None:
+    graph = loop_graph()
+    graph.blocks.append(blk("inner_start", "start_json", parent_id="loop"))
+    issues = validate_graph(graph)
+    assert [(i.code, i.block_id, i.field) for i in issues] == [("start_block_in_loop", "inner_start", "parent_id")]
