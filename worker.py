@@ -33,7 +33,7 @@ from docflow.temporal import connect
 from storage.objects import ObjectStore
 from storage.payloads import external_storage
 from workflows.block_execution import BlockExecutionWorkflow
-from workflows.loop_batch import LoopBatchWorkflow
+from workflows.loop_batch import LoopBatchWorkflow, LoopWorkflow
 from workflows.run import RunWorkflow
 from workflows.test_run import TestRunWorkflow
 
@@ -91,7 +91,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[RunWorkflow, BlockExecutionWorkflow, TestRunWorkflow, LoopBatchWorkflow],
+        workflows=[RunWorkflow, BlockExecutionWorkflow, TestRunWorkflow, LoopWorkflow, LoopBatchWorkflow],
         activities=[
             *blocks.all(),
             *reviews.all(),

@@ -77,17 +77,23 @@ async def time_loop(api: httpx.AsyncClient, client: Client, wf_id: str, start: s
 
 
 async def largest_history(client: Client, run_id: str) -> tuple[int, int]:
-    """The largest event count among the run's history and its children's, and how many children it had."""
-    events = [e async for e in client.get_workflow_handle(run_id).fetch_history_events()]
-    children = [
-        e.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
-        for e in events
-        if e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED
-    ]
-    sizes = [len(events)]
-    for child in children:
-        sizes.append(len([e async for e in client.get_workflow_handle(child).fetch_history_events()]))
-    return max(sizes), len(children)
+    """The largest event count among the histories of the run and every workflow under it (each run of one
+    that continued as new counted apart), and how many histories there were."""
+    sizes: list[int] = []
+    todo: list[tuple[str, str | None]] = [(run_id, None)]
+    while todo:
+        workflow_id, run = todo.pop()
+        while True:
+            events = [e async for e in client.get_workflow_handle(workflow_id, run_id=run).fetch_history_events()]
+            sizes.append(len(events))
+            for e in events:
+                if e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+                    child = e.child_workflow_execution_started_event_attributes.workflow_execution
+                    todo.append((child.workflow_id, child.run_id))
+            if events[-1].event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+                break
+            run = events[-1].workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    return max(sizes), len(sizes)
 
 
 async def time_local_activity(client: Client, queue: str, n: int) -> float:
@@ -117,7 +123,7 @@ async def measure(settings: Settings, api_url: str, key: str, project: str, repe
             seconds, run_id = await time_loop(api, client, wf_id, start, 1000)
             large.append(seconds)
             local.append(await time_local_activity(client, "bench-raw", 200))
-        biggest, children = await largest_history(client, run_id)
+        biggest, children = await largest_history(client, run_id)  # children: histories, the run's included
     small_s, large_s, local_s = statistics.median(small), statistics.median(large), statistics.median(local)
     per_item = large_s / 1000
     print(f"for_each over   100 items (2 function blocks each): median {small_s:7.2f} s over {repeat} runs")
@@ -125,7 +131,7 @@ async def measure(settings: Settings, api_url: str, key: str, project: str, repe
     print(f"ratio 1,000 / 100: {large_s / small_s:.2f}  (goal <= 11)")
     print(f"per item: {per_item * 1000:.1f} ms; one bare local activity: {local_s * 1000:.1f} ms; "
           f"ratio {per_item / local_s:.1f} (an item runs 2 blocks, each with its step record in S3)")  # fmt: skip
-    print(f"largest workflow history in the 1,000-item run: {biggest} events ({children} batch children)"
+    print(f"largest workflow history in the 1,000-item run: {biggest} events (of {children} histories)"
           "  (goal <= 5,000)")  # fmt: skip
 
 

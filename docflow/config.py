@@ -266,8 +266,14 @@ class Settings(BaseSettings):
     loop_max_items: int = Field(
         default=50_000,
         ge=1,
-        le=200_000,
-        description="The most items one for_each iterates (its batches keep the run's history bounded)",
+        le=1_000_000,
+        description="The most items one for_each iterates",
+    )
+    loop_batches_per_history: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="A for_each's coordinator (LoopWorkflow) continues as new after this many batches",
     )
 
 

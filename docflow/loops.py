@@ -217,3 +217,25 @@ class LoopBatchRecord(BaseModel):
 
     results: list[HandleValue | None]
     steps: list[StepState]
+
+
+class LoopRunInput(BaseModel):
+    """Input of `LoopWorkflow`: a for_each's batches from `next_batch` on, carried over continue-as-new."""
+
+    template: LoopBatchInput  # its batch, start, stop and items are set per batch
+    count: int
+    items: list[HandleValue] | None = None  # every item, when they travel inline
+    next_batch: int = 0
+    batches_per_history: int = 100
+    refs: list[str] = Field(default_factory=list)
+    failed: list[int] = Field(default_factory=list)
+
+
+class LoopRunResult(BaseModel):
+    """What all the batches did: each batch's record in item order, failed iterations, the first failure."""
+
+    refs: list[str] = Field(default_factory=list)
+    failed: list[int] = Field(default_factory=list)
+    failure_step_id: str | None = None
+    failure_message: str | None = None
+    failure_details: dict[str, Any] = Field(default_factory=dict)

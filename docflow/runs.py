@@ -185,6 +185,7 @@ class RunWorkflowInput(RunIdentity):
     # A for_each of more items runs them in batches of this many, each a child workflow (docs/loops.md).
     loop_batch_size: int = 100
     loop_max_items: int = 50_000
+    loop_batches_per_history: int = 100
 
 
 class RunState(RunIdentity):

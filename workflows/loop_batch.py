@@ -1,9 +1,12 @@
-"""`LoopBatchWorkflow`: one batch of a for_each's iterations, as a child workflow of the run.
+"""`LoopWorkflow` and `LoopBatchWorkflow`: a large for_each's iterations, in child workflows of the run.
 
-A for_each of more items than `loop_batch_size` runs them here, a batch per child, so no history holds more
-than one batch's events and the run's own history grows by a few events per batch (docs/loops.md). The batch
-walks each iteration with the run's walker (workflows.walker, workflows.loops: nested loops included), stores
-its results in item order and its steps (`keys.loop_batch`), and returns that reference.
+A for_each of more items than `loop_batch_size` runs them in batches (docs/loops.md). The run starts one
+`LoopWorkflow` per such container, which runs the batches one after the other, a `LoopBatchWorkflow` child
+each, and continues as new every `loop_batches_per_history` batches, carrying only the batches' references:
+no history holds more than one batch's iterations, the coordinator's a bounded number of batches, the run's a
+few events per loop. A batch walks each iteration with the run's walker (workflows.walker, workflows.loops:
+nested loops included), stores its results in item order and its steps (`keys.loop_batch`), and returns that
+reference.
 
 Review gates do not open here: a decision is sent to the run's workflow, which does not hold this batch's
 gates, so a block whose gate fires in a batch fails with a clear error (a loop that needs reviews keeps
@@ -17,12 +20,23 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from docflow import keys
-    from docflow.loops import LoopBatchInput, LoopBatchResult, LoopItems, StoreBatchInput, in_item_order
+    from docflow.loops import (
+        MAX_LISTED_FAILURES,
+        LoopBatchInput,
+        LoopBatchResult,
+        LoopItems,
+        LoopRunInput,
+        LoopRunResult,
+        StoreBatchInput,
+        batches,
+        in_item_order,
+    )
     from docflow.models import Block
     from docflow.runs import BlockOutcome, RunState, StepState
-    from docflow.temporal import LOOP_BATCH_WORKFLOW
+    from docflow.temporal import LOOP_BATCH_WORKFLOW, LOOP_WORKFLOW
     from workflows import options
     from workflows.activity_names import STORE_LOOP_BATCH
+    from workflows.execute import named
     from workflows.gates import Apply, Gates
     from workflows.loops import Items, iterate, run_container
     from workflows.walker import Level, Walker
@@ -70,3 +84,41 @@ class LoopBatchWorkflow:
             failure_message=failure.message if failure else None,
             failure_details=failure.details if failure else {},
         )
+
+
+@workflow.defn(name=LOOP_WORKFLOW)
+class LoopWorkflow:
+    """Every batch of one for_each, one after the other (so `max_concurrency` holds across them)."""
+
+    @workflow.run
+    async def run(self, inp: LoopRunInput) -> LoopRunResult:
+        """Run the batches from `next_batch`; continue as new after `batches_per_history` of them."""
+        template = inp.template
+        ranges = batches(inp.count, template.run.loop_batch_size)
+        refs, failed = list(inp.refs), list(inp.failed)
+        for batch in range(inp.next_batch, len(ranges)):
+            if batch - inp.next_batch >= inp.batches_per_history:
+                carried = {"next_batch": batch, "refs": refs, "failed": failed[:MAX_LISTED_FAILURES]}
+                workflow.continue_as_new(inp.model_copy(update=carried))
+            indexes = ranges[batch]
+            items = inp.items[indexes.start : indexes.stop] if inp.items is not None else None
+            arg = template.model_copy(
+                update={"batch": batch, "start": indexes.start, "stop": indexes.stop, "items": items}
+            )
+            result: LoopBatchResult = await workflow.execute_child_workflow(
+                LoopBatchWorkflow.run,
+                arg,
+                id=f"{template.run.run_id}/{template.prefix}{template.container.id}/batch-{batch}",
+                static_summary=f"{named(template.container)}: items {indexes.start}–{indexes.stop - 1}",
+            )
+            refs.append(result.ref)
+            failed += result.failed
+            if result.failure_step_id is not None:
+                return LoopRunResult(
+                    refs=refs,
+                    failed=failed,
+                    failure_step_id=result.failure_step_id,
+                    failure_message=result.failure_message,
+                    failure_details=result.failure_details,
+                )
+        return LoopRunResult(refs=refs, failed=failed)

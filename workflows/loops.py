@@ -20,20 +20,20 @@ with workflow.unsafe.imports_passed_through():
         MAX_LISTED_FAILURES,
         LoadItemsInput,
         LoopBatchInput,
-        LoopBatchResult,
         LoopItems,
         LoopItemsInput,
+        LoopRunInput,
+        LoopRunResult,
         RecordLoopInput,
         Termination,
         TerminationInput,
-        batches,
         in_item_order,
         iteration_context,
         iteration_prefix,
     )
     from docflow.models import Block
     from docflow.runs import BlockOutcome, HandleValue, StepLifecycle, StepState
-    from docflow.temporal import LOOP_BATCH_WORKFLOW
+    from docflow.temporal import LOOP_WORKFLOW
     from workflows import options
     from workflows.activity_names import CHECK_LOOP_TERMINATION, LOAD_LOOP_ITEMS, PREPARE_LOOP_ITEMS, RECORD_LOOP
     from workflows.execute import named
@@ -206,41 +206,40 @@ async def _for_each(level: Level, block: Block, step: StepState) -> BlockOutcome
 
 
 async def _in_batches(level: Level, block: Block, step: StepState, listed: LoopItems) -> tuple[Iterated, list[str]]:
-    """Run the iterations in batches, one child workflow each, one batch after the other (so `max_concurrency`
-    holds across them); the parent keeps only each batch's reference. A failure (mode fail) stops the batches."""
+    """Run the iterations in batches under one coordinator child (`LoopWorkflow`); the run's history gains only
+    that child's few events, its memory each batch's reference. A failure (mode fail) stops the batches."""
     inp = level.run.inp
-    refs: list[str] = []
-    failed: list[int] = []
-    failure: Failure | None = None
-    step.step_pages = []
-    for batch, indexes in enumerate(batches(listed.count, inp.loop_batch_size)):
-        arg = LoopBatchInput(
-            run=inp,
-            graph=level.run.graph,
-            container=block,
-            prefix=level.prefix,
-            containers=level.containers,
-            batch=batch,
-            start=indexes.start,
-            stop=indexes.stop,
-            items=listed.items[indexes.start : indexes.stop] if listed.items is not None else None,
-            items_ref=listed.items_ref,
+    template = LoopBatchInput(
+        run=inp,
+        graph=level.run.graph,
+        container=block,
+        prefix=level.prefix,
+        containers=level.containers,
+        batch=0,
+        start=0,
+        stop=0,
+        items_ref=listed.items_ref,
+    )
+    arg = LoopRunInput(
+        template=template,
+        count=listed.count,
+        items=listed.items,
+        batches_per_history=inp.loop_batches_per_history,
+    )
+    result: LoopRunResult = await workflow.execute_child_workflow(
+        LOOP_WORKFLOW,
+        arg,
+        id=f"{inp.run_id}/{level.prefix}{block.id}",
+        result_type=LoopRunResult,
+        static_summary=f"{named(block)}: {listed.count} items in batches of {inp.loop_batch_size}",
+    )
+    step.step_pages = result.refs
+    failure = None
+    if result.failure_step_id is not None:
+        failure = Failure(
+            result.failure_step_id, result.failure_message or "an iteration failed", result.failure_details
         )
-        result: LoopBatchResult = await workflow.execute_child_workflow(
-            LOOP_BATCH_WORKFLOW,
-            arg,
-            id=f"{inp.run_id}/{level.prefix}{block.id}/batch-{batch}",
-            result_type=LoopBatchResult,
-            static_summary=f"{named(block)}: items {indexes.start}–{indexes.stop - 1}",
-        )
-        refs.append(result.ref)
-        step.step_pages.append(result.ref)
-        failed += result.failed
-        if result.failure_step_id is not None:
-            message = result.failure_message or "an iteration failed"
-            failure = Failure(result.failure_step_id, message, result.failure_details)
-            break
-    return Iterated({}, failed, failure), refs
+    return Iterated({}, result.failed, failure), result.refs
 
 
 async def _stop(

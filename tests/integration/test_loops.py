@@ -268,21 +268,31 @@ def test_bad_loop_configs_are_422_naming_the_field(client: Retab, stack: Stack, 
         assert response.json()["detail"]["details"]["field"] == field, response.text
 
 
-def _history_sizes(stack: Stack, run_id: str) -> tuple[int, list[int]]:
-    """The run's history event count, and each child workflow's."""
+def _histories(stack: Stack, run_id: str) -> dict[str, list[int]]:
+    """Event counts of the run's history and of every workflow under it, by workflow type; a workflow that
+    continued as new counts each of its runs."""
 
-    async def read() -> tuple[int, list[int]]:
+    async def read() -> dict[str, list[int]]:
         temporal = await connect(stack.settings)
-        events = [e async for e in temporal.get_workflow_handle(run_id).fetch_history_events()]
-        children = [
-            e.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
-            for e in events
-            if e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED
-        ]
-        sizes = []
-        for child in children:
-            sizes.append(len([e async for e in temporal.get_workflow_handle(child).fetch_history_events()]))
-        return len(events), sizes
+        sizes: dict[str, list[int]] = {}
+        todo: list[tuple[str, str | None]] = [(run_id, None)]
+        while todo:
+            workflow_id, first_run = todo.pop()
+            run: str | None = first_run
+            while True:
+                handle = temporal.get_workflow_handle(workflow_id, run_id=run)
+                events = [e async for e in handle.fetch_history_events()]
+                kind = events[0].workflow_execution_started_event_attributes.workflow_type.name
+                sizes.setdefault(kind, []).append(len(events))
+                for e in events:
+                    if e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+                        child = e.child_workflow_execution_started_event_attributes.workflow_execution
+                        todo.append((child.workflow_id, child.run_id))
+                last = events[-1]
+                if last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+                    break
+                run = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+        return sizes
 
     return asyncio.run(read())
 
@@ -299,11 +309,15 @@ def test_a_thousand_items_run_in_child_batches_with_bounded_histories(
     count = 1000
     done = _run(client, wf_id, ids["in"], list(range(count)), timeout=300)
     assert done.lifecycle.status == "completed", done.lifecycle
-    parent, children = _history_sizes(stack, done.id)
-    batch = stack.settings.loop_batch_size
-    assert len(children) == -(-count // batch)  # one child workflow per batch
-    assert parent < 400, f"the run's history has {parent} events"
-    assert max(children) < 5000, f"a batch's history has {max(children)} events"
+    sizes = _histories(stack, done.id)
+    settings = stack.settings
+    batches = -(-count // settings.loop_batch_size)
+    assert len(sizes["LoopBatchWorkflow"]) == batches  # one child workflow per batch
+    # The coordinator continued as new every loop_batches_per_history batches.
+    assert len(sizes["LoopWorkflow"]) == -(-batches // settings.loop_batches_per_history) > 1
+    assert sizes["RunWorkflow"][0] < 100, f"the run's history has {sizes['RunWorkflow'][0]} events"
+    assert max(sizes["LoopWorkflow"]) < 100, sizes
+    assert max(sizes["LoopBatchWorkflow"]) < 5000, sizes
     # Every step is listed, a page at a time, in item order within the loop.
     seen: list[dict[str, Any]] = []
     after = None
@@ -325,7 +339,8 @@ def test_a_thousand_items_run_in_child_batches_with_bounded_histories(
     assert out["handle_outputs"]["output-json-0"]["data"] == [2 * i + 1 for i in range(count)]
     if RECORDING:
         record_history(stack, done.id, "for_each_batches_run")
-        record_history(stack, f"{done.id}/{ids['loop']}/batch-0", "for_each_batch_child")
+        record_history(stack, f"{done.id}/{ids['loop']}", "for_each_loop_coordinator")
+        record_history(stack, f"{done.id}/{ids['loop']}/batch-9", "for_each_batch_child")
 
 
 def test_a_review_inside_iteration_one_waits_only_that_iteration(
