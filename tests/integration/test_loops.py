@@ -4,6 +4,7 @@ errors), while_loop (condition, max_iterations), step ids and loop_containers.""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 import httpx
 from retab import Retab
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 from docflow.temporal import connect
 from tests.conftest import RECORDING, Stack
@@ -491,3 +494,40 @@ def test_split_by_key_runs_extract_once_per_sub_document(
     assert [p["pages"] for p in partition["output"]] == [[1, 2], [3, 4], [5, 6]]
     doc = steps[f"{ids['loop']}_iter_2_{ids['ex']}"]["handle_inputs"]["input-file-document"]["document"]
     assert doc["filename"] == "bundle-invoice-3.pdf"
+
+
+def test_cancelling_a_run_cancels_its_loop_batches(
+    client: Retab, stack: Stack, http: httpx.Client, http_target: HttpTarget
+) -> None:
+    call = {"method": "POST", "url": f"{http_target.url}/slow/loop-cancel", "query": {"seconds": "0.5"}, "body": {}}
+    blocks, edges = _for_each(
+        [{"id": "call", "type": "api_call", "config": call}],
+        [_json_edge("loop", "call", out="fe-left-out"), _json_edge("call", "loop", into="fe-right-in")],
+        max_concurrency=4,
+    )
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    count = stack.settings.loop_batch_size + 20
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: list(range(count))}, version="draft")
+    coordinator, batch = f"{run.id}/{ids['loop']}", f"{run.id}/{ids['loop']}/batch-0"
+
+    async def status(workflow_id: str) -> WorkflowExecutionStatus | None:
+        temporal = await connect(stack.settings)
+        try:
+            return (await temporal.get_workflow_handle(workflow_id).describe()).status
+        except RPCError:
+            return None
+
+    deadline = time.monotonic() + 60
+    while asyncio.run(status(batch)) != WorkflowExecutionStatus.RUNNING:
+        assert time.monotonic() < deadline, "the first batch never started"
+        time.sleep(0.2)
+    client.workflows.runs.cancel(run.id)
+    done = wait_for(client, run.id)
+    assert done.lifecycle.status == "cancelled", done.lifecycle
+    for workflow_id in (coordinator, batch):
+        deadline = time.monotonic() + 30
+        while asyncio.run(status(workflow_id)) == WorkflowExecutionStatus.RUNNING:
+            assert time.monotonic() < deadline, f"{workflow_id} still runs after its run was cancelled"
+            time.sleep(0.2)
+        assert asyncio.run(status(workflow_id)) == WorkflowExecutionStatus.CANCELED
+    assert not asyncio.run(status(f"{coordinator}/batch-1")), "a batch started after the run was cancelled"
