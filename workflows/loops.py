@@ -1,9 +1,9 @@
 """Loop containers inside a run's walk: a for_each's iterations in item order, a while_loop's in sequence.
 
-Each iteration is a `walker.Level` over the container's body with its own step-id prefix and loop context,
-its item (for_each) or the previous iteration's output (while_loop) on the container's inner output. The
-container's step record and a while_loop's `while_loop_termination` artifact are written by an activity when
-the container ends (activities.loops). Semantics are in docflow.loops and docs/loops.md.
+A for_each's iterations (workflows.iterations) run `max_concurrency` at a time, inline, or for a large loop in
+batches of child workflows (workflows.loop_batch); its results come back in item order. The container's step
+record is written by an activity when it ends (activities.loops); a while_loop is in workflows.while_loop.
+Semantics are in docflow.loops and docs/loops.md.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from docflow.blocks import ForEachConfig, WhileLoopConfig
+    from docflow.blocks import ForEachConfig
     from docflow.loops import (
         MAX_LISTED_FAILURES,
         LoadItemsInput,
@@ -25,85 +25,27 @@ with workflow.unsafe.imports_passed_through():
         LoopRunInput,
         LoopRunResult,
         RecordLoopInput,
-        Termination,
-        TerminationInput,
         in_item_order,
-        iteration_context,
-        iteration_prefix,
     )
     from docflow.models import Block
     from docflow.runs import BlockOutcome, HandleValue, StepLifecycle, StepState
     from docflow.temporal import LOOP_WORKFLOW
     from workflows import options
-    from workflows.activity_names import CHECK_LOOP_TERMINATION, LOAD_LOOP_ITEMS, PREPARE_LOOP_ITEMS, RECORD_LOOP
+    from workflows.activity_names import LOAD_LOOP_ITEMS, PREPARE_LOOP_ITEMS, RECORD_LOOP
     from workflows.execute import named
+    from workflows.iterations import Iteration, container_activity, loop_failed, required_input, run_iteration
     from workflows.walker import Failure, Level, LoopFailed, cancel_all
+    from workflows.while_loop import run_while_loop
 
 # Items are read from storage this many at a time when they were too large to travel inline.
 ITEM_SLICE = 200
-
-
-@dataclass
-class Iteration:
-    """What one iteration of a body produced: the value on the container's inner input, or its failure."""
-
-    level: Level
-    value: HandleValue | None
-    failure: Failure | None
 
 
 async def run_container(level: Level, block: Block, step: StepState) -> BlockOutcome:
     """Run a container block of `level` to its end; LoopFailed when it fails."""
     if block.type == "for_each":
         return await _for_each(level, block, step)
-    return await _while_loop(level, block, step)
-
-
-async def _iteration(
-    level: Level,
-    block: Block,
-    index: int,
-    handle: str,
-    item: HandleValue,
-    parallel: bool,
-    result_handle: str,
-    live: dict[int, dict[str, StepState]] | None = None,
-) -> Iteration:
-    """Walk the body once, with `item` on the container's inner output `handle`."""
-    prefix = iteration_prefix(level.prefix, block.id, index)
-    containers = iteration_context(level.containers, block.id, index, parallel)
-    body = [b for b in level.run.graph.blocks if b.parent_id == block.id]
-    steps = level.run.new_steps(body, prefix, containers)
-    if live is not None:
-        live[index] = steps
-    inner = Level(level.run, block, prefix, containers, {(block.id, handle): item}, steps)
-    failure = await inner.walk()
-    return Iteration(inner, inner.body_value(result_handle) if failure is None else None, failure)
-
-
-async def _activity(name: str, arg: object, result_type: type, summary: str) -> object:
-    return await workflow.execute_activity(
-        name,
-        arg,
-        result_type=result_type,
-        start_to_close_timeout=options.LOOP_STORAGE_TIMEOUT,
-        retry_policy=options.STORAGE_RETRY,
-        summary=summary,
-    )
-
-
-def _required(level: Level, block: Block, inputs: dict[str, HandleValue], handle: str) -> HandleValue:
-    """The container's outer input; its absence (the block upstream produced nothing there) fails it."""
-    value = inputs.get(handle)
-    if value is None:
-        message = f"no value arrived on '{handle}'"
-        raise LoopFailed(Failure(level.prefix + block.id, message, {"block_id": block.id, "block_name": block.label}))
-    return value
-
-
-def _loop_failed(level: Level, block: Block, exc: ActivityError) -> LoopFailed:
-    message = str(exc.cause or exc)
-    return LoopFailed(Failure(level.prefix + block.id, message, {"block_id": block.id, "block_name": block.label}))
+    return await run_while_loop(level, block, step)
 
 
 @dataclass
@@ -130,7 +72,7 @@ async def iterate(level: Level, block: Block, indexes: range, source: Items) -> 
             while failure is None and index is not None and len(running) < cfg.max_concurrency:
                 item = await source.get(index)
                 task = asyncio.create_task(
-                    _iteration(level, block, index, "fe-left-out", item, True, "fe-right-in", live)
+                    run_iteration(level, block, index, "fe-left-out", item, True, "fe-right-in", live)
                 )
                 running[task] = index
                 index = next(todo, None)
@@ -160,7 +102,7 @@ async def _for_each(level: Level, block: Block, step: StepState) -> BlockOutcome
     inputs = level.inputs(block)
     started = workflow.now()
     inp = level.run.inp
-    value = _required(level, block, inputs, "fe-left-in")
+    value = required_input(level, block, inputs, "fe-left-in")
     arg = LoopItemsInput(
         run=level.run.ctx,
         block=block,
@@ -169,9 +111,9 @@ async def _for_each(level: Level, block: Block, step: StepState) -> BlockOutcome
         inline_output_limit_bytes=inp.inline_output_limit_bytes,
     )
     try:
-        listed = await _activity(PREPARE_LOOP_ITEMS, arg, LoopItems, f"items of {named(block)}")
+        listed = await container_activity(PREPARE_LOOP_ITEMS, arg, LoopItems, f"items of {named(block)}")
     except ActivityError as exc:
-        raise _loop_failed(level, block, exc) from exc
+        raise loop_failed(level, block, exc) from exc
     assert isinstance(listed, LoopItems)
     if listed.count > inp.loop_max_items:
         message = f"{listed.count} items: a for_each iterates at most {inp.loop_max_items}"
@@ -198,7 +140,7 @@ async def _for_each(level: Level, block: Block, step: StepState) -> BlockOutcome
         inline_output_limit_bytes=inp.inline_output_limit_bytes,
         artifact=listed.artifact,
     )
-    recorded = await _activity(RECORD_LOOP, record, BlockOutcome, f"record {named(block)}")
+    recorded = await container_activity(RECORD_LOOP, record, BlockOutcome, f"record {named(block)}")
     assert isinstance(recorded, BlockOutcome)
     if done.failure is not None:
         raise LoopFailed(done.failure)
@@ -281,66 +223,3 @@ class Items:
             )
             self.slice, self.slice_start = loaded, start
         return self.slice[index - start]
-
-
-async def _while_loop(level: Level, block: Block, step: StepState) -> BlockOutcome:
-    cfg = WhileLoopConfig.model_validate(block.config)
-    step_id = level.prefix + block.id
-    inputs = level.inputs(block)
-    started = workflow.now()
-    value = _required(level, block, inputs, "loop-left-in")
-    terminations: list[Termination] = []
-    failure: Failure | None = None
-    iterations = 0
-    for index in range(cfg.max_iterations):
-        iterations = index + 1
-        outcome = await _iteration(level, block, index, "loop-left-out", value, False, "loop-right-in")
-        if outcome.failure is not None:
-            failure = Failure(
-                outcome.failure.step_id, f"iteration {index} failed: {outcome.failure.message}", outcome.failure.details
-            )
-            break
-        if outcome.value is None:
-            message = f"iteration {index} delivered no value on 'loop-right-in' (the block feeding it did not run)"
-            failure = Failure(step_id, message, {"block_id": block.id, "block_name": block.label})
-            break
-        value = outcome.value
-        if not cfg.termination_conditions:
-            continue
-        check = TerminationInput(
-            run=level.run.ctx, block=block, iteration=index, value=outcome.level.body_value("loop-termination") or value
-        )
-        try:
-            termination: Termination = await workflow.execute_local_activity(
-                CHECK_LOOP_TERMINATION,
-                check,
-                result_type=Termination,
-                start_to_close_timeout=options.LOOP_TERMINATION_TIMEOUT,
-                retry_policy=options.LOCAL_BLOCK_RETRY,
-                summary=f"termination of {named(block)} after iteration {index}",
-            )
-        except ActivityError as exc:
-            failure = _loop_failed(level, block, exc).failure
-            break
-        terminations.append(termination)
-        if termination.matched:
-            break
-    step.iterations = iterations
-    record = RecordLoopInput(
-        run=level.run.ctx,
-        block=block,
-        step_id=step_id,
-        loop_containers=level.containers,
-        inputs=inputs,
-        output=None if failure else value,
-        iterations=iterations,
-        terminations=terminations,
-        error=failure.message if failure else None,
-        started_at=started,
-        inline_output_limit_bytes=level.run.inp.inline_output_limit_bytes,
-    )
-    recorded = await _activity(RECORD_LOOP, record, BlockOutcome, f"record {named(block)}")
-    assert isinstance(recorded, BlockOutcome)
-    if failure is not None:
-        raise LoopFailed(failure)
-    return recorded
