@@ -169,7 +169,7 @@ class Executions:
             )
 
     async def _source_step(self, project_id: str, state: RunState, step_id: str) -> StepRecord:
-        steps = await with_loop_steps(self.store, state.steps)
+        steps = await with_loop_steps(self.store, state)
         step = next((s for s in steps if s.step_id == step_id), None)
         iterations = [s for s in steps if s.block_id == step_id and s.loop_containers] if step is None else []
         if iterations:  # a block inside a loop ran once per iteration: which one to rerun is the caller's choice

@@ -39,7 +39,7 @@ async def list_artifacts(
     # Each step's own artifact, then (reviewable blocks) its review_trigger_evaluation.
     refs = [
         ref
-        for s in await with_loop_steps(store, state.steps)
+        for s in await with_loop_steps(store, state)
         for ref in (s.artifact, s.review_evaluation)
         if ref is not None
         and (step_id is None or s.step_id == step_id)

@@ -125,7 +125,7 @@ async def list_run_steps(request: Request, run_id: str, principal: PrincipalDep)
     """The run's steps as a plain list (the run-scoped path of the get-run page's client)."""
     runs = runs_of(request)
     state = await runs.state(principal.project_id, run_id)
-    return await runs.public_steps(principal.project_id, run_id, await with_loop_steps(runs.store, state.steps))
+    return await runs.public_steps(principal.project_id, run_id, await with_loop_steps(runs.store, state))
 
 
 @router.get("/runs/{run_id}/steps/{block_id}")
@@ -133,7 +133,7 @@ async def get_run_step(request: Request, run_id: str, block_id: str, principal: 
     """One step of a run, by block id (or step id), with its handle inputs and outputs."""
     runs = runs_of(request)
     state = await runs.state(principal.project_id, run_id)
-    steps = await with_loop_steps(runs.store, state.steps)
+    steps = await with_loop_steps(runs.store, state)
     step = next((s for s in steps if block_id in (s.block_id, s.step_id)), None)
     if step is None:
         raise NotFoundError(f"run '{run_id}' has no step for block '{block_id}'", block_id=block_id)

@@ -496,19 +496,20 @@ def test_split_by_key_runs_extract_once_per_sub_document(
     assert doc["filename"] == "bundle-invoice-3.pdf"
 
 
-def test_cancelling_a_run_cancels_its_loop_batches(
+def test_a_running_loop_shows_its_finished_batches_and_cancelling_the_run_cancels_the_rest(
     client: Retab, stack: Stack, http: httpx.Client, http_target: HttpTarget
 ) -> None:
     call = {"method": "POST", "url": f"{http_target.url}/slow/loop-cancel", "query": {"seconds": "0.5"}, "body": {}}
     blocks, edges = _for_each(
         [{"id": "call", "type": "api_call", "config": call}],
         [_json_edge("loop", "call", out="fe-left-out"), _json_edge("call", "loop", into="fe-right-in")],
-        max_concurrency=4,
+        max_concurrency=25,
     )
     wf_id, ids = build(client, stack.project_id, blocks, edges)
-    count = stack.settings.loop_batch_size + 20
+    size = stack.settings.loop_batch_size
+    count = 2 * size + 20
     run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: list(range(count))}, version="draft")
-    coordinator, batch = f"{run.id}/{ids['loop']}", f"{run.id}/{ids['loop']}/batch-0"
+    coordinator, batch = f"{run.id}/{ids['loop']}", f"{run.id}/{ids['loop']}/batch-1"
 
     async def status(workflow_id: str) -> WorkflowExecutionStatus | None:
         temporal = await connect(stack.settings)
@@ -519,8 +520,13 @@ def test_cancelling_a_run_cancels_its_loop_batches(
 
     deadline = time.monotonic() + 60
     while asyncio.run(status(batch)) != WorkflowExecutionStatus.RUNNING:
-        assert time.monotonic() < deadline, "the first batch never started"
+        assert time.monotonic() < deadline, "the second batch never started"
         time.sleep(0.2)
+    # While the loop runs, the steps of its finished batch are listed.
+    steps = _steps(http, run.id)
+    assert steps[ids["loop"]]["lifecycle"]["status"] == "running"
+    calls = [s for s in steps.values() if s["block_id"] == ids["call"]]
+    assert len(calls) >= size and {s["lifecycle"]["status"] for s in calls[:size]} == {"completed"}
     client.workflows.runs.cancel(run.id)
     done = wait_for(client, run.id)
     assert done.lifecycle.status == "cancelled", done.lifecycle
@@ -530,4 +536,4 @@ def test_cancelling_a_run_cancels_its_loop_batches(
             assert time.monotonic() < deadline, f"{workflow_id} still runs after its run was cancelled"
             time.sleep(0.2)
         assert asyncio.run(status(workflow_id)) == WorkflowExecutionStatus.CANCELED
-    assert not asyncio.run(status(f"{coordinator}/batch-1")), "a batch started after the run was cancelled"
+    assert not asyncio.run(status(f"{coordinator}/batch-2")), "a batch started after the run was cancelled"
