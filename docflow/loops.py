@@ -60,6 +60,18 @@ def review_iteration(step_id: str, block_id: str, containers: list[LoopContainer
     return parent, ".".join(str(c.iteration) for c in containers)
 
 
+def reviewed_body_blocks(graph: Graph, container_id: str) -> list[str]:
+    """The blocks inside a container (at any depth) whose config has a review gate."""
+    inside, todo = [], [container_id]
+    while todo:
+        parent = todo.pop()
+        for block in graph.blocks:
+            if block.parent_id == parent:
+                inside.append(block)
+                todo.append(block.id)
+    return sorted(b.id for b in inside if b.config.get("review"))
+
+
 def array_items(data: Any, map_source_path: str | None) -> list[Any]:
     """The array a for_each iterates: the input itself, or the value at `map_source_path` in it."""
     value = data

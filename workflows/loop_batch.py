@@ -9,8 +9,8 @@ nested loops included), stores its results in item order and its steps (`keys.lo
 reference.
 
 Review gates do not open here: a decision is sent to the run's workflow, which does not hold this batch's
-gates, so a block whose gate fires in a batch fails with a clear error (a loop that needs reviews keeps
-within one batch).
+gates. A loop with reviewed blocks is refused before its batches start (workflows.loops); should a gate fire
+here anyway, its block fails with a clear error.
 """
 
 from __future__ import annotations

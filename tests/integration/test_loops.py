@@ -537,3 +537,27 @@ def test_a_running_loop_shows_its_finished_batches_and_cancelling_the_run_cancel
             time.sleep(0.2)
         assert asyncio.run(status(workflow_id)) == WorkflowExecutionStatus.CANCELED
     assert not asyncio.run(status(f"{coordinator}/batch-2")), "a batch started after the run was cancelled"
+
+
+def test_a_loop_too_large_for_reviews_fails_before_any_iteration(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    extract = {
+        "json_schema": {"type": "object", "properties": {"total": {"type": "number"}}},
+        "inputs": [{"name": "text", "type": "json"}],
+        "review": {"predicate": {"kind": "always"}},
+    }
+    blocks, edges = _for_each(
+        [{"id": "ex", "type": "extract", "config": extract}],
+        [
+            _json_edge("loop", "ex", out="fe-left-out", into="input-json-text"),
+            _json_edge("ex", "loop", into="fe-right-in"),
+        ],
+    )
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    items = [{"text": f"Total: {i}"} for i in range(stack.settings.loop_batch_size + 1)]
+    done = _run(client, wf_id, ids["in"], items)
+    assert done.lifecycle.status == "error"
+    assert ids["ex"] in done.lifecycle.message and "review" in done.lifecycle.message  # type: ignore[union-attr]
+    assert not [s for s in _steps(http, done.id).values() if s["block_id"] == ids["ex"]]
+    assert list(client.workflows.reviews.list(run_id=done.id)) == []

@@ -19,6 +19,7 @@ from docflow.loops import (
     iteration_context,
     iteration_prefix,
     review_iteration,
+    reviewed_body_blocks,
     termination_reason,
 )
 from docflow.models import Block, Edge, Graph
@@ -185,3 +186,14 @@ def test_a_start_block_inside_a_loop_is_refused() -> None:
     graph.blocks.append(blk("inner_start", "start_json", parent_id="loop"))
     issues = validate_graph(graph)
     assert [(i.code, i.block_id, i.field) for i in issues] == [("start_block_in_loop", "inner_start", "parent_id")]
+
+
+def test_reviewed_blocks_are_found_at_any_depth_of_a_body() -> None:
+    graph = loop_graph()
+    graph.blocks += [
+        blk("inner", "for_each", parent_id="loop"),
+        blk("ex", "extract", {"json_schema": {"type": "object"}, "review": {"predicate": {"kind": "always"}}}, "inner"),
+    ]
+    assert reviewed_body_blocks(graph, "loop") == ["ex"]
+    assert reviewed_body_blocks(graph, "inner") == ["ex"]
+    assert reviewed_body_blocks(loop_graph(), "loop") == []
