@@ -93,8 +93,11 @@ class Walker:
     async def walk(self) -> None:
         """Run every reachable top-level block; stop scheduling at the first error."""
         steps = {s.block_id: s for s in self.state.steps if not s.loop_containers}
-        failure = await Level(self, None, "", [], {}, steps).walk()
-        if failure is not None and self.state.lifecycle.status != "error":
+        await Level(self, None, "", [], {}, steps).walk()
+
+    def fail(self, failure: Failure) -> None:
+        """The run's error, from the first failure of its top level (set at once, so queries show it)."""
+        if self.state.lifecycle.status != "error":
             block_id = failure.details.get("block_id", failure.step_id)
             self.state.lifecycle = RunLifecycle(
                 status="error",
@@ -303,7 +306,7 @@ class Level:
                 category="permanent",
                 details={"block_id": block_id, "block_name": block.label, "message": inner.message},
             )
-            self.failure = self.failure or inner
+            self._failed(inner)
             return
         cause = exc.cause if isinstance(exc, ActivityError) and exc.cause is not None else exc
         code = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
@@ -317,7 +320,13 @@ class Level:
         self.steps[block_id].lifecycle = StepLifecycle(
             status="error", message=message, stage="execution", category="permanent", details=details
         )
-        self.failure = self.failure or Failure(self.prefix + block_id, message, details)
+        self._failed(Failure(self.prefix + block_id, message, details))
+
+    def _failed(self, failure: Failure) -> None:
+        if self.failure is None:
+            self.failure = failure
+            if self.container is None:
+                self.run.fail(failure)
 
 
 async def cancel_all(running: dict[asyncio.Task[Any], Any]) -> None:
