@@ -20,6 +20,7 @@ from activities.egress import Egress, no_cookies
 from activities.executors import Executors
 from activities.http_call import ApiCaller
 from activities.isolation import IsolatedExecutor
+from activities.loops import LoopActivities
 from activities.ocr import OcrSettings
 from activities.provider import build_provider
 from activities.reviews import ReviewActivities
@@ -33,6 +34,7 @@ from docflow.temporal import connect
 from storage.objects import ObjectStore
 from storage.payloads import external_storage
 from workflows.block_execution import BlockExecutionWorkflow
+from workflows.loop_batch import LoopBatchWorkflow, LoopWorkflow
 from workflows.run import RunWorkflow
 from workflows.test_run import TestRunWorkflow
 
@@ -113,11 +115,12 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[RunWorkflow, BlockExecutionWorkflow, TestRunWorkflow],
+        workflows=[RunWorkflow, BlockExecutionWorkflow, TestRunWorkflow, LoopWorkflow, LoopBatchWorkflow],
         activities=[
             *blocks.all(),
             *reviews.all(),
             *TestRunActivities(store, isolated, provider).all(),
+            *LoopActivities(store, executors).all(),
             runs.load_graph,
             runs.persist_summary,
             runs.persist_execution,

@@ -24,6 +24,7 @@ from activities.review_gate import ReviewGate
 from docflow import keys
 from docflow.durations import parse_iso_duration
 from docflow.ids import ARTIFACT_PREFIXES, derived_id
+from docflow.loops import review_iteration
 from docflow.reviews import ReviewRecord, ReviewVersionRecord, model_actor, review_id, version_id
 from docflow.runs import (
     ArtifactRef,
@@ -134,6 +135,7 @@ class BlockActivities:
             block_label=block.label,
             started_at=started,
             retry_count=activity.info().attempt - 1,
+            loop_containers=inp.loop_containers,
         )
         try:
             with _local_deadline():
@@ -232,6 +234,7 @@ class BlockActivities:
         )
         deadline = parse_iso_duration(gate.config.deadline) if gate.config.deadline else None
         on_deadline = gate.config.on_deadline
+        parent_step_id, iteration_key = review_iteration(inp.step_id, block.id, inp.loop_containers)
         review = ReviewRecord(
             id=rid,
             project_id=run.project_id,
@@ -240,6 +243,8 @@ class BlockActivities:
             run_id=run.run_id,
             block_id=block.id,
             step_id=inp.step_id,
+            parent_step_id=parent_step_id,
+            iteration_key=iteration_key,
             block_type=block.type,  # reviewable types only (checked on write)
             block_label=block.label,
             triggered_by=gate.config.predicate.model_dump(mode="json"),

@@ -29,7 +29,10 @@ T = TypeVar("T")
 Item = TypeVar("Item", Block, Edge)
 ConfigMode = Literal["merge", "replace"]
 DEFAULT_MAX_BLOCKS = 500  # the default of Settings.max_blocks_per_workflow
-_TYPES = "start_document, start_json, note, parse, extract, conditional, function, api_call, merge_dicts"
+_TYPES = (
+    "start_document, start_json, note, parse, extract, conditional, function, api_call, merge_dicts, split, "
+    "classifier, for_each, while_loop"
+)
 
 
 class BlockCreate(BaseModel):
@@ -38,7 +41,7 @@ class BlockCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
     workflow_id: str
     id: str | None = Field(default=None, description="Block id, unique in the project; default `blk_…`")
-    type: str = Field(description=f"One of: {_TYPES} (edit, split, classifier, for_each, while_loop: not yet)")
+    type: str = Field(description=f"One of: {_TYPES} (edit: not yet)")
     label: str | None = ""
     position_x: float | None = 0
     position_y: float | None = 0

@@ -27,6 +27,7 @@ from temporalio.service import RPCError
 
 from api.definitions import Definitions
 from api.errors import ConflictError, InvalidError, NotFoundError
+from api.loop_steps import with_loop_steps
 from api.runs_service import Runs
 from docflow import keys
 from docflow.config import Settings
@@ -41,7 +42,7 @@ from docflow.fingerprints import (
 from docflow.graph import resolve_edge_handles
 from docflow.ids import EXECUTION, new_id
 from docflow.models import Block
-from docflow.runs import HandleValue, RunState, StepRecord
+from docflow.runs import HandleValue, RunState, StepRecord, StepState
 from docflow.temporal import EXECUTION_STATE_QUERY, SA_PROJECT, SA_SOURCE_RUN, SA_WORKFLOW_ID
 from storage import handles
 from storage.objects import NotFound, ObjectStore, PreconditionFailed
@@ -174,8 +175,19 @@ class Executions:
         self, project_id: str, state: RunState, step_id: str, record: StepRecord | None | Exception
     ) -> StepRecord:
         """The source step's record (read with the run; again if that read failed): 404 for a step the run does
-        not have, 409 for one skipped or never started."""
-        step = next((s for s in state.steps if s.step_id == step_id), None)
+        not have, 409 for one skipped or never started, 422 listing `available_iterations` for a block that ran
+        once per loop iteration."""
+        steps = await with_loop_steps(self.store, state)
+        step = next((s for s in steps if s.step_id == step_id), None)
+        iterations = [s for s in steps if s.block_id == step_id and s.loop_containers] if step is None else []
+        if iterations:  # a block inside a loop ran once per iteration: which one to rerun is the caller's choice
+            raise InvalidError(
+                f"step_id: block '{step_id}' runs inside a loop ({len(iterations)} iterations in run "
+                f"'{state.run_id}'); give step_id, one of available_iterations",
+                code="step_id_required",
+                field="step_id",
+                available_iterations=available_iterations(iterations),
+            )
         if step is None:
             raise NotFoundError(
                 f"step_id: run '{state.run_id}' has no step '{step_id}'", code="unknown_step", field="step_id"
@@ -303,6 +315,18 @@ async def _settled(read: Awaitable[T]) -> T | Exception:
         return await read
     except Exception as exc:
         return exc
+
+
+def available_iterations(steps: list[StepState], limit: int = 100) -> list[dict[str, Any]]:
+    """The SDK's `available_iterations`: a loop step's iterations as `{step_id, iteration_index, label}`."""
+    return [
+        {
+            "step_id": s.step_id,
+            "iteration_index": s.loop_containers[-1].iteration,
+            "label": " / ".join(f"{c.container_id} #{c.iteration}" for c in s.loop_containers),
+        }
+        for s in steps[:limit]
+    ]
 
 
 def _with_consensus(block: Block, n_consensus: int | None) -> Block:

@@ -185,6 +185,14 @@ class StepView(View):
     artifact: ArtifactRef | None
     routing_decisions: list[str] | None = Field(description="Beyond the SDK: the output handles the step took")
     retry_count: int
+    iterations: int | None = Field(
+        default=None, description="Beyond the SDK, on a loop container's step: the iterations it ran"
+    )
+    failed_iterations: list[int] | None = Field(
+        default=None,
+        description="Beyond the SDK, on a loop container's step with on_iteration_error=continue: the indexes "
+        "of the iterations that failed (their outputs are null)",
+    )
 
 
 # -- artifacts ----------------------------------------------------------------------------------------------

@@ -45,11 +45,14 @@ def public_step(run_id: str, step: StepState, record: StepRecord | None) -> dict
         "started_at": _iso(step.started_at),
         "completed_at": _iso(step.completed_at),
         "model": step.model,
-        "loop_containers": [],
+        "loop_containers": [c.model_dump(mode="json") for c in step.loop_containers],
         "handle_inputs": {k: v.public() for k, v in (record.handle_inputs if record else {}).items()},
         "handle_outputs": {k: v.public() for k, v in (record.handle_outputs if record else {}).items()},
         "artifact": step.artifact.model_dump(mode="json") if step.artifact else None,
         "routing_decisions": step.routing_decisions,
+        # Beyond the SDK's shape, on a loop container's step (docs/loops.md).
+        "iterations": step.iterations,
+        "failed_iterations": step.failed_iterations,
         "retry_count": record.retry_count if record else step.retry_count,
     }
 

@@ -100,6 +100,9 @@ class Runs:
             inline_output_limit_bytes=self.settings.inline_output_limit_bytes,
             storage_retry_budget_seconds=self.settings.storage_retry_budget_seconds,
             max_concurrent_blocks=self.settings.max_concurrent_blocks,
+            loop_batch_size=self.settings.loop_batch_size,
+            loop_max_items=self.settings.loop_max_items,
+            loop_batches_per_history=self.settings.loop_batches_per_history,
             # The API and the worker read the same settings: only a project with an endpoint sends events.
             webhooks=project_id in self.settings.webhooks,
         )

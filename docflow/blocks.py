@@ -25,7 +25,14 @@ Decisions where Retab's notes are inference [I]:
 - `review` on `extract`, `classifier` and `split` (NOTES.md §8) is checked on write by
   `docflow.review_applicability.validate_review`: the predicate, the deadline, and whether this block can
   produce what the predicate reads; its errors name the field under `config.review`.
-- `for_each`, `while_loop`, `edit` are not built yet: their configs are refused on write.
+- `for_each` and `while_loop` are containers (docs/loops.md): their body is the blocks whose `parent_id` is the
+  container. Their handles (`fe-*`, `loop-*`) carry either kind: what flows on them is the item or the body's
+  output. `for_each` iterates a JSON array (`iterate_array`), a document's pages (`iterate_pages`) or its
+  sub-documents (`split_by_key`: the model cuts the document into instances of `key`, like a split block with
+  one sub-document that may repeat). A failed iteration fails the container unless
+  `on_iteration_error` is `continue`. `while_loop` runs at most `max_iterations` (≤ `MAX_WHILE_ITERATIONS`) and
+  stops early when one of its `termination_conditions` matches; `loop-termination` is an optional input.
+- `edit` is not built yet: its config is refused on write.
 """
 
 from __future__ import annotations
@@ -416,6 +423,61 @@ class MergeDictsConfig(BlockConfig):
     strategy: Literal["deep", "shallow"] = "deep"
 
 
+# A while_loop runs its iterations one after the other in the run's own history: this bound keeps it bounded.
+MAX_WHILE_ITERATIONS = 100
+MAX_LOOP_CONCURRENCY = 50
+
+
+class ForEachConfig(BlockConfig):
+    """Runs its body once per item: the items of a JSON array, or the pages of a document."""
+
+    map_method: Literal["iterate_array", "split_by_key", "iterate_pages"] = "iterate_array"
+    map_source_path: str | None = Field(
+        default=None, description="Path of the array in the input (iterate_array); none: the input is the array"
+    )
+    key: str | None = None
+    instructions: str | None = None
+    allow_overlap: bool = False
+    n_consensus: int = Field(default=1, ge=1, le=10)
+    model: str | None = None
+    max_concurrency: int = Field(default=10, ge=1, le=MAX_LOOP_CONCURRENCY)
+    on_iteration_error: Literal["fail", "continue"] = Field(
+        default="fail", description="fail: a failed iteration fails the loop; continue: its result is null"
+    )
+
+    @model_validator(mode="after")
+    def _key_for_split(self) -> ForEachConfig:
+        if self.map_method == "split_by_key" and not (self.key or "").strip():
+            raise ValueError("split_by_key needs 'key': what each sub-document is (e.g. 'invoice')")
+        return self
+
+    @field_validator("map_source_path")
+    @classmethod
+    def _path_parses(cls, value: str | None) -> str | None:
+        if value:
+            from docflow.jsonpath import PathError, parse_path
+
+            try:
+                parse_path(value)
+            except PathError as exc:
+                raise ValueError(exc.message) from exc
+        return value
+
+
+class WhileLoopConfig(BlockConfig):
+    """Runs its body again on its own output until a termination condition matches or `max_iterations` ran."""
+
+    max_iterations: int = Field(default=10, ge=1, le=MAX_WHILE_ITERATIONS)
+    termination_conditions: list[Condition] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> WhileLoopConfig:
+        ids = [c.id for c in self.termination_conditions]
+        if len(set(ids)) != len(ids):
+            raise ValueError("termination condition ids must be unique")
+        return self
+
+
 CONFIG_MODELS: dict[str, type[BlockConfig]] = {
     "start_document": StartDocumentConfig,
     "start_json": StartJsonConfig,
@@ -428,9 +490,14 @@ CONFIG_MODELS: dict[str, type[BlockConfig]] = {
     "merge_dicts": MergeDictsConfig,
     "classifier": ClassifierConfig,
     "split": SplitConfig,
+    "for_each": ForEachConfig,
+    "while_loop": WhileLoopConfig,
 }
 
-NOT_BUILT = {"edit", "for_each", "while_loop"}
+NOT_BUILT = {"edit"}
+CONTAINER_TYPES = frozenset({"for_each", "while_loop"})
+# Inputs a block may leave unwired (publish does not ask for them).
+OPTIONAL_INPUTS = frozenset({"loop-termination"})
 START_TYPES = {"start_document", "start_json"}
 # Pure, cheap blocks run as local activities.
 LOCAL_TYPES = {"start_document", "start_json", "conditional", "function", "merge_dicts"}
@@ -446,7 +513,9 @@ class Handles:
 
 
 def handle_kind(handle_id: str) -> str:
-    """'file' or 'json', read from a handle id."""
+    """'file' or 'json', read from a handle id; 'any' for a container's handles (an item may be either)."""
+    if handle_id.startswith(("fe-", "loop-")):
+        return "any"
     match = re.match(r"^(?:input|output)-(file|json)-", handle_id)
     return match.group(1) if match else "unknown"
 
@@ -482,6 +551,10 @@ def handles_of(block_type: str, config: BlockConfig) -> Handles:
     if isinstance(config, SplitConfig):
         outs = tuple(f"output-file-{d.key}" for d in config.subdocuments)
         return Handles(("input-file-0",), outs + ("output-json-splits",))
+    if isinstance(config, ForEachConfig):
+        return Handles(("fe-left-in", "fe-right-in"), ("fe-left-out", "fe-right-out"))
+    if isinstance(config, WhileLoopConfig):
+        return Handles(("loop-left-in", "loop-right-in", "loop-termination"), ("loop-left-out", "loop-right-out"))
     if isinstance(config, MergeDictsConfig):
         n = max(2, len(config.inputs or []))
         return Handles(tuple(f"input-json-{i}" for i in range(n)), ("output-json-0",))

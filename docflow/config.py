@@ -310,6 +310,26 @@ class Settings(BaseSettings):
         """Base URL the API is reachable at."""
         return self.public_base_url or f"http://{self.api_host}:{self.api_port}"
 
+    # --- loop containers (docs/loops.md) ---
+    loop_batch_size: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="A for_each of more items runs them in batches of this many, each batch a child workflow",
+    )
+    loop_max_items: int = Field(
+        default=50_000,
+        ge=1,
+        le=1_000_000,
+        description="The most items one for_each iterates",
+    )
+    loop_batches_per_history: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="A for_each's coordinator (LoopWorkflow) continues as new after this many batches",
+    )
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -8,7 +8,10 @@ run workflow (ordering; readiness is in `docflow.readiness`) share one definitio
   handles are checked only on blocks whose config is valid (an invalid config's handles are unknown).
 - A `None` edge handle is accepted when the block has exactly one handle on that side, and resolves to it.
 - Edges between a loop container and its own body (`parent_id`) are internal to the container: they do not
-  order execution and do not count as cycles. Containers are not built yet, so such graphs do not validate.
+  order execution and do not count as cycles. They use the container's inner handles (`fe-left-out` to the
+  body, the body to `fe-right-in`; `loop-left-out`, `loop-right-in`, `loop-termination`); edges from outside
+  use its outer ones (`fe-left-in`, `fe-right-out`; `loop-left-in`, `loop-right-out`). Any other edge stays
+  within one level: a body block connects only to blocks of the same body and to its own container.
   Edges into start blocks (refused) are ignored by ordering, so they are not also reported as cycles.
 - `version_id` hashes the graph as stored (handles not resolved), so an unchanged draft keeps its id.
 """
@@ -23,13 +26,27 @@ from typing import Any, Literal
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from docflow.blocks import CONFIG_MODELS, NOT_BUILT, START_TYPES, Handles, handle_kind, handles_of, parse_config
+from docflow.blocks import (
+    CONFIG_MODELS,
+    CONTAINER_TYPES,
+    NOT_BUILT,
+    OPTIONAL_INPUTS,
+    START_TYPES,
+    Handles,
+    handle_kind,
+    handles_of,
+    parse_config,
+)
 from docflow.ids import VERSION, fingerprint
 from docflow.models import Block, Edge, Graph, Model
 
 Side = Literal["source", "target"]
 
-CONTAINER_TYPES = frozenset({"for_each", "while_loop"})
+__all__ = ["CONTAINER_TYPES", "GraphIssue", "publish_issues", "resolve_edge_handles", "topological_order"]
+
+# A container's handles by side of the container: outer ones face the graph around it, inner ones its body.
+INNER_OUTPUTS = frozenset({"fe-left-out", "loop-left-out"})
+INNER_INPUTS = frozenset({"fe-right-in", "loop-right-in", "loop-termination"})
 
 
 class GraphIssue(Model):
@@ -87,7 +104,7 @@ def _unconnected_inputs(graph: Graph) -> list[GraphIssue]:
                 handle=handle,
             )
             for handle in handles.inputs
-            if handle not in wired
+            if handle not in wired and handle not in OPTIONAL_INPUTS
         ]
     return issues
 
@@ -138,6 +155,8 @@ def _parent_issues(block: Block, blocks: dict[str, Block]) -> list[GraphIssue]:
             "invalid_parent",
             f"parent '{parent.id}' of type '{parent.type}', not a loop container",
         )
+    elif block.type in START_TYPES:
+        code, problem = "start_block_in_loop", f"type '{block.type}' inside loop '{parent.id}': a run's inputs start it"
     else:
         return []
     message = f"Block '{block.id}' has {problem}; fix or clear parent_id."
@@ -153,9 +172,56 @@ def _edge_issues(graph: Graph, blocks: dict[str, Block]) -> list[GraphIssue]:
             issues.append(GraphIssue(code="duplicate_edge_id", message=message, edge_id=edge_id, field="id"))
     taken: dict[tuple[str, str], str] = {}  # (target block, input handle) -> the first edge into it
     for edge in sorted(graph.edges, key=lambda e: e.id):
-        endpoint_issues = _endpoint_issues(edge, blocks)
+        endpoint_issues = _endpoint_issues(edge, blocks) or _level_issues(edge, blocks)
         issues += endpoint_issues or _handle_issues(edge, handles, taken)
     return issues
+
+
+def _level(block: Block, blocks: dict[str, Block]) -> str | None:
+    """The container a block runs in; a parent_id that is not a container (reported apart) counts as none."""
+    parent = blocks.get(block.parent_id) if block.parent_id else None
+    return parent.id if parent is not None and parent.type in CONTAINER_TYPES else None
+
+
+def _level_issues(edge: Edge, blocks: dict[str, Block]) -> list[GraphIssue]:
+    """An edge that crosses a container's boundary, or uses the wrong side of a container's handles."""
+    source, target = blocks[edge.source_block], blocks[edge.target_block]
+    if _level(target, blocks) == source.id:  # a container into its body
+        side, handle, allowed = "source", edge.source_handle, INNER_OUTPUTS
+    elif _level(source, blocks) == target.id:  # the body back to its container
+        side, handle, allowed = "target", edge.target_handle, INNER_INPUTS
+    elif _level(source, blocks) != _level(target, blocks):
+        message = (
+            f"Edge '{edge.id}' connects block '{source.id}' and block '{target.id}', which are not in the same "
+            "loop body; connect a body to the blocks outside through its container's handles."
+        )
+        return [GraphIssue(code="edge_crosses_container", message=message, edge_id=edge.id, block_id=target.id)]
+    else:
+        container, side = (source, "source") if source.type in CONTAINER_TYPES else (target, "target")
+        if container.type not in CONTAINER_TYPES:
+            return []
+        handle = edge.source_handle if side == "source" else edge.target_handle
+        if handle is None or handle not in INNER_OUTPUTS | INNER_INPUTS:
+            return []
+        message = (
+            f"Edge '{edge.id}' uses handle '{handle}' of container '{container.id}' from outside it; that handle "
+            "connects the container to its body (blocks whose parent_id is the container)."
+        )
+        field = f"{side}_handle"
+        return [GraphIssue(code="container_inner_handle", message=message, edge_id=edge.id, handle=handle, field=field)]
+    if handle is None or handle in allowed:
+        return []
+    container = source if side == "source" else target
+    choices = ", ".join(f"'{h}'" for h in sorted(allowed))
+    message = (
+        f"Edge '{edge.id}' between container '{container.id}' and its body uses handle '{handle}'; "
+        f"inside a container use one of: {choices}."
+    )
+    return [
+        GraphIssue(
+            code="container_outer_handle", message=message, edge_id=edge.id, handle=handle, field=f"{side}_handle"
+        )
+    ]
 
 
 def _endpoint_issues(edge: Edge, blocks: dict[str, Block]) -> list[GraphIssue]:
@@ -190,7 +256,8 @@ def _handle_issues(edge: Edge, handles: dict[str, Handles], taken: dict[tuple[st
     into, target_issues = _check_handle(edge, "target", handles.get(edge.target_block))
     issues += target_issues
     known = edge.source_block in handles and edge.target_block in handles
-    if known and out and into and handle_kind(out) != handle_kind(into):
+    kinds = {handle_kind(out), handle_kind(into)} if out and into else set()
+    if known and out and into and len(kinds) == 2 and "any" not in kinds:
         message = (
             f"Edge '{edge.id}' connects {handle_kind(out)} output '{out}' to {handle_kind(into)} input "
             f"'{into}'; connect file to file and json to json."

@@ -28,6 +28,7 @@ ARTIFACT_PREFIXES = {
     "edit": "edt_",
     "partition": "part_",
     "review_trigger_evaluation": "rte_",
+    "while_loop_termination": "wlt_",
 }
 
 

@@ -116,6 +116,16 @@ def output(project: str, run_id: str, step_id: str, handle: str) -> str:
     return f"{run_prefix(project, run_id)}outputs/{step_id}/{handle}.json"
 
 
+def loop_batch(project: str, run_id: str, step_id: str, batch: int) -> str:
+    """What one batch of a loop's iterations produced (results in item order, its steps), by its child workflow."""
+    return f"{loop_batches_prefix(project, run_id, step_id)}batch-{batch:06d}.json"
+
+
+def loop_batches_prefix(project: str, run_id: str, step_id: str) -> str:
+    """Prefix of a loop's batch records (zero-padded batch numbers: listed in batch order)."""
+    return f"{run_prefix(project, run_id)}loops/{step_id}/"
+
+
 def artifact(project: str, artifact_id: str) -> str:
     """An artifact record (artifact routes carry only its id)."""
     return f"projects/{project}/artifacts/{artifact_id}.json"

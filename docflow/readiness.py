@@ -3,6 +3,11 @@
 Pure functions over the graph and the blocks' statuses, so the run workflow stays a thin loop over them.
 `next_actions` cascades skips within one call: a block skipped now counts as skipped for the blocks after
 it in topological order, so a dead branch is skipped in one pass.
+
+Readiness works on one level at a time (`scope`): the top level (blocks without a parent) or one loop
+container's body. A container is one block of the level it sits in (ready when its outer inputs are); its
+body is a level of its own, where the container itself is the source of the edges from its inner outputs
+(`fe-left-out`, `loop-left-out`): the walker of an iteration counts it as completed.
 """
 
 from __future__ import annotations
@@ -16,6 +21,16 @@ from docflow.models import Block, Edge, Graph
 
 EdgeState = Literal["waiting", "active", "dead"]
 _DEAD_SOURCE = {"skipped": "was skipped", "error": "failed", "cancelled": "was cancelled"}
+
+
+def scope(graph: Graph, parent_id: str | None) -> Graph:
+    """One level of the graph: the blocks whose `parent_id` is `parent_id`, the edges into them from the same
+    level, and (for a body) the edges from its container."""
+    blocks = [b for b in graph.blocks if b.parent_id == parent_id]
+    ids = {b.id for b in blocks}
+    sources = ids | ({parent_id} if parent_id is not None else set())
+    edges = [e for e in graph.edges if e.target_block in ids and e.source_block in sources]
+    return Graph(blocks=blocks, edges=edges)
 
 
 def edge_state(edge: Edge, block_status: Mapping[str, str], routing: Mapping[str, list[str] | None]) -> EdgeState:

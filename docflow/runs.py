@@ -85,6 +85,15 @@ class RunLifecycle(Lifecycle):
     status: RunStatus
 
 
+class LoopContainer(Model):
+    """One loop a step runs inside (the SDK's `ContainerContextData`), outermost first on a step."""
+
+    container_id: str
+    iteration: int
+    is_parallel: bool = False
+    parallel_item_index: int | None = None
+
+
 class StepState(Model):
     """What the workflow knows of one step; the step record in S3 adds the handle payloads."""
 
@@ -103,6 +112,13 @@ class StepState(Model):
     # A reviewable block's `review_trigger_evaluation` (the step's `artifact` stays the block's own record).
     review_evaluation: ArtifactRef | None = None
     review_id: str | None = None
+    # The loops this step runs inside; empty at the top level.
+    loop_containers: list[LoopContainer] = Field(default_factory=list)
+    # A container's step: how many iterations it ran, and (on_iteration_error=continue) those that failed.
+    iterations: int | None = None
+    failed_iterations: list[int] | None = None
+    # A container whose iterations ran in batches (child workflows): the records of each batch's steps.
+    step_pages: list[str] | None = None
 
 
 class RunTiming(Model):
@@ -166,6 +182,10 @@ class RunWorkflowInput(RunIdentity):
     storage_retry_budget_seconds: float = 120.0
     # Whether the project has a webhook endpoint: the run sends review and run events only then.
     webhooks: bool = False
+    # A for_each of more items runs them in batches of this many, each a child workflow (docs/loops.md).
+    loop_batch_size: int = 100
+    loop_max_items: int = 50_000
+    loop_batches_per_history: int = 100
 
 
 class RunState(RunIdentity):
@@ -221,6 +241,8 @@ class ExecuteBlockInput(Model):
     storage_retry_budget_seconds: float = 120.0
     # False for a block execution (a rerun previews the block's output; it opens no review).
     review_gates: bool = True
+    # The loops the step runs inside (outermost first); empty at the top level.
+    loop_containers: list[LoopContainer] = Field(default_factory=list)
 
 
 class OpenedReview(Model):

@@ -33,6 +33,8 @@ RUN_STATE_QUERY = "run_state"
 BLOCK_EXECUTION_WORKFLOW = "BlockExecutionWorkflow"
 EXECUTION_STATE_QUERY = "execution_state"
 TEST_RUN_WORKFLOW = "TestRunWorkflow"
+LOOP_BATCH_WORKFLOW = "LoopBatchWorkflow"
+LOOP_WORKFLOW = "LoopWorkflow"
 TEST_RUN_STATE_QUERY = "test_run_state"
 # A review decision reaches a run as this Update (the API) or this signal (web UI, `temporal workflow signal`).
 REVIEW_DECISION_UPDATE = "review_decision"

@@ -119,6 +119,8 @@ def _start_servers(data_dir: Path, model_url: str, attempts: int = 3) -> tuple[S
             # Small, so the SDK's claim check (ExternalStorage to S3) is exercised by real runs too; recorded
             # histories keep their payloads inline, so the replay test needs no S3.
             payload_offload_bytes=256 * 1024 if RECORDING else 4096,
+            # Small, so a large for_each's coordinator continues as new in the loop tests (docs/loops.md).
+            loop_batches_per_history=4,
             # Model calls go through the real OpenAI-compatible client to a real local HTTP server.
             model_provider="openai",
             model_base_url=model_url,

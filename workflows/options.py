@@ -69,3 +69,11 @@ def block_timeout(block: Block) -> timedelta:
     if is_python_function(block.type, block.config):
         return timedelta(seconds=activity_seconds(block.config))
     return BLOCK_TIMEOUTS.get(block.type, DEFAULT_BLOCK_TIMEOUT)
+
+
+# --- loop containers (workflows.loops) ---
+# Listing a for_each's items (a document's pages are cut and stored) and recording a container's step (its
+# results read back in item order) are storage work that grows with the loop: a minute each, retried.
+LOOP_STORAGE_TIMEOUT = timedelta(minutes=2)
+# A while_loop's termination check is a local activity in the isolated executor, like a conditional block.
+LOOP_TERMINATION_TIMEOUT = timedelta(seconds=10)

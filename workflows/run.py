@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.activity_names import CLOSE_REVIEWS, LOAD_GRAPH, PERSIST_RUN, SEND_WEBHOOK
     from workflows.gates import Gates
+    from workflows.loops import run_container
     from workflows.progress import show_progress
     from workflows.walker import Walker
 
@@ -91,9 +92,9 @@ class RunWorkflow:
                     step_id=b.id, block_id=b.id, block_type=b.type, block_label=b.label, created_at=workflow.now()
                 )
                 for b in graph.blocks
-                if b.type != "note"
+                if b.type != "note" and b.parent_id is None
             ]
-            await Walker(inp, graph, state, self._gates).walk()
+            await Walker(inp, graph, state, self._gates, run_container).walk()
         except asyncio.CancelledError:
             self._finish_cancelled()
             await self._close_reviews("the run was cancelled")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from api.deps import PrincipalDep, StoreDep
 from api.errors import InvalidError, NotFoundError
+from api.loop_steps import with_loop_steps
 from api.paging import Page
 from api.responses import ArtifactView
 from api.routes.runs import runs_of
@@ -40,7 +41,7 @@ async def list_artifacts(
     # Each step's own artifact, then (reviewable blocks) its review_trigger_evaluation.
     refs = [
         ref
-        for s in state.steps
+        for s in await with_loop_steps(store, state)
         for ref in (s.artifact, s.review_evaluation)
         if ref is not None
         and (step_id is None or s.step_id == step_id)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from api.deps import PrincipalDep
 from api.errors import InvalidError, NotFoundError
+from api.loop_steps import with_loop_steps
 from api.paging import Page
 from api.responses import CancelRunView, RunView, StepView
 from api.run_inputs import CancelRunRequest, CreateRunRequest
@@ -126,7 +127,7 @@ async def list_run_steps(request: Request, run_id: str, principal: PrincipalDep)
     """The run's steps as a plain list (the run-scoped path of the get-run page's client)."""
     runs = runs_of(request)
     state = await runs.state(principal.project_id, run_id)
-    return await runs.public_steps(principal.project_id, run_id, state.steps)
+    return await runs.public_steps(principal.project_id, run_id, await with_loop_steps(runs.store, state))
 
 
 @router.get("/runs/{run_id}/steps/{block_id}", response_model=StepView, response_model_exclude_unset=True)
@@ -134,7 +135,8 @@ async def get_run_step(request: Request, run_id: str, block_id: str, principal: 
     """One step of a run, by block id (or step id), with its handle inputs and outputs."""
     runs = runs_of(request)
     state = await runs.state(principal.project_id, run_id)
-    step = next((s for s in state.steps if block_id in (s.block_id, s.step_id)), None)
+    steps = await with_loop_steps(runs.store, state)
+    step = next((s for s in steps if block_id in (s.block_id, s.step_id)), None)
     if step is None:
         raise NotFoundError(f"run '{run_id}' has no step for block '{block_id}'", block_id=block_id)
     return (await runs.public_steps(principal.project_id, run_id, [step]))[0]

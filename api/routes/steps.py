@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from api.deps import PrincipalDep
 from api.errors import InvalidError, NotFoundError
+from api.loop_steps import with_loop_steps
 from api.paging import Page
 from api.responses import StepView
 from api.routes.runs import runs_of
@@ -34,7 +35,7 @@ async def list_steps(
     state = await runs.state(principal.project_id, run_id)
     steps = [
         s
-        for s in state.steps
+        for s in await with_loop_steps(runs.store, state)
         if (block_id is None or s.block_id == block_id)
         and (step_id is None or s.step_id == step_id)
         and (block_type is None or s.block_type == block_type)
@@ -57,7 +58,7 @@ async def get_step(request: Request, step_id: str, run_id: str, principal: Princ
     """One step of a run, with its handle inputs and outputs."""
     runs = runs_of(request)
     state = await runs.state(principal.project_id, run_id)
-    step = next((s for s in state.steps if s.step_id == step_id), None)
+    step = next((s for s in await with_loop_steps(runs.store, state) if s.step_id == step_id), None)
     if step is None:
         raise NotFoundError(f"run '{run_id}' has no step '{step_id}'", step_id=step_id)
     return (await runs.public_steps(principal.project_id, run_id, [step]))[0]

@@ -29,6 +29,7 @@ def build(
             type=b["type"],
             label=b.get("label", b["id"]),
             config=b.get("config", {}),
+            parent_id=ids[b["parent_id"]] if b.get("parent_id") else None,
         )
     for e in edges:
         client.workflows.edges.create(

@@ -356,7 +356,7 @@ def test_unknown_version_is_404(client: Retab, stack: Stack) -> None:
 # -- bad input ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("block_type", ["not_a_block", "edit", "for_each"])
+@pytest.mark.parametrize("block_type", ["not_a_block", "edit"])
 def test_unknown_or_unbuilt_block_type_is_422_on_type(
     http: httpx.Client, client: Retab, stack: Stack, block_type: str
 ) -> None:

@@ -41,7 +41,7 @@ def test_bad_configs_are_refused_naming_the_problem(block_type: str, config: dic
     assert fragment in str(info.value)
 
 
-@pytest.mark.parametrize("block_type", ["edit", "for_each", "while_loop", "nope"])
+@pytest.mark.parametrize("block_type", ["edit", "nope"])
 def test_unbuilt_and_unknown_types_are_refused(block_type: str) -> None:
     with pytest.raises(ValueError, match="not built yet|unknown block type"):
         parse_config(block_type, {})

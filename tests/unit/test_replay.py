@@ -11,6 +11,7 @@ from temporalio.worker import Replayer
 
 from docflow.temporal import data_converter
 from worker import workflow_runner
+from workflows.loop_batch import LoopBatchWorkflow, LoopWorkflow
 from workflows.run import RunWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
@@ -19,7 +20,11 @@ HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.j
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_saved_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[RunWorkflow], data_converter=data_converter(), workflow_runner=workflow_runner())
+    replayer = Replayer(
+        workflows=[RunWorkflow, LoopWorkflow, LoopBatchWorkflow],
+        data_converter=data_converter(),
+        workflow_runner=workflow_runner(),
+    )
     await replayer.replay_workflow(history)
 
 
