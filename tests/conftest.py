@@ -30,12 +30,13 @@ from activities.document_tasks import (
 from activities.labelled_text import extract_fields
 from api.auth import create_key
 from devstack.processes import ThreadedApi, start_worker, wait_for_worker
-from devstack.stack import Ports, Server, StackError, start_servers
+from devstack.stack import Server
 from docflow.blocks import Category, Subdocument
 from docflow.config import Settings
 from docflow.webhooks import WebhookEndpoint
 from storage.objects import ObjectStore
 from tests.chat_server import ChatCompletionsServer
+from tests.free_ports import start_on_free_ports
 from tests.http_target import ALLOWED_HOST, HttpTarget
 from tests.webhook_receiver import WebhookReceiver
 
@@ -105,11 +106,11 @@ def _model_answer(body: dict[str, Any]) -> dict[str, Any]:
     return extract_fields(schema, text)
 
 
-def _start_servers(data_dir: Path, model_url: str, attempts: int = 3) -> tuple[Settings, list[Server]]:
-    """Temporal and S3 on free ports; a port taken between picking and binding gets a second try."""
-    for attempt in range(attempts):
-        ports = Ports()
-        settings = Settings(
+def _start_servers(data_dir: Path, model_url: str) -> tuple[Settings, list[Server]]:
+    """Temporal and S3 on free ports (tests.free_ports)."""
+
+    def make(ports: dict[str, Any]) -> Settings:
+        return Settings(
             data_dir=data_dir,
             task_queue="docflow-tests",
             log_format="json",
@@ -134,15 +135,10 @@ def _start_servers(data_dir: Path, model_url: str, attempts: int = 3) -> tuple[S
             egress_allow=f"{ALLOWED_HOST}/32",
             # A decision no worker answers gets its 503 sooner.
             review_decision_timeout_seconds=3,
-            **ports.settings_overrides(),  # type: ignore[arg-type]
+            **ports,
         )
-        try:
-            return settings, start_servers(settings)
-        except StackError as exc:
-            if attempt == attempts - 1:
-                raise
-            sys.stderr.write(f"stack start failed, retrying on other ports: {exc}\n")
-    raise AssertionError("unreachable")
+
+    return start_on_free_ports(make)
 
 
 @pytest.fixture(scope="session")

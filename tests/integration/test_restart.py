@@ -10,12 +10,13 @@ import httpx
 
 from api.auth import create_key
 from devstack.processes import ThreadedApi, start_worker, wait_for_worker
-from devstack.stack import Ports, Server, start_servers
+from devstack.stack import Server, start_servers
 from docflow.config import Settings
+from tests.free_ports import start_on_free_ports
 
 
-def _up(settings: Settings) -> tuple[list[Server], ThreadedApi]:
-    servers = start_servers(settings)
+def _up(settings: Settings, servers: list[Server] | None = None) -> tuple[list[Server], ThreadedApi]:
+    servers = servers if servers is not None else start_servers(settings)
     try:
         servers.append(start_worker(settings, settings.data_dir / "logs" / "worker.log"))
         wait_for_worker(settings, proc=servers[-1].proc)
@@ -41,9 +42,11 @@ def _wait_completed(api: httpx.Client, run_id: str) -> Any:
 
 
 def test_data_survives_a_restart_of_the_stack(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", task_queue="restart", **Ports().settings_overrides())  # type: ignore[arg-type]
+    settings, started = start_on_free_ports(
+        lambda ports: Settings(data_dir=tmp_path / "data", task_queue="restart", **ports)
+    )
     key, project = create_key(settings.keys_file)
-    servers, api = _up(settings)
+    servers, api = _up(settings, started)
     try:
         with httpx.Client(base_url=api.url, headers={"Api-Key": key}, timeout=30) as client:
             wf = client.post("/v1/workflows", json={"name": "persist", "project_id": project}).json()

@@ -16,16 +16,18 @@ from retab.types.workflows.reviews import Review
 
 from api.auth import create_key
 from devstack.processes import ThreadedApi, start_worker, wait_for_worker
-from devstack.stack import Ports, Server, start_servers, start_temporal
+from devstack.stack import Server, start_temporal
 from docflow.config import Settings
+from tests.free_ports import start_on_free_ports
 from tests.integration.builders import build, wait_for
 from tests.integration.test_review_gates import ALWAYS, SCHEMA, WAITING, edge
 
 
 def test_a_waiting_run_survives_a_killed_worker_and_a_restarted_temporal(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", task_queue="review-durability", **Ports().settings_overrides())  # type: ignore[arg-type]
+    settings, servers = start_on_free_ports(
+        lambda ports: Settings(data_dir=tmp_path / "data", task_queue="review-durability", **ports)
+    )
     key, project = create_key(settings.keys_file)
-    servers = start_servers(settings)
     worker: Server | None = None
     api: ThreadedApi | None = None
     try:

@@ -19,8 +19,9 @@ import pytest
 
 from api.auth import create_key
 from devstack.processes import ThreadedApi, start_worker, wait_for_worker
-from devstack.stack import Ports, Server, start_servers
+from devstack.stack import Server
 from docflow.config import Settings
+from tests.free_ports import start_on_free_ports
 
 RUNS = 30
 CHAIN = 8  # function blocks after the start block: 9 blocks in all
@@ -46,14 +47,12 @@ class OutageStack:
 
 @pytest.fixture
 def outage(tmp_path: Path) -> Iterator[OutageStack]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        task_queue="outage",
-        storage_retry_budget_seconds=BUDGET_SECONDS,
-        **Ports().settings_overrides(),  # type: ignore[arg-type]
+    settings, servers = start_on_free_ports(
+        lambda ports: Settings(
+            data_dir=tmp_path / "data", task_queue="outage", storage_retry_budget_seconds=BUDGET_SECONDS, **ports
+        )
     )
     key, project = create_key(settings.keys_file)
-    servers = start_servers(settings)
     api: ThreadedApi | None = None
     try:
         servers.append(start_worker(settings, settings.data_dir / "logs" / "worker.log"))
