@@ -221,6 +221,10 @@ class Runs:
             return summary
         state = await _from_memo(desc, _CLOSED_STATUS.get(desc.status or WorkflowExecutionStatus.FAILED, "error"))
         state.timing.completed_at = desc.close_time
+        if state.lifecycle.status == "error":  # closed without its summary (terminated, timed out): say so
+            state.lifecycle.message = (
+                f"the run ended without its summary (Temporal status: {desc.status.name if desc.status else 'unknown'})"
+            )
         return state
 
     async def _summary(self, project_id: str, run_id: str) -> RunState | None:
@@ -269,8 +273,23 @@ class Runs:
         query = visibility_query(project_id, filters, started_before)
         listed = [e async for e in self.temporal.list_workflows(query, limit=limit + 1, page_size=limit + 1)]
         states = [await _from_execution(e) for e in listed[:limit]]
-        deleted = await asyncio.gather(*(self._deleted(project_id, s.run_id) for s in states))
+        deleted, states = await asyncio.gather(
+            asyncio.gather(*(self._deleted(project_id, s.run_id) for s in states)),
+            asyncio.gather(*(self._with_error(project_id, s) for s in states)),
+        )
         return [s for s, gone in zip(states, deleted, strict=True) if not gone], len(listed) > limit
+
+    async def _with_error(self, project_id: str, state: RunState) -> RunState:
+        """A failed run's error, which visibility does not hold (a failed run without its message is not a valid
+        `WorkflowRun`): read from its summary, or a message saying where to find it when there is none."""
+        if state.lifecycle.status != "error" or state.lifecycle.message:
+            return state
+        summary = await self._summary(project_id, state.run_id)
+        if summary is not None and summary.lifecycle.status == "error" and summary.lifecycle.message:
+            state.lifecycle = summary.lifecycle
+        else:
+            state.lifecycle.message = f"the run failed; GET /v1/workflows/runs/{state.run_id} for its error"
+        return state
 
     # -- cancel, delete --------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ def test_invoice_pdf_run_completes_with_steps_and_artifacts(
     client: Retab, stack: Stack, samples: Path, store: ObjectStore, model_server: ChatCompletionsServer
 ) -> None:
     wf_id, ids = build_invoice(client, stack.project_id)
+    earlier = len(model_server.requests)  # other tests run the same sample invoice
     run = client.workflows.runs.create(
         workflow_id=wf_id,
         documents={ids["invoice"]: samples / "invoice.pdf"},
@@ -53,7 +54,7 @@ def test_invoice_pdf_run_completes_with_steps_and_artifacts(
     artifact = client.workflows.artifacts.get(extract.artifact.id)
     assert artifact.output["vendor_name"] == "Acme Supplies Ltd"  # type: ignore[union-attr]
     assert artifact.model == "test-model"
-    calls = [r for r in model_server.requests if "INV-2026-0042" in json.dumps(r.body)]
+    calls = [r for r in model_server.requests[earlier:] if "INV-2026-0042" in json.dumps(r.body)]
     assert len(calls) == 1 and calls[0].header("Authorization") == "Bearer sk-test"
     assert calls[0].body["response_format"]["json_schema"]["schema"]["properties"]["vendor_name"]
     operations = {a.operation for a in client.workflows.artifacts.list(run_id=run.id)}
@@ -435,3 +436,19 @@ def test_an_unknown_cursor_is_a_422_not_a_restart_from_the_top(client: Retab, st
         answer = http.get(path, params={"run_id": run.id, "after": "nothing-like-this"})
         assert answer.status_code == 422, (path, answer.text)
         assert answer.json()["detail"]["details"]["field"] == "after"
+
+
+def test_a_failed_run_lists_with_its_error(client: Retab, stack: Stack) -> None:
+    """Visibility holds a run's status, not its error: the listing reads the failed run's summary, so the SDK
+    (whose error lifecycle requires a message) can read every page."""
+    blocks, edges = chain([("in", "start_json", {}), ("f", "function", {"expression": "input['missing']"})])
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {}}, version="draft")
+    failed = wait_for(client, run.id)
+    assert failed.lifecycle.status == "error"
+    deadline = time.monotonic() + 20
+    while not (listed := client.workflows.runs.list(workflow_id=wf_id, status="error").data):
+        assert time.monotonic() < deadline, "the failed run never reached the listing"
+        time.sleep(0.2)
+    assert [r.id for r in listed] == [run.id]
+    assert listed[0].lifecycle.message == failed.lifecycle.message and "no key 'missing'" in listed[0].lifecycle.message
