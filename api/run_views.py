@@ -48,7 +48,11 @@ def public_step(run_id: str, step: StepState, record: StepRecord | None) -> dict
         "loop_containers": [c.model_dump(mode="json") for c in step.loop_containers],
         "handle_inputs": {k: v.public() for k, v in (record.handle_inputs if record else {}).items()},
         "handle_outputs": {k: v.public() for k, v in (record.handle_outputs if record else {}).items()},
-        "artifact": step.artifact.model_dump(mode="json") if step.artifact else None,
+        # A failed step's artifact (what it sent, printed, answered) is on its record only: the workflow learns
+        # of artifacts from completed blocks.
+        "artifact": artifact.model_dump(mode="json")
+        if (artifact := step.artifact or (record and record.artifact))
+        else None,
         "routing_decisions": step.routing_decisions,
         # Beyond the SDK's shape, on a loop container's step (docs/loops.md).
         "iterations": step.iterations,

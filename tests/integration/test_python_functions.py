@@ -138,6 +138,9 @@ def test_an_exception_is_a_step_error_with_the_users_traceback_and_prints(
     assert artifact["printed"] == ["about to fail"]
     assert artifact["error"]["line"] == 3
     assert 'File "<function>", line 3, in transform' in artifact["error"]["traceback"]
+    # The failed step's view names its artifact too (the SDK reads it from there).
+    shown = client.workflows.steps.get(fn, run_id=run_id)
+    assert shown.artifact is not None and shown.artifact.id == artifact["id"]
 
 
 def test_an_output_breaking_output_schema_is_a_step_error_naming_the_path(
