@@ -247,19 +247,20 @@ def test_a_socket_to_the_api_or_s3_never_connects(client: Retab, stack: Stack, h
     _healthy(client, stack, http)
 
 
-def test_a_socket_to_an_outside_address_is_unreachable(client: Retab, stack: Stack, http: httpx.Client) -> None:
-    # Attempted inside the sandbox's empty network namespace (a documentation address): no route, nothing leaves.
+def test_no_route_leads_out_of_the_sandbox(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    # No outside address is dialled (the network rule): a UDP connect() looks the route up and sends nothing.
     code = _body(
-        "import socket\n"
-        "try:\n"
-        "    socket.create_connection(('192.0.2.1', 80), timeout=2)\n"
-        "except OSError as exc:\n"
-        "    return exc.errno\n"
-        "return 'connected'"
+        "import errno, socket\n"
+        "with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:\n"
+        "    try:\n"
+        "        s.connect(('192.0.2.1', 9))\n"
+        "    except OSError as exc:\n"
+        "        return errno.errorcode[exc.errno]\n"
+        "return 'route found'"
     )
     _, run_id, fn, status = _run(client, stack, _function(code), {})
     assert status == "completed"
-    assert _output(http, stack, run_id, fn) == errno.ENETUNREACH
+    assert _output(http, stack, run_id, fn) == "ENETUNREACH"
     _healthy(client, stack, http)
 
 
