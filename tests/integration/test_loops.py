@@ -43,6 +43,16 @@ def _for_each(body: list[dict[str, Any]], body_edges: list[dict[str, Any]], **co
     return blocks, edges
 
 
+def _for_each_calling(client: Retab, stack: Stack, call: dict[str, Any], **config: Any) -> tuple[str, dict[str, str]]:
+    """start_json → for_each (`config`) of one api_call block (`call`) → out; (workflow id, block ids)."""
+    blocks, edges = _for_each(
+        [{"id": "call", "type": "api_call", "config": call}],
+        [_json_edge("loop", "call", out="fe-left-out"), _json_edge("call", "loop", into="fe-right-in")],
+        **config,
+    )
+    return build(client, stack.project_id, blocks, edges)
+
+
 def _document_loop(
     client: Retab, stack: Stack, loop: dict[str, Any], body: dict[str, Any], body_input: str, document: Path
 ) -> tuple[Any, dict[str, str]]:
@@ -91,12 +101,7 @@ def test_for_each_outputs_come_in_item_order_when_iterations_finish_out_of_order
         "query": {"seconds": "{{ delay }}"},
         "body": {"n": "{{ n }}"},
     }
-    blocks, edges = _for_each(
-        [{"id": "call", "type": "api_call", "config": call}],
-        [_json_edge("loop", "call", out="fe-left-out"), _json_edge("call", "loop", into="fe-right-in")],
-        map_source_path="items",
-    )
-    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    wf_id, ids = _for_each_calling(client, stack, call, map_source_path="items")
     items = [{"n": 1, "delay": 2.0}, {"n": 2, "delay": 0.1}, {"n": 3, "delay": 1.0}]
     done = _run(client, wf_id, ids["in"], {"items": items})
     assert done.lifecycle.status == "completed", done.lifecycle
@@ -173,12 +178,7 @@ def test_max_concurrency_bounds_the_iterations_in_flight(
     client: Retab, stack: Stack, http: httpx.Client, http_target: HttpTarget
 ) -> None:
     call = {"method": "POST", "url": f"{http_target.url}/slow/loop-bound", "query": {"seconds": "0.6"}, "body": {}}
-    blocks, edges = _for_each(
-        [{"id": "call", "type": "api_call", "config": call}],
-        [_json_edge("loop", "call", out="fe-left-out"), _json_edge("call", "loop", into="fe-right-in")],
-        max_concurrency=2,
-    )
-    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    wf_id, ids = _for_each_calling(client, stack, call, max_concurrency=2)
     done = _run(client, wf_id, ids["in"], list(range(6)))
     assert done.lifecycle.status == "completed", done.lifecycle
     steps = _steps(http, done.id)
@@ -476,12 +476,7 @@ def test_a_running_loop_shows_its_finished_batches_and_cancelling_the_run_cancel
     client: Retab, stack: Stack, http: httpx.Client, http_target: HttpTarget
 ) -> None:
     call = {"method": "POST", "url": f"{http_target.url}/slow/loop-cancel", "query": {"seconds": "0.5"}, "body": {}}
-    blocks, edges = _for_each(
-        [{"id": "call", "type": "api_call", "config": call}],
-        [_json_edge("loop", "call", out="fe-left-out"), _json_edge("call", "loop", into="fe-right-in")],
-        max_concurrency=25,
-    )
-    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    wf_id, ids = _for_each_calling(client, stack, call, max_concurrency=25)
     size = stack.settings.loop_batch_size
     count = 2 * size + 20
     run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: list(range(count))}, version="draft")
