@@ -27,12 +27,11 @@ from retab import Retab
 
 from tests.chat_server import ChatCompletionsServer
 from tests.conftest import Stack
-from tests.integration.builders import build, build_invoice, wait_for
+from tests.integration.builders import INVOICE_SCHEMA, build, build_invoice, json_edge, wait_for
 from tests.integration.test_review_gates import ALWAYS, gated
 
 DOCFLOW = str(Path(sys.executable).parent / "docflow")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
-SCHEMA = {"type": "object", "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}}}
 
 
 def _args(stack: Stack, args: tuple[str, ...]) -> list[str]:
@@ -119,16 +118,9 @@ def test_run_shows_each_block_live_then_prints_the_outputs(
 
 
 def test_json_outputs_parse_and_name_the_same_run(client: Retab, stack: Stack, tmp_path: Path) -> None:
-    extract = {"json_schema": SCHEMA, "inputs": [{"name": "text", "type": "json"}]}
+    extract = {"json_schema": INVOICE_SCHEMA, "inputs": [{"name": "text", "type": "json"}]}
     blocks = [{"id": "in", "type": "start_json"}, {"id": "ex", "type": "extract", "config": extract}]
-    edges = [
-        {
-            "source_block": "in",
-            "target_block": "ex",
-            "source_handle": "output-json-0",
-            "target_handle": "input-json-text",
-        }
-    ]
+    edges = [json_edge("in", "ex", "input-json-text")]
     wf_id, ids = build(client, stack.project_id, blocks, edges)
     data = tmp_path / "in.json"
     data.write_text(json.dumps({"text": "Invoice number: CLI-J1\nTotal: 7"}))
@@ -372,20 +364,7 @@ def test_rerun_replays_a_block_on_the_draft_and_force_skips_the_upstream_check(
         {"id": "add", "type": "function", "config": {"expression": "input['n'] + 1"}},
         {"id": "double", "type": "function", "config": {"expression": "input * 2"}},
     ]
-    edges = [
-        {
-            "source_block": "in",
-            "target_block": "add",
-            "source_handle": "output-json-0",
-            "target_handle": "input-json-0",
-        },
-        {
-            "source_block": "add",
-            "target_block": "double",
-            "source_handle": "output-json-0",
-            "target_handle": "input-json-0",
-        },
-    ]
+    edges = [json_edge("in", "add"), json_edge("add", "double")]
     wf_id, ids = build(client, stack.project_id, blocks, edges)
     run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"n": 4}}, version="draft")
     assert wait_for(client, run.id).lifecycle.status == "completed"
