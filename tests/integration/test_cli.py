@@ -82,6 +82,13 @@ def in_terminal(stack: Stack, *args: str, timeout: float = 120) -> tuple[int, st
     return status, ANSI.sub("", raw) + err
 
 
+def _invoice_input(tmp_path: Path, number: str, total: float) -> Path:
+    """A start_json input file holding an invoice's text, for `--json-input`."""
+    data = tmp_path / "in.json"
+    data.write_text(json.dumps({"text": f"Invoice number: {number}\nTotal: {total}"}))
+    return data
+
+
 def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
     """The failed command's stderr: exactly one line, `error: …`, no traceback."""
     assert done.returncode != 0, done.stdout
@@ -122,8 +129,7 @@ def test_json_outputs_parse_and_name_the_same_run(client: Retab, stack: Stack, t
     blocks = [{"id": "in", "type": "start_json"}, {"id": "ex", "type": "extract", "config": extract}]
     edges = [json_edge("in", "ex", "input-json-text")]
     wf_id, ids = build(client, stack.project_id, blocks, edges)
-    data = tmp_path / "in.json"
-    data.write_text(json.dumps({"text": "Invoice number: CLI-J1\nTotal: 7"}))
+    data = _invoice_input(tmp_path, "CLI-J1", 7)
     # One start_json block: a bare path is enough.
     ran = cli_json(stack, "run", wf_id, "--version", "draft", "--json-input", str(data))
     run_id = ran["run"]["id"]
@@ -143,8 +149,7 @@ def test_json_outputs_parse_and_name_the_same_run(client: Retab, stack: Stack, t
 
 def test_a_review_approved_from_the_cli_completes_its_run(client: Retab, stack: Stack, tmp_path: Path) -> None:
     wf_id, ids = gated(client, stack, ALWAYS)
-    data = tmp_path / "in.json"
-    data.write_text(json.dumps({"text": "Invoice number: CLI-R1\nTotal: 21"}))
+    data = _invoice_input(tmp_path, "CLI-R1", 21)
     started = cli_json(stack, "run", wf_id, "--version", "draft", "--json-input", f"{ids['in']}={data}", "--detach")
     run_id = started["id"]
     wait_for(client, run_id, {"awaiting_review", "completed", "error", "cancelled"})
@@ -173,8 +178,7 @@ def test_a_followed_run_names_its_review_and_ends_once_the_cli_approves(
     client: Retab, stack: Stack, tmp_path: Path
 ) -> None:
     wf_id, ids = gated(client, stack, ALWAYS)
-    data = tmp_path / "in.json"
-    data.write_text(json.dumps({"text": "Invoice number: CLI-R3\nTotal: 4"}))
+    data = _invoice_input(tmp_path, "CLI-R3", 4)
     followed: list[tuple[int, str]] = []
     args = ("run", wf_id, "--version", "draft", "--json-input", str(data))
     follower = threading.Thread(target=lambda: followed.append(in_terminal(stack, *args)))
@@ -200,8 +204,7 @@ def test_ctrl_c_stops_following_not_the_run_which_cancel_then_stops(
     client: Retab, stack: Stack, tmp_path: Path
 ) -> None:
     wf_id, ids = gated(client, stack, ALWAYS)
-    data = tmp_path / "in.json"
-    data.write_text(json.dumps({"text": "Invoice number: CLI-C1\nTotal: 4"}))
+    data = _invoice_input(tmp_path, "CLI-C1", 4)
     args = _args(stack, ("run", wf_id, "--version", "draft", "--json-input", str(data)))
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     deadline = time.monotonic() + 60
@@ -245,8 +248,7 @@ def test_the_dev_stack_key_and_docflow_api_key_are_found_without_options(stack: 
 
 def test_a_review_rejected_from_the_cli_ends_the_run_in_error(client: Retab, stack: Stack, tmp_path: Path) -> None:
     wf_id, ids = gated(client, stack, ALWAYS)
-    data = tmp_path / "in.json"
-    data.write_text(json.dumps({"text": "Invoice number: CLI-R2\nTotal: 21"}))
+    data = _invoice_input(tmp_path, "CLI-R2", 21)
     run_id = cli_json(stack, "run", wf_id, "--version", "draft", "--json-input", str(data), "--detach")["id"]
     wait_for(client, run_id, {"awaiting_review", "completed", "error", "cancelled"})
     [review] = cli_json(stack, "reviews", "list", "--run", run_id)
