@@ -4,10 +4,10 @@
         png, dpi = await pages.next(page=1)      # PageImageError names the page that failed
 
 Documents are hostile and PDFium is not thread-safe (one call at a time per process), so rendering and
-decoding run in a child (`python -m activities.page_images`): one per document, started with an empty
-environment (no secrets), an address-space limit (RENDER_MEMORY_BYTES over its idle size), killed when
-the worker dies, when a page passes its time limit or when the caller is done. A crash there fails the
-page, not the worker.
+decoding run in a child (`python -m activities.page_images`, started and limited by `rendering.child`): one
+per document, started with an empty environment (no secrets), an address-space limit (RENDER_MEMORY_BYTES
+over its idle size), killed when the worker dies, when a page passes its time limit or when the caller is
+done. A crash there fails the page, not the worker.
 
 Every image handed on is grayscale PNG of at most `max_pixels` pixels: a PDF page is rendered at the asked
 resolution, scaled down when it would pass the cap (a huge MediaBox is no reason to fail); an image whose
@@ -19,15 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import io
-import math
-import os
-import resource
-import signal
 import struct
 import sys
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import BinaryIO, Literal
@@ -36,6 +29,8 @@ import pypdfium2 as pdfium
 from PIL import Image, ImageSequence
 
 from activities.ocr import OcrSettings
+from rendering.child import answer_stream, limit_child, start_child
+from rendering.pages import open_image, png_bytes, render_pdf_page
 
 RENDER_MEMORY_BYTES = 1 << 30
 _FRAME = struct.Struct(">BII")
@@ -93,13 +88,7 @@ async def page_renderer(
 ) -> AsyncIterator[RenderedPages]:
     """A child rendering PDF pages `indices` (0-based) at `dpi`, or decoding every frame of an image."""
     args = [kind, str(dpi), str(settings.max_pixels), str(settings.max_pages), *map(str, indices)]
-    proc = await asyncio.create_subprocess_exec(
-        *[sys.executable, "-m", "activities.page_images", *args],
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env={"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
-    )
+    proc = await start_child("activities.page_images", args, stderr=asyncio.subprocess.DEVNULL)
     try:
         assert proc.stdin is not None
         proc.stdin.write(content)
@@ -128,10 +117,7 @@ def render_pdf_pages(content: bytes, indices: list[int], dpi: int, max_pixels: i
     try:
         for index in indices:
             try:
-                page = pdf[index]
-                width, height = page.get_size()  # points, 1/72 inch
-                scale = min(dpi / 72, math.sqrt(max_pixels / max(width * height, 1.0)))
-                image = page.render(scale=scale, grayscale=True).to_pil()
+                image, scale = render_pdf_page(pdf, index, dpi, max_pixels)
             except pdfium.PdfiumError as exc:
                 raise PageImageError(index + 1, f"page {index + 1} could not be rendered ({exc})") from exc
             yield _png(image.convert("L")), max(1, round(scale * 72))
@@ -158,10 +144,8 @@ def image_frames(content: bytes, max_pixels: int, max_frames: int) -> Iterator[b
 
 def _open(content: bytes) -> Image.Image:
     try:
-        with warnings.catch_warnings():
-            # Our own size check (per frame, against the setting) replaces Pillow's bomb warning.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(content), formats=["PNG", "JPEG", "TIFF"])
+        # Our own size check (per frame, against the setting) replaces Pillow's bomb warning.
+        return open_image(content, bomb_pixels=None)
     except Image.DecompressionBombError as exc:
         raise PageImageError(1, f"page 1 is too large to decode ({exc})") from exc
     except (OSError, ValueError, SyntaxError) as exc:
@@ -169,9 +153,7 @@ def _open(content: bytes) -> Image.Image:
 
 
 def _png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, "PNG", compress_level=1)  # read once by the OCR engine: speed over size
-    return out.getvalue()
+    return png_bytes(image, compress_level=1)  # read once by the OCR engine: speed over size
 
 
 def _send(out: BinaryIO, status: int, value: int, body: bytes) -> None:
@@ -179,27 +161,12 @@ def _send(out: BinaryIO, status: int, value: int, body: bytes) -> None:
     out.flush()
 
 
-def _limit_child() -> None:
-    """Die with the worker (PR_SET_PDEATHSIG) and keep to RENDER_MEMORY_BYTES over the idle address space."""
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: the parent's kill still ends us
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-    if os.getppid() == 1:  # the worker died before prctl
-        os._exit(0)
-    with open("/proc/self/status") as status:
-        size = next((int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:")), 0)
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    wanted = size + RENDER_MEMORY_BYTES
-    resource.setrlimit(resource.RLIMIT_AS, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 def main(argv: list[str]) -> None:
     """Render or decode the document on stdin, page by page, onto stdout (see the module docstring)."""
     kind, dpi, max_pixels, max_pages = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything a library prints stays off the frames
+    out = answer_stream()  # anything a library prints stays off the frames
     content = sys.stdin.buffer.read()
-    _limit_child()
+    limit_child(RENDER_MEMORY_BYTES, die_with_parent=True)
     try:
         if kind == "pdf":
             for png, got in render_pdf_pages(content, [int(a) for a in argv[4:]], dpi, max_pixels):

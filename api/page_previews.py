@@ -5,23 +5,23 @@
 
 Documents are hostile: PDFium (pypdfium2) and Pillow run in a child (`python -m api.page_previews`), never on the
 API's event loop nor in its threads (PDFium is not thread-safe and a page can take unbounded time). The child
-starts with an empty environment (no secrets), an address-space limit, a CPU-time limit, and is killed when it
-passes the time limit. A page is scaled down to `max_pixels`; an image whose declared size passes it is refused
-before it is decoded. Only PNG bytes we encoded are sent on: never the document's own bytes.
+(started and limited by `rendering.child`, rendering with `rendering.pages`) starts with an empty environment
+(no secrets), an address-space limit, a CPU-time limit, and is killed when it passes the time limit. A page is
+scaled down to `max_pixels`; an image whose declared size passes it is refused before it is decoded. Only PNG
+bytes we encoded are sent on: never the document's own bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import math
-import os
-import resource
 import sys
-import warnings
+from asyncio.subprocess import PIPE
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+
+from rendering.child import answer_stream, limit_child, start_child
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -30,6 +30,8 @@ Kind = Literal["pdf", "image"]
 MEMORY_BYTES = 1 << 30
 # Screen resolution: a page of A4 is about 900×1270 pixels, readable beside the form at 1280×800.
 DPI = 110
+# An image declaring more pixels is refused before it is decoded; a smaller one is scaled down to the cap.
+BOMB_PIXELS = 40_000_000
 
 
 class PreviewError(ValueError):
@@ -66,14 +68,8 @@ async def page_png(content: bytes, kind: Kind, index: int, limits: PreviewLimits
 
 
 async def _child(content: bytes, args: list[str], limits: PreviewLimits) -> bytes:
-    proc = await asyncio.create_subprocess_exec(
-        *[sys.executable, "-m", "api.page_previews", *args, str(math.ceil(limits.timeout_seconds))],
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
-        start_new_session=True,
-    )
+    cpu_seconds = str(math.ceil(limits.timeout_seconds))
+    proc = await start_child("api.page_previews", [*args, cpu_seconds], stderr=PIPE, start_new_session=True)
     try:
         async with asyncio.timeout(limits.timeout_seconds):
             out, err = await proc.communicate(content)
@@ -90,6 +86,7 @@ async def _child(content: bytes, args: list[str], limits: PreviewLimits) -> byte
 
 
 # -- the child's side ------------------------------------------------------------------------------
+# PDFium and Pillow are imported here, in the child, never by the API.
 
 
 def _count(content: bytes, kind: str, max_pages: int) -> int:
@@ -103,12 +100,16 @@ def _count(content: bytes, kind: str, max_pages: int) -> int:
             pdf.close()
     from PIL import ImageSequence
 
-    frames = ImageSequence.Iterator(_open(content))
+    from rendering.pages import open_image
+
+    frames = ImageSequence.Iterator(open_image(content, BOMB_PIXELS))
     return len(list(zip(range(max_pages), frames, strict=False)))
 
 
 def _render(content: bytes, kind: str, index: int, max_pixels: int) -> bytes:
     from PIL import ImageSequence
+
+    from rendering.pages import open_image, png_bytes, render_pdf_page
 
     image: Image.Image
     if kind == "pdf":
@@ -118,14 +119,11 @@ def _render(content: bytes, kind: str, index: int, max_pixels: int) -> bytes:
         try:
             if not 0 <= index < len(pdf):
                 raise PreviewError(f"the document has no page {index + 1}")
-            page = pdf[index]
-            width, height = page.get_size()  # points, 1/72 inch
-            scale = min(DPI / 72, math.sqrt(max_pixels / max(width * height, 1.0)))
-            image = page.render(scale=scale, grayscale=True).to_pil()
+            image, _ = render_pdf_page(pdf, index, DPI, max_pixels)
         finally:
             pdf.close()
     else:
-        frames = ImageSequence.Iterator(_open(content))
+        frames = ImageSequence.Iterator(open_image(content, BOMB_PIXELS))
         try:
             image = frames[index]
         except IndexError:
@@ -134,38 +132,16 @@ def _render(content: bytes, kind: str, index: int, max_pixels: int) -> bytes:
     if width * height > max_pixels:  # an image over the cap, or a page rounded up past it by the renderer
         shrink = math.sqrt(max_pixels / (width * height))
         image = image.resize((max(1, int(width * shrink)), max(1, int(height * shrink))))
-    out = io.BytesIO()
-    image.convert("L").save(out, "PNG")
-    return out.getvalue()
-
-
-def _open(content: bytes) -> Image.Image:
-    from PIL import Image
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)  # our cap: refuse before decoding
-        Image.MAX_IMAGE_PIXELS = 40_000_000
-        return Image.open(io.BytesIO(content), formats=["PNG", "JPEG", "TIFF"])
-
-
-def _limit(cpu_seconds: int) -> None:
-    with open("/proc/self/status") as status:
-        size = next((int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:")), 0)
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    wanted = size + MEMORY_BYTES
-    resource.setrlimit(resource.RLIMIT_AS, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return png_bytes(image.convert("L"))
 
 
 def main(argv: list[str]) -> int:
     """`count|render pdf|image INDEX MAX_PIXELS MAX_PAGES CPU_SECONDS`, the document on stdin, the answer on stdout."""
     action, kind, index, max_pixels, max_pages, cpu = argv[0], argv[1], *map(int, argv[2:6])
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything a library prints stays off the answer
+    out = answer_stream()
     content = sys.stdin.buffer.read()
     with contextlib.suppress(OSError):
-        _limit(cpu)
+        limit_child(MEMORY_BYTES, cpu_seconds=cpu)
     try:
         if action == "count":
             out.write(str(_count(content, kind, max_pages)).encode())

@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from docflow.review_inputs import resolve_ref
+
 MAX_DEPTH = 12
 MAX_NODES = 2000
 LONG_TEXT = 80
@@ -87,27 +89,13 @@ def low_fields(schema: dict[str, Any] | None, data: Any, likelihoods: Any, thres
     return form_and_low_fields(schema, data, likelihoods, threshold)[1]
 
 
-def _resolve(node: Any, root: dict[str, Any]) -> dict[str, Any]:
-    for _ in range(16):  # a bounded number of hops, so a $ref cycle cannot loop
-        if not isinstance(node, dict):
-            return {}
-        ref = node.get("$ref")
-        if not isinstance(ref, str) or not ref.startswith("#/"):
-            return node
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target.get(part.replace("~1", "/").replace("~0", "~")) if isinstance(target, dict) else None
-        node = target
-    return {}
-
-
 def _shape(node: dict[str, Any], root: dict[str, Any]) -> tuple[str | None, bool, dict[str, Any]]:
     """(the one non-null type, nullable, the schema of that type); type None when it is not one type."""
-    node = _resolve(node, root)
+    node = resolve_ref(node, root)
     for union in ("anyOf", "oneOf"):
         options = node.get(union)
         if isinstance(options, list):
-            resolved = [_resolve(o, root) for o in options]
+            resolved = [resolve_ref(o, root) for o in options]
             rest = [o for o in resolved if o.get("type") != "null"]
             if len(rest) == 1:
                 kind, _, sub = _shape(rest[0], root)

@@ -15,14 +15,9 @@ Prints the medians per block and the ratios Python / expression (goal <= 3) and 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import statistics
 import sys
-import tempfile
-import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -30,37 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from temporalio.worker import Worker  # noqa: E402
 
-from api.auth import create_key  # noqa: E402
-from bench.overhead import time_docflow, time_raw  # noqa: E402
+from bench.harness import EXPRESSION, exit_now, make_chain, run_on_stack, time_docflow  # noqa: E402
+from bench.overhead import time_raw  # noqa: E402
 from bench.raw_workflow import ChainWorkflow, LocalChainWorkflow, noop  # noqa: E402
-from devstack.processes import ThreadedApi  # noqa: E402
-from devstack.stack import Ports, start_s3, start_temporal  # noqa: E402
 from docflow.config import Settings  # noqa: E402
 from docflow.temporal import connect  # noqa: E402
 from storage.objects import ObjectStore  # noqa: E402
 from worker import build_worker, isolated_executor, sandbox_pool  # noqa: E402
 
 PYTHON = {"language": "python", "code": "def transform(input_data):\n    return {'n': input_data['n'] + 1}\n"}
-EXPRESSION = {"mapping": {"n": "input['n'] + 1"}}
-
-
-def make_chain(api: httpx.Client, project: str, n: int, config: dict[str, Any]) -> tuple[str, str]:
-    """A published workflow: start_json → N function blocks with `config`; returns (workflow id, start id)."""
-    suffix = uuid.uuid4().hex[:6]
-    wf = api.post("/v1/workflows", json={"name": f"bench functions {n}", "project_id": project}).json()
-    start = f"in-{suffix}"
-    api.post("/v1/workflows/blocks", json={"workflow_id": wf["id"], "id": start, "type": "start_json"})
-    previous = start
-    for i in range(n):
-        block = f"f{i}-{suffix}"
-        body = {"workflow_id": wf["id"], "id": block, "type": "function", "config": config}
-        api.post("/v1/workflows/blocks", json=body).raise_for_status()
-        edge = {"workflow_id": wf["id"], "source_block": previous, "target_block": block,
-                "source_handle": "output-json-0", "target_handle": "input-json-0"}  # fmt: skip
-        api.post("/v1/workflows/edges", json=edge).raise_for_status()
-        previous = block
-    api.post(f"/v1/workflows/{wf['id']}/publish", json={}).raise_for_status()
-    return wf["id"], start
 
 
 async def measure(settings: Settings, api_url: str, key: str, project: str, n: int, repeat: int) -> dict[str, float]:
@@ -96,18 +69,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp(prefix="docflow-bench-"))
-    overrides: Any = Ports().settings_overrides()
-    settings = Settings(data_dir=data, task_queue="bench-functions", log_level="WARNING", **overrides)
-    servers = [start_temporal(settings), start_s3(settings)]
-    key, project = create_key(settings.keys_file, name="bench")
-    api = ThreadedApi(settings).start()
-    try:
-        result = asyncio.run(measure(settings, api.url, key, project, args.blocks, args.repeat))
-    finally:
-        api.stop()
-        for server in reversed(servers):
-            server.stop()
+    result = run_on_stack("bench-functions", measure, args.blocks, args.repeat)
     python, expression, bare = (result[k] * 1000 for k in ("python", "expression", "bare"))
     n = args.blocks
     print(f"user Python function block (sandbox, activity):    median {python:6.1f} ms per block, chains of {n}")
@@ -115,8 +77,7 @@ def main() -> None:
     print(f"bare Temporal no-op local activity:                median {bare:6.1f} ms per block")
     print(f"ratio Python / expression: {python / expression:.1f}  (goal <= 3)")
     print(f"ratio Python / bare local activity: {python / bare:.1f}")
-    sys.stdout.flush()
-    os._exit(0)  # the SDK's Rust core can abort at interpreter exit (temporalio/sdk-python#300)
+    exit_now()
 
 
 if __name__ == "__main__":

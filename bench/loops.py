@@ -11,11 +11,8 @@ batch child's) in the 1,000-item run (goal <= 5,000).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -29,10 +26,8 @@ from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
-from api.auth import create_key  # noqa: E402
+from bench.harness import exit_now, run_on_stack  # noqa: E402
 from bench.raw_workflow import LocalChainWorkflow, noop  # noqa: E402
-from devstack.processes import ThreadedApi  # noqa: E402
-from devstack.stack import Ports, start_s3, start_temporal  # noqa: E402
 from docflow.config import Settings  # noqa: E402
 from docflow.temporal import connect  # noqa: E402
 from storage.objects import ObjectStore  # noqa: E402
@@ -139,20 +134,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp(prefix="docflow-bench-"))
-    settings = Settings(data_dir=data, task_queue="bench-loops", log_level="WARNING", **Ports().settings_overrides())  # type: ignore[arg-type]
-    servers = [start_temporal(settings), start_s3(settings)]
-    key, project = create_key(settings.keys_file, name="bench")
-    api = ThreadedApi(settings).start()
-    try:
-        asyncio.run(measure(settings, api.url, key, project, args.repeat))
-    finally:
-        api.stop()
-        for server in reversed(servers):
-            server.stop()
-    # The SDK's Rust core can abort at interpreter exit (temporalio/sdk-python#300).
-    sys.stdout.flush()
-    os._exit(0)
+    run_on_stack("bench-loops", measure, args.repeat)
+    exit_now()
 
 
 if __name__ == "__main__":

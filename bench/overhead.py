@@ -8,11 +8,8 @@ their ratio. Goal: ratio <= 1.5.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -23,46 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from temporalio.worker import Worker  # noqa: E402
 
-from api.auth import create_key  # noqa: E402
+from bench.harness import exit_now, make_chain, run_on_stack, time_docflow  # noqa: E402
 from bench.raw_workflow import ChainWorkflow, LocalChainWorkflow, noop  # noqa: E402
-from devstack.processes import ThreadedApi  # noqa: E402
-from devstack.stack import Ports, start_s3, start_temporal  # noqa: E402
 from docflow.config import Settings  # noqa: E402
 from docflow.temporal import connect  # noqa: E402
 from storage.objects import ObjectStore  # noqa: E402
 from worker import build_worker, isolated_executor  # noqa: E402
-
-
-def make_chain(api: httpx.Client, project: str, n: int) -> tuple[str, str]:
-    """A published workflow: start_json → N function blocks; returns (workflow id, start block id)."""
-    suffix = uuid.uuid4().hex[:6]
-    wf = api.post("/v1/workflows", json={"name": f"bench chain {n}", "project_id": project}).json()
-    start = f"in-{suffix}"
-    api.post(
-        "/v1/workflows/blocks", json={"workflow_id": wf["id"], "id": start, "type": "start_json"}
-    ).raise_for_status()
-    previous = start
-    for i in range(n):
-        block = f"f{i}-{suffix}"
-        config = {"mapping": {"n": "input['n'] + 1"}}
-        api.post(
-            "/v1/workflows/blocks", json={"workflow_id": wf["id"], "id": block, "type": "function", "config": config}
-        ).raise_for_status()
-        edge = {"workflow_id": wf["id"], "source_block": previous, "target_block": block,
-                "source_handle": "output-json-0", "target_handle": "input-json-0"}  # fmt: skip
-        api.post("/v1/workflows/edges", json=edge).raise_for_status()
-        previous = block
-    api.post(f"/v1/workflows/{wf['id']}/publish", json={}).raise_for_status()
-    return wf["id"], start
-
-
-async def time_docflow(api: httpx.AsyncClient, settings: Settings, wf_id: str, start: str) -> float:
-    """Seconds from POST /runs to the run workflow's result."""
-    client = await connect(settings)
-    began = time.perf_counter()
-    run = (await api.post("/v1/workflows/runs", json={"workflow_id": wf_id, "json_inputs": {start: {"n": 0}}})).json()
-    await client.get_workflow_handle(run["id"]).result()
-    return time.perf_counter() - began
 
 
 async def time_raw(settings: Settings, queue: str, n: int, local: bool = False) -> float:
@@ -107,20 +70,8 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp(prefix="docflow-bench-"))
-    settings = Settings(data_dir=data, task_queue="bench-docflow", log_level="WARNING", **Ports().settings_overrides())  # type: ignore[arg-type]
-    servers = [start_temporal(settings), start_s3(settings)]
-    key, project = create_key(settings.keys_file, name="bench")
-    api = ThreadedApi(settings).start()
-    try:
-        asyncio.run(measure(settings, api.url, key, project, args.blocks, args.repeat))
-    finally:
-        api.stop()
-        for server in reversed(servers):
-            server.stop()
-    # The SDK's Rust core can abort at interpreter exit (temporalio/sdk-python#300).
-    sys.stdout.flush()
-    os._exit(0)
+    run_on_stack("bench-docflow", measure, args.blocks, args.repeat)
+    exit_now()
 
 
 if __name__ == "__main__":

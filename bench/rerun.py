@@ -11,11 +11,8 @@ Prints the ratio rerun / full run (goal <= 0.2).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,10 +20,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.auth import create_key  # noqa: E402
-from bench.overhead import make_chain, time_docflow  # noqa: E402
-from devstack.processes import ThreadedApi  # noqa: E402
-from devstack.stack import Ports, start_s3, start_temporal  # noqa: E402
+from bench.harness import exit_now, make_chain, run_on_stack, time_docflow  # noqa: E402
 from docflow.config import Settings  # noqa: E402
 from docflow.temporal import connect  # noqa: E402
 from storage.objects import ObjectStore  # noqa: E402
@@ -78,24 +72,13 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp(prefix="docflow-bench-"))
-    settings = Settings(data_dir=data, task_queue="bench-rerun", log_level="WARNING", **Ports().settings_overrides())  # type: ignore[arg-type]
-    servers = [start_temporal(settings), start_s3(settings)]
-    key, project = create_key(settings.keys_file, name="bench")
-    api = ThreadedApi(settings).start()
-    try:
-        result = asyncio.run(measure(settings, api.url, key, project, args.blocks, args.repeat))
-    finally:
-        api.stop()
-        for server in reversed(servers):
-            server.stop()
+    result = run_on_stack("bench-rerun", measure, args.blocks, args.repeat)
     n = args.blocks
     print(f"full run, chain of {n} function blocks:      median {result['full'] * 1000:7.1f} ms over {args.repeat}")
     print(f"rerun of its last block (force):            median {result['rerun'] * 1000:7.1f} ms")
     print(f"identical rerun (the stored execution):     median {result['stored'] * 1000:7.1f} ms")
     print(f"ratio rerun / full run: {result['rerun'] / result['full']:.2f}  (goal <= 0.2)")
-    sys.stdout.flush()
-    os._exit(0)  # the SDK's Rust core can abort at interpreter exit (temporalio/sdk-python#300)
+    exit_now()
 
 
 if __name__ == "__main__":

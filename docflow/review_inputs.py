@@ -69,7 +69,7 @@ def null_required_fields(data: Any, schema: dict[str, Any] | None, limit: int = 
     stack: list[tuple[str, Any, Any]] = [("", data, schema)]
     while stack and len(found) < limit:
         path, value, node = stack.pop()
-        node = _resolve(node, schema)
+        node = resolve_ref(node, schema)
         node = _branch(node, schema, "object" if isinstance(value, dict) else "array")
         if isinstance(value, dict):
             properties = node.get("properties")
@@ -94,15 +94,16 @@ def _branch(node: dict[str, Any], root: dict[str, Any], kind: str) -> dict[str, 
     for key in ("anyOf", "oneOf"):
         options = node.get(key)
         for option in options if isinstance(options, list) else []:
-            resolved = _resolve(option, root)
+            resolved = resolve_ref(option, root)
             if marker in resolved:
                 return resolved
     return node
 
 
-def _resolve(node: Any, root: dict[str, Any]) -> dict[str, Any]:
-    # A bounded number of hops so a $ref cycle cannot loop.
-    for _ in range(16):
+def resolve_ref(node: Any, root: dict[str, Any]) -> dict[str, Any]:
+    """`node` with its local `$ref` (`#/…`, JSON Pointer escapes) followed through `root`; {} for what is not an
+    object or does not resolve. Used by the review form too (api.review_form), so both read a schema alike."""
+    for _ in range(16):  # a bounded number of hops, so a $ref cycle cannot loop
         if not isinstance(node, dict):
             return {}
         ref = node.get("$ref")

@@ -13,6 +13,8 @@ from retab.types.workflows import WorkflowRun
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docflow" / "examples"
 TERMINAL = {"completed", "error", "cancelled"}
+INVOICE_FIELDS: dict[str, Any] = {"invoice_number": {"type": "string"}, "total": {"type": "number"}}
+INVOICE_SCHEMA = {"type": "object", "properties": INVOICE_FIELDS}
 
 
 def build(
@@ -70,3 +72,30 @@ def chain(blocks: list[tuple[str, str, dict[str, Any]]]) -> tuple[list[dict[str,
         for a, b in zip(blocks, blocks[1:], strict=False)
     ]
     return specs, edges
+
+
+def json_edge(source: str, target: str, handle: str = "input-json-0") -> dict[str, Any]:
+    """An edge from `source`'s first JSON output into `target`'s `handle`."""
+    return {"source_block": source, "target_block": target, "source_handle": "output-json-0", "target_handle": handle}
+
+
+def extract_chain(
+    client: Retab, project_id: str, tag: str, readers: dict[str, str] | None = None
+) -> tuple[str, dict[str, str], str]:
+    """start_json `in` → extract `ex` (INVOICE_SCHEMA, from its `text` input) → function `double` (the total × 2) and
+    a function per `readers` entry (id: expression), run once on the draft on an invoice text numbered `tag`;
+    returns (workflow id, id map, run id)."""
+    extract = {"json_schema": INVOICE_SCHEMA, "inputs": [{"name": "text", "type": "json"}]}
+    functions = {"double": "input['total'] * 2", **(readers or {})}
+    blocks = [
+        {"id": "in", "type": "start_json"},
+        {"id": "ex", "type": "extract", "config": extract},
+        *[{"id": name, "type": "function", "config": {"expression": e}} for name, e in functions.items()],
+    ]
+    edges = [json_edge("in", "ex", "input-json-text"), *[json_edge("ex", name) for name in functions]]
+    wf_id, ids = build(client, project_id, blocks, edges)
+    text = f"Invoice number: {tag}\nVendor: ACME\nTotal: 12"
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"text": text}}, version="draft")
+    done = wait_for(client, run.id)
+    assert done.lifecycle.status == "completed", done.lifecycle
+    return wf_id, ids, run.id

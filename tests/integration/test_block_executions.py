@@ -14,30 +14,9 @@ from retab import Retab
 
 from tests.chat_server import ChatCompletionsServer
 from tests.conftest import Stack
-from tests.integration.builders import build, wait_for
+from tests.integration.builders import INVOICE_FIELDS, build, extract_chain, json_edge, wait_for
 
-FIELDS: dict[str, Any] = {"invoice_number": {"type": "string"}, "total": {"type": "number"}}
-SCHEMA = {"type": "object", "properties": FIELDS}
-WIDER = {"type": "object", "properties": {**FIELDS, "vendor": {"type": "string"}}}
-
-
-def _edge(source: str, target: str, handle: str = "input-json-0") -> dict[str, Any]:
-    return {"source_block": source, "target_block": target, "source_handle": "output-json-0", "target_handle": handle}
-
-
-def _workflow(client: Retab, stack: Stack, tag: str) -> tuple[str, dict[str, str], str]:
-    extract = {"json_schema": SCHEMA, "inputs": [{"name": "text", "type": "json"}]}
-    blocks = [
-        {"id": "in", "type": "start_json"},
-        {"id": "ex", "type": "extract", "config": extract},
-        {"id": "double", "type": "function", "config": {"expression": "input['total'] * 2"}},
-    ]
-    wf_id, ids = build(client, stack.project_id, blocks, [_edge("in", "ex", "input-json-text"), _edge("ex", "double")])
-    text = f"Invoice number: {tag}\nVendor: ACME\nTotal: 12"
-    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"text": text}}, version="draft")
-    done = wait_for(client, run.id)
-    assert done.lifecycle.status == "completed", done.lifecycle
-    return wf_id, ids, run.id
+WIDER = {"type": "object", "properties": {**INVOICE_FIELDS, "vendor": {"type": "string"}}}
 
 
 def _calls(model_server: ChatCompletionsServer, tag: str) -> int:
@@ -48,7 +27,7 @@ def test_a_rerun_uses_the_draft_and_an_identical_one_is_not_run_again(
     client: Retab, stack: Stack, model_server: ChatCompletionsServer
 ) -> None:
     tag = "RERUN-1"
-    wf_id, ids, run_id = _workflow(client, stack, tag)
+    wf_id, ids, run_id = extract_chain(client, stack.project_id, tag)
     assert _calls(model_server, tag) == 1
     client.workflows.blocks.update(ids["ex"], config={"json_schema": WIDER}, workflow_id=wf_id)
 
@@ -71,7 +50,7 @@ def test_a_rerun_uses_the_draft_and_an_identical_one_is_not_run_again(
 def test_an_upstream_change_is_refused_naming_the_block_unless_forced(
     client: Retab, stack: Stack, http: httpx.Client
 ) -> None:
-    wf_id, ids, run_id = _workflow(client, stack, "RERUN-2")
+    wf_id, ids, run_id = extract_chain(client, stack.project_id, "RERUN-2")
     client.workflows.blocks.update(ids["ex"], config={"instructions": "Read carefully."}, workflow_id=wf_id)
     drifted = http.post("/v1/workflows/blocks/executions", json={"run_id": run_id, "block_id": ids["double"]})
     assert drifted.status_code == 409, drifted.text
@@ -89,7 +68,7 @@ def test_a_step_that_failed_in_its_run_can_be_rerun_once_fixed(client: Retab, st
         {"id": "in", "type": "start_json"},
         {"id": "broken", "type": "function", "config": {"expression": "input['missing'] + 1"}},
     ]
-    wf_id, ids = build(client, stack.project_id, blocks, [_edge("in", "broken")])
+    wf_id, ids = build(client, stack.project_id, blocks, [json_edge("in", "broken")])
     run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"n": 41}}, version="draft")
     assert wait_for(client, run.id).lifecycle.status == "error"
     client.workflows.blocks.update(ids["broken"], config={"expression": "input['n'] + 1"}, workflow_id=wf_id)
@@ -110,7 +89,7 @@ def test_a_step_that_failed_in_its_run_can_be_rerun_once_fixed(client: Retab, st
 def test_bad_requests_name_the_field(
     client: Retab, stack: Stack, http: httpx.Client, change: dict[str, Any], status: int, field: str | None
 ) -> None:
-    _, ids, run_id = _workflow(client, stack, "RERUN-3")
+    _, ids, run_id = extract_chain(client, stack.project_id, "RERUN-3")
     body = {"run_id": run_id, "block_id": ids["ex"], **change}
     answer = http.post("/v1/workflows/blocks/executions", json={k: v for k, v in body.items() if v is not None})
     assert answer.status_code == status, answer.text
@@ -119,7 +98,7 @@ def test_bad_requests_name_the_field(
 
 
 def test_n_consensus_applies_to_consensus_blocks_only(client: Retab, stack: Stack, http: httpx.Client) -> None:
-    _, ids, run_id = _workflow(client, stack, "RERUN-4")
+    _, ids, run_id = extract_chain(client, stack.project_id, "RERUN-4")
     answer = http.post(
         "/v1/workflows/blocks/executions", json={"run_id": run_id, "block_id": ids["double"], "n_consensus": 3}
     )
@@ -140,9 +119,9 @@ def test_a_block_gone_from_the_draft_or_skipped_in_its_run_cannot_be_rerun(
         {"id": "echo", "type": "function", "config": {"expression": "input['n']"}},
     ]
     edges = [
-        _edge("in", "cond"),
-        {**_edge("cond", "on_big"), "source_handle": "output-json-big"},
-        _edge("in", "echo"),
+        json_edge("in", "cond"),
+        {**json_edge("cond", "on_big"), "source_handle": "output-json-big"},
+        json_edge("in", "echo"),
     ]
     wf_id, ids = build(client, stack.project_id, blocks, edges)
     run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"n": 1}}, version="draft")

@@ -27,12 +27,11 @@ from retab import Retab
 
 from tests.chat_server import ChatCompletionsServer
 from tests.conftest import Stack
-from tests.integration.builders import build, build_invoice, wait_for
+from tests.integration.builders import INVOICE_SCHEMA, build, build_invoice, json_edge, wait_for
 from tests.integration.test_review_gates import ALWAYS, gated
 
 DOCFLOW = str(Path(sys.executable).parent / "docflow")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
-SCHEMA = {"type": "object", "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}}}
 
 
 def _args(stack: Stack, args: tuple[str, ...]) -> list[str]:
@@ -83,6 +82,13 @@ def in_terminal(stack: Stack, *args: str, timeout: float = 120) -> tuple[int, st
     return status, ANSI.sub("", raw) + err
 
 
+def _invoice_input(tmp_path: Path, number: str, total: float) -> Path:
+    """A start_json input file holding an invoice's text, for `--json-input`."""
+    data = tmp_path / "in.json"
+    data.write_text(json.dumps({"text": f"Invoice number: {number}\nTotal: {total}"}))
+    return data
+
+
 def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
     """The failed command's stderr: exactly one line, `error: …`, no traceback."""
     assert done.returncode != 0, done.stdout
@@ -119,19 +125,11 @@ def test_run_shows_each_block_live_then_prints_the_outputs(
 
 
 def test_json_outputs_parse_and_name_the_same_run(client: Retab, stack: Stack, tmp_path: Path) -> None:
-    extract = {"json_schema": SCHEMA, "inputs": [{"name": "text", "type": "json"}]}
+    extract = {"json_schema": INVOICE_SCHEMA, "inputs": [{"name": "text", "type": "json"}]}
     blocks = [{"id": "in", "type": "start_json"}, {"id": "ex", "type": "extract", "config": extract}]
-    edges = [
-        {
-            "source_block": "in",
-            "target_block": "ex",
-            "source_handle": "output-json-0",
-            "target_handle": "input-json-text",
-        }
-    ]
+    edges = [json_edge("in", "ex", "input-json-text")]
     wf_id, ids = build(client, stack.project_id, blocks, edges)
-    data = tmp_path / "in.json"
-    data.write_text(json.dumps({"text": "Invoice number: CLI-J1\nTotal: 7"}))
+    data = _invoice_input(tmp_path, "CLI-J1", 7)
     # One start_json block: a bare path is enough.
     ran = cli_json(stack, "run", wf_id, "--version", "draft", "--json-input", str(data))
     run_id = ran["run"]["id"]
@@ -151,8 +149,7 @@ def test_json_outputs_parse_and_name_the_same_run(client: Retab, stack: Stack, t
 
 def test_a_review_approved_from_the_cli_completes_its_run(client: Retab, stack: Stack, tmp_path: Path) -> None:
     wf_id, ids = gated(client, stack, ALWAYS)
-    data = tmp_path / "in.json"
-    data.write_text(json.dumps({"text": "Invoice number: CLI-R1\nTotal: 21"}))
+    data = _invoice_input(tmp_path, "CLI-R1", 21)
     started = cli_json(stack, "run", wf_id, "--version", "draft", "--json-input", f"{ids['in']}={data}", "--detach")
     run_id = started["id"]
     wait_for(client, run_id, {"awaiting_review", "completed", "error", "cancelled"})
@@ -181,8 +178,7 @@ def test_a_followed_run_names_its_review_and_ends_once_the_cli_approves(
     client: Retab, stack: Stack, tmp_path: Path
 ) -> None:
     wf_id, ids = gated(client, stack, ALWAYS)
-    data = tmp_path / "in.json"
-    data.write_text(json.dumps({"text": "Invoice number: CLI-R3\nTotal: 4"}))
+    data = _invoice_input(tmp_path, "CLI-R3", 4)
     followed: list[tuple[int, str]] = []
     args = ("run", wf_id, "--version", "draft", "--json-input", str(data))
     follower = threading.Thread(target=lambda: followed.append(in_terminal(stack, *args)))
@@ -208,8 +204,7 @@ def test_ctrl_c_stops_following_not_the_run_which_cancel_then_stops(
     client: Retab, stack: Stack, tmp_path: Path
 ) -> None:
     wf_id, ids = gated(client, stack, ALWAYS)
-    data = tmp_path / "in.json"
-    data.write_text(json.dumps({"text": "Invoice number: CLI-C1\nTotal: 4"}))
+    data = _invoice_input(tmp_path, "CLI-C1", 4)
     args = _args(stack, ("run", wf_id, "--version", "draft", "--json-input", str(data)))
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     deadline = time.monotonic() + 60
@@ -253,8 +248,7 @@ def test_the_dev_stack_key_and_docflow_api_key_are_found_without_options(stack: 
 
 def test_a_review_rejected_from_the_cli_ends_the_run_in_error(client: Retab, stack: Stack, tmp_path: Path) -> None:
     wf_id, ids = gated(client, stack, ALWAYS)
-    data = tmp_path / "in.json"
-    data.write_text(json.dumps({"text": "Invoice number: CLI-R2\nTotal: 21"}))
+    data = _invoice_input(tmp_path, "CLI-R2", 21)
     run_id = cli_json(stack, "run", wf_id, "--version", "draft", "--json-input", str(data), "--detach")["id"]
     wait_for(client, run_id, {"awaiting_review", "completed", "error", "cancelled"})
     [review] = cli_json(stack, "reviews", "list", "--run", run_id)
@@ -372,20 +366,7 @@ def test_rerun_replays_a_block_on_the_draft_and_force_skips_the_upstream_check(
         {"id": "add", "type": "function", "config": {"expression": "input['n'] + 1"}},
         {"id": "double", "type": "function", "config": {"expression": "input * 2"}},
     ]
-    edges = [
-        {
-            "source_block": "in",
-            "target_block": "add",
-            "source_handle": "output-json-0",
-            "target_handle": "input-json-0",
-        },
-        {
-            "source_block": "add",
-            "target_block": "double",
-            "source_handle": "output-json-0",
-            "target_handle": "input-json-0",
-        },
-    ]
+    edges = [json_edge("in", "add"), json_edge("add", "double")]
     wf_id, ids = build(client, stack.project_id, blocks, edges)
     run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"n": 4}}, version="draft")
     assert wait_for(client, run.id).lifecycle.status == "completed"

@@ -21,7 +21,7 @@ from docflow import keys
 from storage.objects import ObjectStore
 from tests.conftest import Stack
 from tests.http_target import HttpTarget
-from tests.integration.builders import build, chain, wait_for
+from tests.integration.builders import build, chain, json_edge, wait_for
 
 EVIL = r"^(a+)+$"
 ATTACK = "a" * 40 + "!"
@@ -106,14 +106,7 @@ def test_a_catastrophic_condition_regex_evaluates_at_once(http: httpx.Client, cl
         {"id": "in", "type": "start_json"},
         {"id": "route", "type": "conditional", "config": {"conditions": [{"id": "evil", "sub_conditions": [sub]}]}},
     ]
-    edges = [
-        {
-            "source_block": "in",
-            "target_block": "route",
-            "source_handle": "output-json-0",
-            "target_handle": "input-json-0",
-        }
-    ]
+    edges = [json_edge("in", "route")]
     wf_id, ids = build(client, stack.project_id, blocks, edges)
     run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"code": ATTACK}}, version="draft")
     done = wait_for(client, run.id, timeout=30)

@@ -43,6 +43,40 @@ def _for_each(body: list[dict[str, Any]], body_edges: list[dict[str, Any]], **co
     return blocks, edges
 
 
+def _for_each_calling(client: Retab, stack: Stack, call: dict[str, Any], **config: Any) -> tuple[str, dict[str, str]]:
+    """start_json → for_each (`config`) of one api_call block (`call`) → out; (workflow id, block ids)."""
+    blocks, edges = _for_each(
+        [{"id": "call", "type": "api_call", "config": call}],
+        [_json_edge("loop", "call", out="fe-left-out"), _json_edge("call", "loop", into="fe-right-in")],
+        **config,
+    )
+    return build(client, stack.project_id, blocks, edges)
+
+
+def _document_loop(
+    client: Retab, stack: Stack, loop: dict[str, Any], body: dict[str, Any], body_input: str, document: Path
+) -> tuple[Any, dict[str, str]]:
+    """start_document → for_each(`loop`) over the one block `body` (the item at `body_input`) → out, run to its end
+    on `document`; (the finished run, the block ids)."""
+    blocks = [
+        {"id": "doc", "type": "start_document"},
+        {"id": "loop", "type": "for_each", "config": loop},
+        {**body, "parent_id": "loop"},
+        {"id": "out", "type": "function", "config": {"expression": "input"}},
+    ]
+    edges = [
+        _json_edge("doc", "loop", out="output-file-0", into="fe-left-in"),
+        _json_edge("loop", body["id"], out="fe-left-out", into=body_input),
+        _json_edge(body["id"], "loop", into="fe-right-in"),
+        _json_edge("loop", "out", out="fe-right-out"),
+    ]
+    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    run = client.workflows.runs.create(workflow_id=wf_id, version="draft", documents={ids["doc"]: document})
+    done = wait_for(client, run.id, timeout=90)
+    assert done.lifecycle.status == "completed", done.lifecycle
+    return done, ids
+
+
 def _steps(http: httpx.Client, run_id: str) -> dict[str, dict[str, Any]]:
     response = http.get("/v1/workflows/steps", params={"run_id": run_id, "limit": 1000})
     assert response.status_code == 200, response.text
@@ -67,12 +101,7 @@ def test_for_each_outputs_come_in_item_order_when_iterations_finish_out_of_order
         "query": {"seconds": "{{ delay }}"},
         "body": {"n": "{{ n }}"},
     }
-    blocks, edges = _for_each(
-        [{"id": "call", "type": "api_call", "config": call}],
-        [_json_edge("loop", "call", out="fe-left-out"), _json_edge("call", "loop", into="fe-right-in")],
-        map_source_path="items",
-    )
-    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    wf_id, ids = _for_each_calling(client, stack, call, map_source_path="items")
     items = [{"n": 1, "delay": 2.0}, {"n": 2, "delay": 0.1}, {"n": 3, "delay": 1.0}]
     done = _run(client, wf_id, ids["in"], {"items": items})
     assert done.lifecycle.status == "completed", done.lifecycle
@@ -149,12 +178,7 @@ def test_max_concurrency_bounds_the_iterations_in_flight(
     client: Retab, stack: Stack, http: httpx.Client, http_target: HttpTarget
 ) -> None:
     call = {"method": "POST", "url": f"{http_target.url}/slow/loop-bound", "query": {"seconds": "0.6"}, "body": {}}
-    blocks, edges = _for_each(
-        [{"id": "call", "type": "api_call", "config": call}],
-        [_json_edge("loop", "call", out="fe-left-out"), _json_edge("call", "loop", into="fe-right-in")],
-        max_concurrency=2,
-    )
-    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    wf_id, ids = _for_each_calling(client, stack, call, max_concurrency=2)
     done = _run(client, wf_id, ids["in"], list(range(6)))
     assert done.lifecycle.status == "completed", done.lifecycle
     steps = _steps(http, done.id)
@@ -416,34 +440,10 @@ def test_a_block_execution_on_a_loop_step_needs_its_step_id(client: Retab, stack
 def test_for_each_over_pages_runs_the_body_once_per_page(
     client: Retab, stack: Stack, http: httpx.Client, tmp_path: Path
 ) -> None:
-    blocks = [
-        {"id": "doc", "type": "start_document"},
-        {"id": "loop", "type": "for_each", "config": {"map_method": "iterate_pages", "max_concurrency": 2}},
-        {"id": "read", "type": "parse", "parent_id": "loop"},
-        {"id": "out", "type": "function", "config": {"expression": "input"}},
-    ]
-    edges = [
-        {
-            "source_block": "doc",
-            "target_block": "loop",
-            "source_handle": "output-file-0",
-            "target_handle": "fe-left-in",
-        },
-        {
-            "source_block": "loop",
-            "target_block": "read",
-            "source_handle": "fe-left-out",
-            "target_handle": "input-file-0",
-        },
-        _json_edge("read", "loop", into="fe-right-in"),
-        _json_edge("loop", "out", out="fe-right-out"),
-    ]
-    wf_id, ids = build(client, stack.project_id, blocks, edges)
     path = tmp_path / "pages.pdf"
     path.write_bytes(pdf_of([("First page PX-1",), ("Second page PX-2",), ("Third page PX-3",)]))
-    run = client.workflows.runs.create(workflow_id=wf_id, version="draft", documents={ids["doc"]: path})
-    done = wait_for(client, run.id, timeout=90)
-    assert done.lifecycle.status == "completed", done.lifecycle
+    loop = {"map_method": "iterate_pages", "max_concurrency": 2}
+    done, ids = _document_loop(client, stack, loop, {"id": "read", "type": "parse"}, "input-file-0", path)
     texts = [r["text"] for r in _output(http, done.id, ids["out"])]
     assert len(texts) == 3
     for i, text in enumerate(texts, start=1):
@@ -457,34 +457,10 @@ def test_split_by_key_runs_extract_once_per_sub_document(
 ) -> None:
     schema = {"type": "object", "properties": {"invoice_number": {"type": "string"}, "vendor": {"type": "string"}}}
     loop = {"map_method": "split_by_key", "key": "Invoice", "instructions": "One invoice per sub-document"}
-    blocks = [
-        {"id": "doc", "type": "start_document"},
-        {"id": "loop", "type": "for_each", "config": loop},
-        {"id": "ex", "type": "extract", "config": {"json_schema": schema}, "parent_id": "loop"},
-        {"id": "out", "type": "function", "config": {"expression": "input"}},
-    ]
-    edges = [
-        {
-            "source_block": "doc",
-            "target_block": "loop",
-            "source_handle": "output-file-0",
-            "target_handle": "fe-left-in",
-        },
-        {
-            "source_block": "loop",
-            "target_block": "ex",
-            "source_handle": "fe-left-out",
-            "target_handle": "input-file-document",
-        },
-        _json_edge("ex", "loop", into="fe-right-in"),
-        _json_edge("loop", "out", out="fe-right-out"),
-    ]
-    wf_id, ids = build(client, stack.project_id, blocks, edges)
     path = tmp_path / "bundle.pdf"
     path.write_bytes(three_invoices_pdf())
-    run = client.workflows.runs.create(workflow_id=wf_id, version="draft", documents={ids["doc"]: path})
-    done = wait_for(client, run.id, timeout=90)
-    assert done.lifecycle.status == "completed", done.lifecycle
+    extract = {"id": "ex", "type": "extract", "config": {"json_schema": schema}}
+    done, ids = _document_loop(client, stack, loop, extract, "input-file-document", path)
     out = _output(http, done.id, ids["out"])
     assert [(r["invoice_number"], r["vendor"]) for r in out] == [(n, v) for n, v, _ in THREE_INVOICES]
     steps = _steps(http, done.id)
@@ -500,12 +476,7 @@ def test_a_running_loop_shows_its_finished_batches_and_cancelling_the_run_cancel
     client: Retab, stack: Stack, http: httpx.Client, http_target: HttpTarget
 ) -> None:
     call = {"method": "POST", "url": f"{http_target.url}/slow/loop-cancel", "query": {"seconds": "0.5"}, "body": {}}
-    blocks, edges = _for_each(
-        [{"id": "call", "type": "api_call", "config": call}],
-        [_json_edge("loop", "call", out="fe-left-out"), _json_edge("call", "loop", into="fe-right-in")],
-        max_concurrency=25,
-    )
-    wf_id, ids = build(client, stack.project_id, blocks, edges)
+    wf_id, ids = _for_each_calling(client, stack, call, max_concurrency=25)
     size = stack.settings.loop_batch_size
     count = 2 * size + 20
     run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: list(range(count))}, version="draft")

@@ -203,6 +203,18 @@ def _body(lines: str) -> str:
     return "def transform(input_data):\n" + "".join(f"    {line}\n" for line in lines.splitlines())
 
 
+def _connect(host: str, port: int) -> str:
+    """A transform that opens a TCP connection from inside the sandbox: the errno it fails with, or 'connected'."""
+    return _body(
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(({host!r}, {port}), timeout=2)\n"
+        "except OSError as exc:\n"
+        "    return exc.errno\n"
+        "return 'connected'"
+    )
+
+
 def test_reading_etc_passwd_finds_nothing(client: Retab, stack: Stack, http: httpx.Client) -> None:
     _, run_id, fn, status = _run(client, stack, _function(_body("return open('/etc/passwd').read()")), {})
     assert status == "error"
@@ -233,14 +245,7 @@ def test_the_workers_environment_is_not_there(client: Retab, stack: Stack, http:
 @pytest.mark.parametrize("target", ["api", "s3"])
 def test_a_socket_to_the_api_or_s3_never_connects(client: Retab, stack: Stack, http: httpx.Client, target: str) -> None:
     port = stack.settings.api_port if target == "api" else int(stack.settings.s3_endpoint.rsplit(":", 1)[1])
-    code = _body(
-        "import socket\n"
-        "try:\n"
-        f"    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
-        "except OSError as exc:\n"
-        "    return exc.errno\n"
-        "return 'connected'"
-    )
+    code = _connect("127.0.0.1", port)
     _, run_id, fn, status = _run(client, stack, _function(code), {})
     assert status == "completed"
     assert _output(http, stack, run_id, fn) in (errno.ENETUNREACH, errno.ECONNREFUSED)

@@ -19,8 +19,8 @@ from devstack.processes import ThreadedApi, start_worker, wait_for_worker
 from devstack.stack import Server, start_temporal
 from docflow.config import Settings
 from tests.free_ports import start_on_free_ports
-from tests.integration.builders import build, wait_for
-from tests.integration.test_review_gates import ALWAYS, SCHEMA, WAITING, edge
+from tests.integration.builders import build, json_edge, wait_for
+from tests.integration.test_review_gates import ALWAYS, SCHEMA, WAITING
 
 
 def test_a_waiting_run_survives_a_killed_worker_and_a_restarted_temporal(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_a_waiting_run_survives_a_killed_worker_and_a_restarted_temporal(tmp_pat
             {"id": "ex", "type": "extract", "config": extract},
             {"id": "double", "type": "function", "config": {"expression": "input['total'] * 2"}},
         ]
-        edges = [edge("in", "ex", "input-json-text"), edge("ex", "double")]
+        edges = [json_edge("in", "ex", "input-json-text"), json_edge("ex", "double")]
         wf_id, ids = build(client, project, blocks, edges)
         text = "Invoice number: D-1\nTotal: 4"
         run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"text": text}}, version="draft")

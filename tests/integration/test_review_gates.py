@@ -32,7 +32,7 @@ from docflow.temporal import REVIEW_DECISION_UPDATE, SA_AWAITING_REVIEW, SA_STAT
 from docflow.webhooks import event_id, event_key, verify
 from tests.conftest import RECORDING, WEBHOOK_SECRET, Stack
 from tests.documents import three_invoices_pdf
-from tests.integration.builders import build, wait_for
+from tests.integration.builders import build, json_edge, wait_for
 from tests.integration.test_document_blocks import CATEGORIES, SUBDOCUMENTS
 from tests.integration.test_runs import _record_history as record_history
 from tests.webhook_receiver import WebhookReceiver
@@ -46,15 +46,6 @@ ALWAYS = {"predicate": {"kind": "always"}}
 WAITING = {"awaiting_review", "completed", "error", "cancelled"}
 
 
-def edge(source: str, target: str, target_handle: str = "input-json-0") -> dict[str, Any]:
-    return {
-        "source_block": source,
-        "target_block": target,
-        "source_handle": "output-json-0",
-        "target_handle": target_handle,
-    }
-
-
 def gated(client: Retab, stack: Stack, review: dict[str, Any]) -> tuple[str, dict[str, str]]:
     """start_json → extract (gated) → function doubling the total; a function beside the gate."""
     extract = {"json_schema": SCHEMA, "inputs": [{"name": "text", "type": "json"}], "review": review}
@@ -64,7 +55,7 @@ def gated(client: Retab, stack: Stack, review: dict[str, Any]) -> tuple[str, dic
         {"id": "double", "type": "function", "config": {"expression": "input['total'] * 2"}},
         {"id": "beside", "type": "function", "config": {"expression": "input['text'] + '!'"}},
     ]
-    edges = [edge("in", "ex", "input-json-text"), edge("ex", "double"), edge("in", "beside")]
+    edges = [json_edge("in", "ex", "input-json-text"), json_edge("ex", "double"), json_edge("in", "beside")]
     return build(client, stack.project_id, blocks, edges)
 
 

@@ -20,7 +20,7 @@ from storage.objects import ObjectStore
 from tests.chat_server import ChatCompletionsServer
 from tests.conftest import RECORDING, Stack
 from tests.http_target import HttpTarget
-from tests.integration.builders import build, build_invoice, chain, wait_for
+from tests.integration.builders import build, build_invoice, chain, json_edge, wait_for
 
 
 def test_invoice_pdf_run_completes_with_steps_and_artifacts(
@@ -290,14 +290,7 @@ EXTRACT_TEXT = {
 
 def _extract_chain(client: Retab, stack: Stack) -> tuple[str, dict[str, str]]:
     blocks = [{"id": "in", "type": "start_json"}, {"id": "ex", "type": "extract", "config": EXTRACT_TEXT}]
-    edges = [
-        {
-            "source_block": "in",
-            "target_block": "ex",
-            "source_handle": "output-json-0",
-            "target_handle": "input-json-text",
-        }
-    ]
+    edges = [json_edge("in", "ex", "input-json-text")]
     return build(client, stack.project_id, blocks, edges)
 
 

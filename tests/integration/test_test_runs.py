@@ -10,30 +10,10 @@ from retab import Retab
 
 from tests.chat_server import ChatCompletionsServer
 from tests.conftest import Stack
-from tests.integration.builders import build, wait_for
+from tests.integration.builders import extract_chain
 
-SCHEMA = {"type": "object", "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}}}
 TERMINAL = {"completed", "error", "cancelled"}
-
-
-def _edge(source: str, target: str, handle: str = "input-json-0") -> dict[str, Any]:
-    return {"source_block": source, "target_block": target, "source_handle": "output-json-0", "target_handle": handle}
-
-
-def _workflow(client: Retab, stack: Stack, tag: str) -> tuple[str, dict[str, str], str]:
-    extract = {"json_schema": SCHEMA, "inputs": [{"name": "text", "type": "json"}]}
-    blocks = [
-        {"id": "in", "type": "start_json"},
-        {"id": "ex", "type": "extract", "config": extract},
-        {"id": "double", "type": "function", "config": {"expression": "input['total'] * 2"}},
-        {"id": "extra", "type": "function", "config": {"expression": "input['total']"}},
-    ]
-    edges = [_edge("in", "ex", "input-json-text"), _edge("ex", "double"), _edge("ex", "extra")]
-    wf_id, ids = build(client, stack.project_id, blocks, edges)
-    text = f"Invoice number: {tag}\nTotal: 12"
-    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"text": text}}, version="draft")
-    assert wait_for(client, run.id).lifecycle.status == "completed"
-    return wf_id, ids, run.id
+EXTRA = {"extra": "input['total']"}  # a second reader of the extract: a test on it is blocked once it is deleted
 
 
 def _test(http: httpx.Client, body: dict[str, Any]) -> str:
@@ -100,7 +80,7 @@ def test_three_tests_end_one_passed_one_failed_one_blocked_with_live_counts(
     client: Retab, stack: Stack, http: httpx.Client, model_server: ChatCompletionsServer
 ) -> None:
     tag = "TESTRUN-1"
-    wf_id, ids, run_id = _workflow(client, stack, tag)
+    wf_id, ids, run_id = extract_chain(client, stack.project_id, tag, EXTRA)
     tests = _tests(http, wf_id, ids, run_id, tag)
     client.workflows.blocks.delete(ids["extra"], workflow_id=wf_id)  # that test can no longer run
     model_server.delay(1.0)  # the extract test is slow, so the run is seen while it runs
@@ -131,7 +111,7 @@ def test_the_earlier_path_runs_one_test_and_a_cancel_stops_a_run(
     client: Retab, stack: Stack, http: httpx.Client, model_server: ChatCompletionsServer
 ) -> None:
     tag = "TESTRUN-2"
-    wf_id, ids, run_id = _workflow(client, stack, tag)
+    wf_id, ids, run_id = extract_chain(client, stack.project_id, tag, EXTRA)
     tests = _tests(http, wf_id, ids, run_id, tag)
     one = http.post(f"/v1/workflows/{wf_id}/tests/runs", json={"test_id": tests["fails"]})
     assert one.status_code == 201, one.text
@@ -166,7 +146,7 @@ def test_the_earlier_path_runs_one_test_and_a_cancel_stops_a_run(
 def test_an_llm_judged_assertion_asks_the_model_provider(
     client: Retab, stack: Stack, http: httpx.Client, model_server: ChatCompletionsServer
 ) -> None:
-    wf_id, ids, _ = _workflow(client, stack, "TESTRUN-3")
+    wf_id, ids, _ = extract_chain(client, stack.project_id, "TESTRUN-3", EXTRA)
     manual = {"type": "manual", "handle_inputs": {"input-json-0": {"type": "json", "data": {"total": 5}}}}
     rubric = "the doubled total is a plausible amount, judged TESTRUN-3"
     test_id = _test(

@@ -14,30 +14,7 @@ from retab import Retab
 from docflow import keys
 from storage.objects import ObjectStore
 from tests.conftest import Stack
-from tests.integration.builders import build, wait_for
-
-FIELDS: dict[str, Any] = {"invoice_number": {"type": "string"}, "total": {"type": "number"}}
-SCHEMA = {"type": "object", "properties": FIELDS}
-
-
-def _edge(source: str, target: str, handle: str = "input-json-0") -> dict[str, Any]:
-    return {"source_block": source, "target_block": target, "source_handle": "output-json-0", "target_handle": handle}
-
-
-def _workflow(client: Retab, stack: Stack, tag: str) -> tuple[str, dict[str, str], str]:
-    """start_json → extract → function, run once on the draft."""
-    extract = {"json_schema": SCHEMA, "inputs": [{"name": "text", "type": "json"}]}
-    blocks = [
-        {"id": "in", "type": "start_json"},
-        {"id": "ex", "type": "extract", "config": extract},
-        {"id": "double", "type": "function", "config": {"expression": "input['total'] * 2"}},
-    ]
-    wf_id, ids = build(client, stack.project_id, blocks, [_edge("in", "ex", "input-json-text"), _edge("ex", "double")])
-    text = f"Invoice number: {tag}\nVendor: ACME\nTotal: 12"
-    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"text": text}}, version="draft")
-    done = wait_for(client, run.id)
-    assert done.lifecycle.status == "completed", done.lifecycle
-    return wf_id, ids, run.id
+from tests.integration.builders import INVOICE_FIELDS, INVOICE_SCHEMA, build, extract_chain
 
 
 def _manual_double(wf_id: str, block_id: str, name: str = "doubles") -> dict[str, Any]:
@@ -74,7 +51,7 @@ def _refusal(answer: httpx.Response, status: int = 422) -> tuple[str, str]:
 def test_create_read_list_page_update_delete(
     client: Retab, other_client: Retab, stack: Stack, http: httpx.Client, store: ObjectStore
 ) -> None:
-    wf_id, ids, run_id = _workflow(client, stack, "TEST-1")
+    wf_id, ids, run_id = extract_chain(client, stack.project_id, "TEST-1")
     manual = client.workflows.tests.create(**_manual_double(wf_id, ids["double"]))
     assert manual.id.startswith("wfnodetest_") and manual.workflow_id == wf_id
     assert manual.source.type == "manual" and manual.source.handle_inputs["input-json-0"].data == {"total": 5}
@@ -155,7 +132,7 @@ def test_a_manual_test_keeps_its_document_by_reference(
     assert httpx.put(upload.upload_url, content=content, headers=upload.upload_headers).status_code == 200
     client.files.complete_upload(upload.file_id, sha256=digest)
     wf_id, ids = build(
-        client, stack.project_id, [{"id": "ex", "type": "extract", "config": {"json_schema": SCHEMA}}], []
+        client, stack.project_id, [{"id": "ex", "type": "extract", "config": {"json_schema": INVOICE_SCHEMA}}], []
     )
 
     def body(file_id: str, filename: str) -> dict[str, Any]:
@@ -188,8 +165,8 @@ def test_a_manual_test_keeps_its_document_by_reference(
 
 
 def test_refusals_name_their_field(client: Retab, stack: Stack, http: httpx.Client) -> None:
-    wf_id, ids, run_id = _workflow(client, stack, "TEST-2")
-    other_wf, other_ids, other_run = _workflow(client, stack, "TEST-3")
+    wf_id, ids, run_id = extract_chain(client, stack.project_id, "TEST-2")
+    other_wf, other_ids, other_run = extract_chain(client, stack.project_id, "TEST-3")
 
     def post(body: dict[str, Any]) -> httpx.Response:
         return http.post("/v1/workflows/tests", json=body)
@@ -248,7 +225,7 @@ def test_refusals_name_their_field(client: Retab, stack: Stack, http: httpx.Clie
 
 
 def test_drift_against_the_draft(client: Retab, stack: Stack, http: httpx.Client) -> None:
-    wf_id, ids, run_id = _workflow(client, stack, "TEST-4")
+    wf_id, ids, run_id = extract_chain(client, stack.project_id, "TEST-4")
     test = client.workflows.tests.create(**_from_step(wf_id, ids["ex"], run_id))
     double = client.workflows.tests.create(**_manual_double(wf_id, ids["double"]))
     assert test.schema_drift == "none"
@@ -260,10 +237,10 @@ def test_drift_against_the_draft(client: Retab, stack: Stack, http: httpx.Client
         }
         client.workflows.blocks.update(ids["ex"], config=config, workflow_id=wf_id)
 
-    update_schema({**FIELDS, "vendor": {"type": "string"}})  # elsewhere than the path the assertion reads
+    update_schema({**INVOICE_FIELDS, "vendor": {"type": "string"}})  # elsewhere than the path the assertion reads
     now = client.workflows.tests.get(test.id)
     assert (now.schema_drift, now.assertion_drift_status) == ("partial", "valid")
-    update_schema({**FIELDS, "invoice_number": {"type": "integer"}})
+    update_schema({**INVOICE_FIELDS, "invoice_number": {"type": "integer"}})
     now = client.workflows.tests.get(test.id)
     assert (now.schema_drift, now.assertion_drift_status) == ("drifted", "drifted")
     update_schema({"invoice_number": None})  # block updates are merge patches: null deletes the key
