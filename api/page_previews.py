@@ -7,8 +7,9 @@ Documents are hostile: PDFium (pypdfium2) and Pillow run in a child (`python -m 
 API's event loop nor in its threads (PDFium is not thread-safe and a page can take unbounded time). The child
 (started and limited by `rendering.child`, rendering with `rendering.pages`) starts with an empty environment
 (no secrets), an address-space limit, a CPU-time limit, and is killed when it passes the time limit. A page is
-scaled down to `max_pixels`; an image whose declared size passes it is refused before it is decoded. Only PNG
-bytes we encoded are sent on: never the document's own bytes.
+scaled down to `max_pixels`, and so is an image; an image declaring more than `BOMB_PIXELS` is refused before it
+is decoded (a decompression bomb costs nothing then). Only PNG bytes we encoded are sent on: never the
+document's own bytes.
 """
 
 from __future__ import annotations
