@@ -8,15 +8,20 @@ few events per loop. A batch walks each iteration with the run's walker (workflo
 nested loops included), stores its results in item order and its steps (`keys.loop_batch`), and returns that
 reference.
 
-Review gates do not open here: a decision is sent to the run's workflow, which does not hold this batch's
-gates. A loop with reviewed blocks is refused before its batches start (workflows.loops); should a gate fire
-here anyway, its block fails with a clear error.
+A review gate that fires in a batch is held here, where its iteration runs (workflows.gates.BatchGates): its
+review record names this workflow, so the API's Update `review_decision` (and an operator's signal
+`review-decision`) comes here; only that iteration's body waits, the other iterations go on. The batch tells
+the run when its gates open and close (signal `loop-gates`), so the run shows `awaiting_review`; it closes the
+reviews of gates it leaves undecided (cancelled, or stopped by a failed iteration) before it ends, and ends
+only once every handler has finished.
 """
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from docflow import keys
@@ -31,42 +36,68 @@ with workflow.unsafe.imports_passed_through():
         batches,
         in_item_order,
     )
-    from docflow.models import Block
-    from docflow.runs import BlockOutcome, RunState, StepState
-    from docflow.temporal import LOOP_BATCH_WORKFLOW, LOOP_WORKFLOW
+    from docflow.reviews import DecisionOutcome, DecisionRequest
+    from docflow.runs import RunState
+    from docflow.temporal import (
+        LOOP_BATCH_WORKFLOW,
+        LOOP_GATES_CLOSE_SIGNAL,
+        LOOP_WORKFLOW,
+        REVIEW_DECISION_SIGNAL,
+        REVIEW_DECISION_UPDATE,
+    )
     from workflows import options
     from workflows.activity_names import STORE_LOOP_BATCH
     from workflows.execute import named
-    from workflows.gates import Apply, Gates
+    from workflows.gates import BatchGates, close_reviews
     from workflows.loops import Items, iterate, run_container
     from workflows.walker import Level, Walker
-
-
-class _NoGates(Gates):
-    """A batch's gates: a gate that fires fails its block (decisions reach the run, not the batch)."""
-
-    async def wait(self, block: Block, step: StepState, outcome: BlockOutcome, apply: Apply) -> BlockOutcome:
-        raise ApplicationError(
-            f"block '{block.id}' asked for a review inside a loop run in batches; reviews inside a for_each "
-            "need it to iterate at most loop_batch_size items",
-            type="BlockError",
-            non_retryable=True,
-        )
 
 
 @workflow.defn(name=LOOP_BATCH_WORKFLOW)
 class LoopBatchWorkflow:
     """Iterations `start` to `stop` of one for_each."""
 
+    @workflow.init
+    def __init__(self, inp: LoopBatchInput) -> None:
+        self._state = RunState.initial(inp.run)
+        self._gates = BatchGates(self._state, inp.run.run_id, workflow.info().workflow_id)
+
+    @workflow.update(name=REVIEW_DECISION_UPDATE)
+    async def review_decision(self, decision: DecisionRequest) -> DecisionOutcome:
+        """A reviewer's decision on one of this batch's gates (the API): answered once applied."""
+        return await self._gates.decide(decision)
+
+    @review_decision.validator
+    def _check_decision(self, decision: DecisionRequest) -> None:
+        self._gates.check(decision)
+
+    @workflow.signal(name=REVIEW_DECISION_SIGNAL)
+    def review_decision_signal(self, payload: Any) -> None:
+        """The same decision from an operator (`temporal workflow signal` to this batch's workflow)."""
+        self._gates.signal(payload)
+
+    @workflow.signal(name=LOOP_GATES_CLOSE_SIGNAL)
+    def close_gates(self, reason: str) -> None:
+        """The run failed elsewhere: this batch's gates close without a decision."""
+        self._gates.close_all(reason)
+
     @workflow.run
     async def run(self, inp: LoopBatchInput) -> LoopBatchResult:
         """Walk the batch's iterations, store what they produced, return its reference."""
-        state = RunState.initial(inp.run)
-        walker = Walker(inp.run, inp.graph, state, _NoGates(state, lambda *_: None), run_container)
+        state = self._state
+        gate_workflow_id = workflow.info().workflow_id
+        walker = Walker(inp.run, inp.graph, state, self._gates, run_container, gate_workflow_id)
         parent = next((b for b in inp.graph.blocks if b.id == inp.container.parent_id), None)
         level = Level(walker, parent, inp.prefix, inp.containers, {}, {})
         listed = LoopItems(count=inp.stop, items=inp.items, items_ref=inp.items_ref)
-        done = await iterate(level, inp.container, range(inp.start, inp.stop), Items(listed, offset=inp.start))
+        try:
+            done = await iterate(level, inp.container, range(inp.start, inp.stop), Items(listed, offset=inp.start))
+        except asyncio.CancelledError:
+            await close_reviews(self._gates, walker.ctx, "the run was cancelled")
+            raise
+        # Gates left without a decision: a failed iteration stopped theirs, or the run failed elsewhere.
+        reason = done.failure.message if done.failure else "the run failed elsewhere"
+        await close_reviews(self._gates, walker.ctx, reason)
         results = in_item_order(done.results, inp.stop)[inp.start :]
         key = keys.loop_batch(inp.run.project_id, inp.run.run_id, inp.prefix + inp.container.id, inp.batch)
         await workflow.execute_activity(
@@ -77,13 +108,16 @@ class LoopBatchWorkflow:
             summary=f"store batch {inp.batch}",
         )
         failure = done.failure
-        return LoopBatchResult(
+        result = LoopBatchResult(
             ref=key,
             failed=done.failed,
             failure_step_id=failure.step_id if failure else None,
             failure_message=failure.message if failure else None,
             failure_details=failure.details if failure else {},
         )
+        await self._gates.flush()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return result
 
 
 @workflow.defn(name=LOOP_WORKFLOW)

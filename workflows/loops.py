@@ -26,7 +26,6 @@ with workflow.unsafe.imports_passed_through():
         LoopRunResult,
         RecordLoopInput,
         in_item_order,
-        reviewed_body_blocks,
     )
     from docflow.models import Block
     from docflow.runs import BlockOutcome, HandleValue, StepLifecycle, StepState
@@ -122,7 +121,6 @@ async def _for_each(level: Level, block: Block, step: StepState) -> BlockOutcome
     step.iterations = listed.count
     batch_refs: list[str] | None = None
     if listed.count > inp.loop_batch_size:
-        _refuse_reviews_in_batches(level, block, listed.count)
         done, batch_refs = await _in_batches(level, block, step, listed)
     else:
         done = await iterate(level, block, range(listed.count), Items(listed))
@@ -147,17 +145,6 @@ async def _for_each(level: Level, block: Block, step: StepState) -> BlockOutcome
     if done.failure is not None:
         raise LoopFailed(done.failure)
     return recorded
-
-
-def _refuse_reviews_in_batches(level: Level, block: Block, count: int) -> None:
-    """Before any batch starts: a review gate cannot open in a batch (decisions reach the run, not the batch)."""
-    reviewed = reviewed_body_blocks(level.run.graph, block.id)
-    if reviewed:
-        message = (
-            f"{count} items run in batches (more than {level.run.inp.loop_batch_size}), where review gates cannot "
-            f"open; block(s) {', '.join(reviewed)} have a review: iterate fewer items or remove the review"
-        )
-        raise LoopFailed(Failure(level.prefix + block.id, message, {"block_id": block.id, "block_name": block.label}))
 
 
 async def _in_batches(level: Level, block: Block, step: StepState, listed: LoopItems) -> tuple[Iterated, list[str]]:

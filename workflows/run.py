@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from docflow.gates import CloseReviewsInput
+    from docflow.gates import GateReport
     from docflow.models import Graph
     from docflow.reviews import DecisionOutcome, DecisionRequest
     from docflow.runs import (
@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
     )
     from docflow.temporal import (
+        LOOP_GATES_SIGNAL,
         REVIEW_DECISION_SIGNAL,
         REVIEW_DECISION_UPDATE,
         RUN_STATE_QUERY,
@@ -39,8 +40,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from docflow.webhooks import EventType, WebhookInput, event_key
     from workflows import options
-    from workflows.activity_names import CLOSE_REVIEWS, LOAD_GRAPH, PERSIST_RUN, SEND_WEBHOOK
-    from workflows.gates import Gates
+    from workflows.activity_names import LOAD_GRAPH, PERSIST_RUN, SEND_WEBHOOK
+    from workflows.gates import Gates, close_reviews
     from workflows.loops import run_container
     from workflows.progress import show_progress
     from workflows.walker import Walker
@@ -77,6 +78,11 @@ class RunWorkflow:
         """The same decision from an operator (web UI, `temporal workflow signal`); invalid ones are recorded."""
         self._gates.signal(payload)
 
+    @workflow.signal(name=LOOP_GATES_SIGNAL)
+    def loop_gates(self, report: GateReport) -> None:
+        """A loop batch's review gates opened or closed: the run shows them and counts their wait."""
+        self._gates.report(report)
+
     @workflow.run
     async def run(self, inp: RunWorkflowInput) -> RunState:
         """Load the graph, walk it, persist the summary."""
@@ -96,12 +102,14 @@ class RunWorkflow:
             ]
             await Walker(inp, graph, state, self._gates, run_container).walk()
         except asyncio.CancelledError:
+            self._gates.drop_remote(workflow.now())
             self._finish_cancelled()
             await self._close_reviews("the run was cancelled")
             await self._persist()
             self._notify_end("workflow.run.cancelled")
             await self._settle()
             raise
+        self._gates.drop_remote(workflow.now())
         await self._close_reviews(f"the run failed at block '{state.lifecycle.failing_step_id}'")
         if state.lifecycle.status == "error":
             return await self._fail()
@@ -158,22 +166,13 @@ class RunWorkflow:
 
     async def _close_reviews(self, reason: str) -> None:
         """Reviews whose wait ended without a decision are closed as cancelled, with the reason."""
-        review_ids, self._gates.to_close = self._gates.to_close, []
-        if not review_ids:
-            return
         run = RunContext(
             run_id=self._inp.run_id,
             project_id=self._inp.project_id,
             workflow_id=self._inp.workflow_id,
             version_id=self._inp.version_id,
         )
-        await workflow.execute_activity(
-            CLOSE_REVIEWS,
-            CloseReviewsInput(run=run, review_ids=review_ids, reason=reason, closed_at=workflow.now()),
-            start_to_close_timeout=options.PERSIST_TIMEOUT,
-            retry_policy=options.STORAGE_RETRY,
-            summary=f"close {len(review_ids)} review(s): {reason}",
-        )
+        await close_reviews(self._gates, run, reason)
 
     def _notify(self, event_type: EventType, review_id: str | None, data: dict[str, Any]) -> None:
         """Send a webhook event (projects with an endpoint only); the run waits for deliveries before it ends."""
@@ -209,8 +208,8 @@ class RunWorkflow:
 
     async def _settle(self) -> None:
         """Before the run ends: notifications delivered (or given up), every Update and signal handler done."""
-        if self._notifications:
-            await asyncio.gather(*self._notifications, return_exceptions=True)
+        if self._notifications or self._gates.closers:
+            await asyncio.gather(*self._notifications, *self._gates.closers, return_exceptions=True)
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     async def _persist(self) -> None:
