@@ -105,6 +105,7 @@ class Gates:
         self.remote_counted: set[str] = set()  # their waits counted in `waiting`, until each ends
         self.closers: list[asyncio.Task[None]] = []  # signals closing batches' gates, awaited before the run ends
         self.told_close: set[str] = set()
+        self.closing_reason: str | None = None  # set once the run failed elsewhere: gates opening later close too
 
     # -- decisions --------------------------------------------------------------------------------
 
@@ -174,6 +175,8 @@ class Gates:
         step.artifact, step.model = outcome.artifact, outcome.model
         step.review_evaluation, step.review_id = outcome.review_evaluation, opened.review_id
         self.open[gate.review_id] = gate
+        if self.closing_reason is not None:
+            gate.closing = self.closing_reason  # the run already failed elsewhere: no decision will come
         self._wait_started(gate.review_id, now)
         self.refresh()
         self.notify("workflow.review.opened", gate.review_id, self._event(gate))
@@ -243,6 +246,7 @@ class Gates:
 
     def close_all(self, reason: str) -> None:
         """The run failed elsewhere: gates still waiting for a decision close as cancelled (batches' too)."""
+        self.closing_reason = reason
         for gate in self.open.values():
             if gate.decision is None:
                 gate.closing = reason
@@ -281,6 +285,9 @@ class Gates:
             self.remote[report.source] = dict(report.waiting)
         else:
             self.remote.pop(report.source, None)
+        if self.closing_reason is not None:
+            # The run already failed elsewhere: a gate a batch opened since then closes at once.
+            self.close_all(self.closing_reason)
         self.refresh()
 
     def drop_remote(self, at: datetime) -> None:

@@ -96,7 +96,7 @@ class LoopBatchWorkflow:
             await close_reviews(self._gates, walker.ctx, "the run was cancelled")
             raise
         # Gates left without a decision: a failed iteration stopped theirs, or the run failed elsewhere.
-        reason = done.failure.message if done.failure else "the run failed elsewhere"
+        reason = done.failure.message if done.failure else (self._gates.closing_reason or "the run failed")
         await close_reviews(self._gates, walker.ctx, reason)
         results = in_item_order(done.results, inp.stop)[inp.start :]
         key = keys.loop_batch(inp.run.project_id, inp.run.run_id, inp.prefix + inp.container.id, inp.batch)

@@ -18,6 +18,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from devstack.stack import venv_binary
+from docflow.reviews import review_id
 from docflow.temporal import connect
 from tests.conftest import RECORDING, Stack
 from tests.documents import THREE_INVOICES, pdf_of, three_invoices_pdf
@@ -542,7 +543,9 @@ def test_a_running_loop_shows_its_finished_batches_and_cancelling_the_run_cancel
     assert not asyncio.run(status(f"{coordinator}/batch-2")), "a batch started after the run was cancelled"
 
 
-def _gated_batch_loop(client: Retab, stack: Stack, prefix: str) -> tuple[Any, dict[str, str], int]:
+def _gated_batch_loop(
+    client: Retab, stack: Stack, prefix: str, failing: bool = False
+) -> tuple[Any, dict[str, str], int]:
     """A for_each over more items than a batch holds, its extract gated for the one item of total 500
     (iteration `size + 3`, in the second batch); returns the run, the block ids and that iteration."""
     schema = {
@@ -564,6 +567,9 @@ def _gated_batch_loop(client: Retab, stack: Stack, prefix: str) -> tuple[Any, di
         ],
         max_concurrency=20,
     )
+    if failing:  # a block beside the loop that fails at once, before the gate opens
+        blocks.append({"id": "boom", "type": "function", "config": {"expression": "1 / 0"}})
+        edges.append(_json_edge("in", "boom"))
     wf_id, ids = build(client, stack.project_id, blocks, edges)
     size = stack.settings.loop_batch_size
     gated = size + 3
@@ -693,3 +699,22 @@ def test_cancelling_a_run_closes_the_open_review_of_its_batch(client: Retab, sta
     assert (closed["status"], closed["closed_reason"]) == ("cancelled", "the run was cancelled")
     timing = http.get(f"/v1/workflows/runs/{run.id}").json()["timing"]
     assert timing["human_waiting_started_at"] is None
+
+
+def test_a_run_failing_elsewhere_closes_a_review_its_batch_opens(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    run, ids, gated = _gated_batch_loop(client, stack, "BF", failing=True)
+    failed = wait_for(client, run.id, timeout=180)
+    assert failed.lifecycle.status == "error", failed.lifecycle
+    assert "block 'boom' failed" in (failed.lifecycle.message or "")  # type: ignore[union-attr]
+    # The run fails at once but ends only after its loop: the gate its batch opens later closes without a decision.
+    step_id = f"{ids['loop']}_iter_{gated}_{ids['ex']}"
+    deadline = time.monotonic() + 180
+    while http.get(f"/v1/workflows/runs/{run.id}").json()["timing"]["completed_at"] is None:
+        assert time.monotonic() < deadline, "the failed run did not end: its batch's gate still waits"
+        time.sleep(0.5)
+    review = http.get(f"/v1/workflows/reviews/{review_id(run.id, step_id)}").json()
+    assert review["status"] == "cancelled" and review["decision"] is None, review
+    assert review["closed_reason"] == f"the run failed at block '{ids['boom']}'"
+    assert _steps(http, run.id)[step_id]["lifecycle"]["status"] == "cancelled"
