@@ -346,8 +346,8 @@ class BatchGates(Gates):
     Reports go one at a time, in order; what changes while one is on its way goes in the next.
     """
 
-    def __init__(self, state: RunState, run_id: str, source: str) -> None:
-        super().__init__(state, lambda *_: None)
+    def __init__(self, state: RunState, notify: Notify, run_id: str, source: str) -> None:
+        super().__init__(state, notify)
         self.run_id = run_id
         self.source = source
         self.told: dict[str, str] = {}

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.execute import named
     from workflows.gates import BatchGates, close_reviews
     from workflows.loops import Items, iterate, run_container
+    from workflows.notify import Notifier
     from workflows.walker import Level, Walker
 
 
@@ -60,7 +61,9 @@ class LoopBatchWorkflow:
     @workflow.init
     def __init__(self, inp: LoopBatchInput) -> None:
         self._state = RunState.initial(inp.run)
-        self._gates = BatchGates(self._state, inp.run.run_id, workflow.info().workflow_id)
+        # Review events (opened, decided) are sent from here, where the gates are.
+        self._notify = Notifier(inp.run)
+        self._gates = BatchGates(self._state, self._notify, inp.run.run_id, workflow.info().workflow_id)
 
     @workflow.update(name=REVIEW_DECISION_UPDATE)
     async def review_decision(self, decision: DecisionRequest) -> DecisionOutcome:
@@ -116,6 +119,7 @@ class LoopBatchWorkflow:
             failure_details=failure.details if failure else {},
         )
         await self._gates.flush()
+        await self._notify.settle()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 

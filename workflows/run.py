@@ -38,11 +38,12 @@ with workflow.unsafe.imports_passed_through():
         RUN_WORKFLOW,
         SA_STATUS,
     )
-    from docflow.webhooks import EventType, WebhookInput, event_key
+    from docflow.webhooks import EventType
     from workflows import options
-    from workflows.activity_names import LOAD_GRAPH, PERSIST_RUN, SEND_WEBHOOK
+    from workflows.activity_names import LOAD_GRAPH, PERSIST_RUN
     from workflows.gates import Gates, close_reviews
     from workflows.loops import run_container
+    from workflows.notify import Notifier
     from workflows.progress import show_progress
     from workflows.walker import Walker
 
@@ -55,7 +56,7 @@ class RunWorkflow:
     def __init__(self, inp: RunWorkflowInput) -> None:
         self._inp = inp
         self._state = RunState.initial(inp)
-        self._notifications: list[asyncio.Task[Any]] = []
+        self._notify = Notifier(inp)
         self._gates = Gates(self._state, self._notify)
 
     @workflow.query(name=RUN_STATE_QUERY)
@@ -174,27 +175,6 @@ class RunWorkflow:
         )
         await close_reviews(self._gates, run, reason)
 
-    def _notify(self, event_type: EventType, review_id: str | None, data: dict[str, Any]) -> None:
-        """Send a webhook event (projects with an endpoint only); the run waits for deliveries before it ends."""
-        if not self._inp.webhooks:
-            return
-        parts = [self._inp.run_id] if review_id is None else [self._inp.run_id, review_id]
-        arg = WebhookInput(
-            project_id=self._inp.project_id,
-            event_type=event_type,
-            event_key=event_key(*parts),
-            data=data,
-            occurred_at=workflow.now(),
-        )
-        task = workflow.start_activity(
-            SEND_WEBHOOK,
-            arg,
-            start_to_close_timeout=options.WEBHOOK_TIMEOUT,
-            retry_policy=options.WEBHOOK_RETRY,
-            summary=f"webhook {event_type}",
-        )
-        self._notifications.append(task)
-
     def _notify_end(self, event_type: EventType) -> None:
         state = self._state
         data = {
@@ -208,8 +188,9 @@ class RunWorkflow:
 
     async def _settle(self) -> None:
         """Before the run ends: notifications delivered (or given up), every Update and signal handler done."""
-        if self._notifications or self._gates.closers:
-            await asyncio.gather(*self._notifications, *self._gates.closers, return_exceptions=True)
+        await self._notify.settle()
+        if self._gates.closers:
+            await asyncio.gather(*self._gates.closers, return_exceptions=True)
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     async def _persist(self) -> None:

@@ -20,11 +20,13 @@ from temporalio.service import RPCError
 from devstack.stack import venv_binary
 from docflow.reviews import review_id
 from docflow.temporal import connect
+from docflow.webhooks import event_id, event_key
 from tests.conftest import RECORDING, Stack
 from tests.documents import THREE_INVOICES, pdf_of, three_invoices_pdf
 from tests.http_target import HttpTarget
 from tests.integration.builders import build, wait_for
 from tests.integration.test_runs import _record_history as record_history
+from tests.webhook_receiver import WebhookReceiver
 
 
 def _json_edge(source: str, target: str, out: str = "output-json-0", into: str = "input-json-0") -> dict[str, Any]:
@@ -650,7 +652,7 @@ def test_a_review_inside_a_loop_run_in_batches_waits_only_its_iteration_and_take
 
 
 def test_a_rejected_review_inside_a_batch_ends_the_run_in_error(
-    client: Retab, stack: Stack, http: httpx.Client
+    client: Retab, stack: Stack, http: httpx.Client, webhook_receivers: tuple[WebhookReceiver, WebhookReceiver]
 ) -> None:
     run, ids, gated = _gated_batch_loop(client, stack, "BR")
     review = _batch_review(client, http, run.id, ids, gated)
@@ -661,6 +663,15 @@ def test_a_rejected_review_inside_a_batch_ends_the_run_in_error(
     assert done.lifecycle.status == "error", done.lifecycle
     assert "wrong vendor" in (done.lifecycle.message or "")  # type: ignore[union-attr]
     assert client.workflows.reviews.get(review.id).decision.verdict == "rejected"
+    # The batch sends the review's events itself.
+    receiver, _ = webhook_receivers
+    for event_type in ("workflow.review.opened", "workflow.review.decided"):
+        wanted = event_id(stack.project_id, event_type, event_key(run.id, review.id))
+        deadline = time.monotonic() + 30
+        while not receiver.received(wanted):
+            assert time.monotonic() < deadline, f"no {event_type} event"
+            time.sleep(0.1)
+        assert receiver.received(wanted)[0].event["data"]["step_id"] == review.step_id
 
 
 def test_an_operator_signal_to_the_batch_decides_a_review_inside_it(
