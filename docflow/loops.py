@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -203,6 +205,27 @@ class LoopBatchInput(BaseModel):
     # The batch's items inline (index 0 = item `start`), or the for_each's stored items.
     items: list[HandleValue] | None = None
     items_ref: str | None = None
+    # The batch's share of the for_each's max_concurrency, when earlier batches still hold iterations waiting
+    # for a review (None: the for_each's own).
+    max_concurrency: int | None = None
+
+
+@dataclass
+class Progress:
+    """The iterations of a batch in flight and whether every one has started (what its gates read to tell the
+    coordinator the batch is parked on reviews); `changed` is called after each change."""
+
+    running: set[int] = field(default_factory=set)
+    launched_all: bool = False
+    changed: Callable[[], None] = lambda: None
+
+
+class BatchParked(BaseModel):
+    """A batch tells its coordinator how many of its iterations are in flight while each only waits for a
+    review and every other iteration of the batch has finished (0: not so, any more)."""
+
+    batch: int
+    held: int
 
 
 class LoopBatchResult(BaseModel):

@@ -43,6 +43,8 @@ REVIEW_DECISION_SIGNAL = "review-decision"
 LOOP_GATES_SIGNAL = "loop-gates"
 # The run failed elsewhere: a loop batch closes its open gates (the signal carries the reason).
 LOOP_GATES_CLOSE_SIGNAL = "loop-gates-close"
+# A loop batch whose unfinished iterations all wait for reviews tells its coordinator, which may start the next.
+LOOP_BATCH_PARKED_SIGNAL = "loop-batch-parked"
 
 
 def data_converter(external_storage: ExternalStorage | None = None) -> DataConverter:

@@ -41,6 +41,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from docflow.gates import AppliedDecision, CloseReviewsInput, GateReport, GateTime
+    from docflow.loops import BatchParked, Progress
     from docflow.models import Block
     from docflow.reviews import DEADLINE_ACTOR, DecisionOutcome, DecisionRequest
     from docflow.runs import (
@@ -52,7 +53,13 @@ with workflow.unsafe.imports_passed_through():
         StepLifecycle,
         StepState,
     )
-    from docflow.temporal import LOOP_GATES_CLOSE_SIGNAL, LOOP_GATES_SIGNAL, SA_AWAITING_REVIEW, SA_STATUS
+    from docflow.temporal import (
+        LOOP_BATCH_PARKED_SIGNAL,
+        LOOP_GATES_CLOSE_SIGNAL,
+        LOOP_GATES_SIGNAL,
+        SA_AWAITING_REVIEW,
+        SA_STATUS,
+    )
     from docflow.waiting import OpenGates, close_gate, open_gate
     from docflow.webhooks import EventType
     from workflows import options
@@ -346,15 +353,33 @@ class BatchGates(Gates):
     Reports go one at a time, in order; what changes while one is on its way goes in the next.
     """
 
-    def __init__(self, state: RunState, notify: Notify, run_id: str, source: str) -> None:
+    def __init__(
+        self,
+        state: RunState,
+        notify: Notify,
+        run_id: str,
+        source: str,
+        coordinator: str | None = None,
+        batch: int = 0,
+        iteration_prefix: str = "",
+    ) -> None:
         super().__init__(state, notify)
         self.run_id = run_id
         self.source = source
+        # Parked: every unfinished iteration only waits for a review; the coordinator may start the next batch.
+        self.coordinator = coordinator
+        self.batch = batch
+        self.iteration_prefix = iteration_prefix  # the step-id prefix of this batch's iterations
+        self.progress = Progress()
+        self.progress.changed = self._check_parked
+        self.held = 0
+        self.held_told = 0
         self.told: dict[str, str] = {}
         self.opened: list[GateTime] = []
         self.closed: list[GateTime] = []
         self.dirty = False
         self.sender: asyncio.Task[None] | None = None
+        self.last_report: dict[str, str] = {}
 
     def _wait_started(self, review_id: str, at: datetime) -> None:
         super()._wait_started(review_id, at)
@@ -371,6 +396,21 @@ class BatchGates(Gates):
         # The batch has no lifecycle or search attributes of its own to show: the run shows its gates.
         if self.waiting_gates() != self.told:
             self._kick()
+        self._check_parked()
+
+    def _check_parked(self) -> None:
+        progress = self.progress
+        waiting = {self._iteration(g.step_id) for g in self.open.values() if g.decision is None and g.closing is None}
+        parked = progress.launched_all and progress.running and progress.running <= waiting
+        held = len(progress.running) if parked else 0
+        if held != self.held:
+            self.held = held
+            self._kick()
+
+    def _iteration(self, step_id: str) -> int | None:
+        rest = step_id.removeprefix(self.iteration_prefix)
+        head = rest.split("_", 1)[0]
+        return int(head) if rest != step_id and head.isdigit() else None
 
     def _kick(self) -> None:
         self.dirty = True
@@ -383,10 +423,19 @@ class BatchGates(Gates):
             self.told = self.waiting_gates()
             report = GateReport(source=self.source, waiting=self.told, opened=self.opened, closed=self.closed)
             self.opened, self.closed = [], []
-            try:
-                await workflow.get_external_workflow_handle(self.run_id).signal(LOOP_GATES_SIGNAL, report)
-            except Exception as exc:  # noqa: BLE001 - the run already ended: nobody is left to show them
-                workflow.logger.warning("loop-gates report not delivered to %s: %s", self.run_id, exc)
+            if report.waiting != self.last_report or report.opened or report.closed:
+                self.last_report = report.waiting
+                await self._signal(self.run_id, LOOP_GATES_SIGNAL, report)
+            if self.coordinator is not None and self.held != self.held_told:
+                self.held_told = self.held
+                parked = BatchParked(batch=self.batch, held=self.held)
+                await self._signal(self.coordinator, LOOP_BATCH_PARKED_SIGNAL, parked)
+
+    async def _signal(self, workflow_id: str, name: str, arg: Any) -> None:
+        try:
+            await workflow.get_external_workflow_handle(workflow_id).signal(name, arg)
+        except Exception as exc:  # noqa: BLE001 - the receiver already ended: nobody is left to tell
+            workflow.logger.warning("%s not delivered to %s: %s", name, workflow_id, exc)
 
     async def flush(self) -> None:
         """Before the batch ends: every report delivered (or given up)."""

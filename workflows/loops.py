@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         LoopItemsInput,
         LoopRunInput,
         LoopRunResult,
+        Progress,
         RecordLoopInput,
         in_item_order,
     )
@@ -57,9 +58,18 @@ class Iterated:
     failure: Failure | None
 
 
-async def iterate(level: Level, block: Block, indexes: range, source: Items) -> Iterated:
-    """Run a for_each's iterations `indexes`, `max_concurrency` at a time; stop early on a failure (mode fail)."""
+async def iterate(
+    level: Level,
+    block: Block,
+    indexes: range,
+    source: Items,
+    concurrency: int | None = None,
+    progress: Progress | None = None,
+) -> Iterated:
+    """Run a for_each's iterations `indexes`, `max_concurrency` (or `concurrency`) at a time; stop early on a
+    failure (mode fail)."""
     cfg = ForEachConfig.model_validate(block.config)
+    limit = concurrency or cfg.max_concurrency
     results: dict[int, HandleValue | None] = {}
     failed: list[int] = []
     failure: Failure | None = None
@@ -69,13 +79,16 @@ async def iterate(level: Level, block: Block, indexes: range, source: Items) -> 
     index = next(todo, None)
     try:
         while True:
-            while failure is None and index is not None and len(running) < cfg.max_concurrency:
+            while failure is None and index is not None and len(running) < limit:
                 item = await source.get(index)
                 task = asyncio.create_task(
                     run_iteration(level, block, index, "fe-left-out", item, True, "fe-right-in", live)
                 )
                 running[task] = index
                 index = next(todo, None)
+            if progress is not None:
+                progress.running, progress.launched_all = set(running.values()), index is None or failure is not None
+                progress.changed()
             if not running:
                 break
             done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)

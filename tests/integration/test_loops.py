@@ -546,7 +546,7 @@ def test_a_running_loop_shows_its_finished_batches_and_cancelling_the_run_cancel
 
 
 def _gated_batch_loop(
-    client: Retab, stack: Stack, prefix: str, failing: bool = False
+    client: Retab, stack: Stack, prefix: str, failing: bool = False, gated: int | None = None, count: int = 10
 ) -> tuple[Any, dict[str, str], int]:
     """A for_each over more items than a batch holds, its extract gated for the one item of total 500
     (iteration `size + 3`, in the second batch); returns the run, the block ids and that iteration."""
@@ -574,8 +574,8 @@ def _gated_batch_loop(
         edges.append(_json_edge("in", "boom"))
     wf_id, ids = build(client, stack.project_id, blocks, edges)
     size = stack.settings.loop_batch_size
-    gated = size + 3
-    items = [{"text": f"Invoice number: {prefix}-{i}\nTotal: {500 if i == gated else 10}"} for i in range(size + 10)]
+    gated = size + 3 if gated is None else gated
+    items = [{"text": f"Invoice number: {prefix}-{i}\nTotal: {500 if i == gated else 10}"} for i in range(size + count)]
     run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: items}, version="draft")
     return run, ids, gated
 
@@ -729,3 +729,42 @@ def test_a_run_failing_elsewhere_closes_a_review_its_batch_opens(
     assert review["status"] == "cancelled" and review["decision"] is None, review
     assert review["closed_reason"] == f"the run failed at block '{ids['boom']}'"
     assert _steps(http, run.id)[step_id]["lifecycle"]["status"] == "cancelled"
+
+
+def test_later_batches_run_while_an_earlier_batch_waits_for_a_review(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    size = stack.settings.loop_batch_size
+    # Iteration 3 (batch 0) is gated; batches 1 and 2 run to their end while its review waits.
+    run, ids, gated = _gated_batch_loop(client, stack, "BP", gated=3, count=size + 10)
+    waiting = wait_for(client, run.id, {"awaiting_review", "completed", "error", "cancelled"}, timeout=180)
+    assert waiting.lifecycle.status == "awaiting_review", waiting.lifecycle
+    [review] = list(client.workflows.reviews.list(run_id=run.id))
+    raw = http.get(f"/v1/workflows/reviews/{review.id}").json()
+    assert raw["gate_workflow_id"] == f"{run.id}/{ids['loop']}/batch-0"
+
+    async def status(workflow_id: str) -> WorkflowExecutionStatus | None:
+        temporal = await connect(stack.settings)
+        try:
+            return (await temporal.get_workflow_handle(workflow_id).describe()).status
+        except RPCError:
+            return None
+
+    for later in (1, 2):
+        batch = f"{run.id}/{ids['loop']}/batch-{later}"
+        deadline = time.monotonic() + 180
+        while asyncio.run(status(batch)) != WorkflowExecutionStatus.COMPLETED:
+            assert time.monotonic() < deadline, f"batch {later} did not run while batch 0 waited for its review"
+            time.sleep(0.5)
+    assert asyncio.run(status(f"{run.id}/{ids['loop']}/batch-0")) == WorkflowExecutionStatus.RUNNING
+    assert wait_for(client, run.id, {"awaiting_review", "completed", "error"}).lifecycle.status == "awaiting_review"
+    [seed] = list(client.workflows.reviews.versions.list(review_id=review.id))
+    client.workflows.reviews.approve(review.id, version_id=seed.id)
+    done = wait_for(client, run.id, timeout=180)
+    assert done.lifecycle.status == "completed", done.lifecycle
+    out = _output(http, done.id, ids["out"])
+    assert len(out) == 2 * size + 10
+    assert [r["invoice_number"] for r in out] == [f"BP-{i}" for i in range(2 * size + 10)]  # in item order
+    assert out[gated]["total"] == 500
+    if RECORDING:
+        record_history(stack, f"{done.id}/{ids['loop']}", "review_parked_loop_coordinator")
