@@ -62,16 +62,12 @@ def review_iteration(step_id: str, block_id: str, containers: list[LoopContainer
     return parent, ".".join(str(c.iteration) for c in containers)
 
 
-def reviewed_body_blocks(graph: Graph, container_id: str) -> list[str]:
-    """The blocks inside a container (at any depth) whose config has a review gate."""
-    inside, todo = [], [container_id]
-    while todo:
-        parent = todo.pop()
-        for block in graph.blocks:
-            if block.parent_id == parent:
-                inside.append(block)
-                todo.append(block.id)
-    return sorted(b.id for b in inside if b.config.get("review"))
+def iteration_of(step_id: str, iteration_prefix: str) -> int | None:
+    """The iteration a step belongs to, by its id under `iteration_prefix` (`"loop_iter_"`): `"loop_iter_7_ex"`
+    and `"loop_iter_7_inner_iter_0_ex"` → 7; None for a step not under that prefix."""
+    rest = step_id.removeprefix(iteration_prefix)
+    head = rest.split("_", 1)[0]
+    return int(head) if rest != step_id and head.isdigit() else None
 
 
 def array_items(data: Any, map_source_path: str | None) -> list[Any]:

@@ -41,7 +41,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from docflow.gates import AppliedDecision, CloseReviewsInput, GateReport, GateTime
-    from docflow.loops import BatchParked, Progress
+    from docflow.loops import BatchParked, Progress, iteration_of
     from docflow.models import Block
     from docflow.reviews import DEADLINE_ACTOR, DecisionOutcome, DecisionRequest
     from docflow.runs import (
@@ -400,17 +400,16 @@ class BatchGates(Gates):
 
     def _check_parked(self) -> None:
         progress = self.progress
-        waiting = {self._iteration(g.step_id) for g in self.open.values() if g.decision is None and g.closing is None}
+        waiting = {
+            iteration_of(g.step_id, self.iteration_prefix)
+            for g in self.open.values()
+            if g.decision is None and g.closing is None
+        }
         parked = progress.launched_all and progress.running and progress.running <= waiting
         held = len(progress.running) if parked else 0
         if held != self.held:
             self.held = held
             self._kick()
-
-    def _iteration(self, step_id: str) -> int | None:
-        rest = step_id.removeprefix(self.iteration_prefix)
-        head = rest.split("_", 1)[0]
-        return int(head) if rest != step_id and head.isdigit() else None
 
     def _kick(self) -> None:
         self.dirty = True
