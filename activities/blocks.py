@@ -256,6 +256,7 @@ class BlockActivities:
             subdocuments=gate.subdocuments,
             page_count=gate.page_count,
             deadline_at=now + deadline if deadline else None,
+            gate_workflow_id=inp.gate_workflow_id,
         )
         await ReviewStore(self.store).open_review(review, seed)
         log.info("review opened", review_id=rid, reason=gate.evaluation.reason)

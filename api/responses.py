@@ -231,7 +231,7 @@ class ArtifactView(BaseModel):
 
 
 class ReviewView(View):
-    """A review (the SDK's `Review`) with `status`, `closed_reason` and `deadline_at` as extras."""
+    """A review (the SDK's `Review`) with `status`, `closed_reason`, `deadline_at`, `gate_workflow_id` as extras."""
 
     id: str
     workflow_id: str
@@ -248,6 +248,10 @@ class ReviewView(View):
     status: ReviewStatus
     closed_reason: str | None = Field(description="Why a review closed without a decision (cancelled)")
     deadline_at: datetime | None = Field(description="When the block's review deadline decides for it")
+    gate_workflow_id: str = Field(
+        description="The Temporal workflow holding the review's gate, where an operator signals a decision: the "
+        "run's, or a loop batch's for a review inside a for_each run in batches"
+    )
 
 
 class ReviewVersionView(View):

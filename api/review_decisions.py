@@ -1,5 +1,8 @@
 """Approve and reject: a decision reaches the waiting run as the Workflow Update `review_decision`.
 
+It is sent to the workflow holding the review's gate (`ReviewRecord.gate_workflow`): the run's, or a loop
+batch's for a review inside a for_each run in batches.
+
 The API checks what it can first (the review exists, the version is one of its own, it is not decided or
 closed), then sends a `DecisionRequest`. The run's validator refuses a decision on a gate that is not open
 before anything reaches history; once accepted, the run applies it (records it on the review, makes the
@@ -93,7 +96,8 @@ class Decisions:
         """Start the Update and wait for it within the timeout: accepted-but-unfinished answers `pending`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        handle = self.temporal.get_workflow_handle(record.run_id)
+        # The workflow holding the gate: the run's, or for a review inside a loop batch, that batch's.
+        handle = self.temporal.get_workflow_handle(record.gate_workflow)
         # The SDK re-sends an Update the server has only admitted, so its own deadline is bounded here too.
         async with asyncio.timeout(self.timeout):
             update = await handle.start_update(

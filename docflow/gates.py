@@ -39,3 +39,23 @@ class CloseReviewsInput(Model):
     review_ids: list[str] = Field(default_factory=list)
     reason: str
     closed_at: datetime
+
+
+class GateTime(Model):
+    """When one gate's wait started or ended, on the batch's workflow clock."""
+
+    review_id: str
+    at: datetime
+
+
+class GateReport(Model):
+    """A loop batch's gates, told to its run (signal `loop-gates`): the run shows them and counts their wait.
+
+    `waiting` is the batch's whole set of gates waiting for a decision (review id → block id), replacing the
+    last one the run had from `source`; `opened` and `closed` are the waits that started and ended since.
+    """
+
+    source: str = Field(max_length=1000)
+    waiting: dict[str, str] = Field(default_factory=dict)
+    opened: list[GateTime] = Field(default_factory=list)
+    closed: list[GateTime] = Field(default_factory=list)

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -60,16 +62,12 @@ def review_iteration(step_id: str, block_id: str, containers: list[LoopContainer
     return parent, ".".join(str(c.iteration) for c in containers)
 
 
-def reviewed_body_blocks(graph: Graph, container_id: str) -> list[str]:
-    """The blocks inside a container (at any depth) whose config has a review gate."""
-    inside, todo = [], [container_id]
-    while todo:
-        parent = todo.pop()
-        for block in graph.blocks:
-            if block.parent_id == parent:
-                inside.append(block)
-                todo.append(block.id)
-    return sorted(b.id for b in inside if b.config.get("review"))
+def iteration_of(step_id: str, iteration_prefix: str) -> int | None:
+    """The iteration a step belongs to, by its id under `iteration_prefix` (`"loop_iter_"`): `"loop_iter_7_ex"`
+    and `"loop_iter_7_inner_iter_0_ex"` → 7; None for a step not under that prefix."""
+    rest = step_id.removeprefix(iteration_prefix)
+    head = rest.split("_", 1)[0]
+    return int(head) if rest != step_id and head.isdigit() else None
 
 
 def array_items(data: Any, map_source_path: str | None) -> list[Any]:
@@ -203,6 +201,27 @@ class LoopBatchInput(BaseModel):
     # The batch's items inline (index 0 = item `start`), or the for_each's stored items.
     items: list[HandleValue] | None = None
     items_ref: str | None = None
+    # The batch's share of the for_each's max_concurrency, when earlier batches still hold iterations waiting
+    # for a review (None: the for_each's own).
+    max_concurrency: int | None = None
+
+
+@dataclass
+class Progress:
+    """The iterations of a batch in flight and whether every one has started (what its gates read to tell the
+    coordinator the batch is parked on reviews); `changed` is called after each change."""
+
+    running: set[int] = field(default_factory=set)
+    launched_all: bool = False
+    changed: Callable[[], None] = lambda: None
+
+
+class BatchParked(BaseModel):
+    """A batch tells its coordinator how many of its iterations are in flight while each only waits for a
+    review and every other iteration of the batch has finished (0: not so, any more)."""
+
+    batch: int
+    held: int
 
 
 class LoopBatchResult(BaseModel):

@@ -93,9 +93,16 @@ class ReviewRecord(Model):
     subdocuments: list[str] | None = None
     page_count: int | None = None
     deadline_at: datetime | None = None
+    # The workflow holding the review's gate, where decisions are sent: a loop batch's, or (None) the run's.
+    gate_workflow_id: str | None = None
+
+    @property
+    def gate_workflow(self) -> str:
+        """The Temporal workflow id a decision on this review is sent to."""
+        return self.gate_workflow_id or self.run_id
 
     def public(self) -> dict[str, Any]:
-        """The SDK's `Review`, with `status` (and when closed, why) as extras."""
+        """The SDK's `Review`, with `status` (and when closed, why) and the gate's workflow as extras."""
         data = self.model_dump(
             mode="json",
             include={
@@ -116,6 +123,7 @@ class ReviewRecord(Model):
                 "deadline_at",
             },
         )
+        data["gate_workflow_id"] = self.gate_workflow  # where an operator signals a decision
         return data
 
 

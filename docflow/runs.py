@@ -243,6 +243,8 @@ class ExecuteBlockInput(Model):
     review_gates: bool = True
     # The loops the step runs inside (outermost first); empty at the top level.
     loop_containers: list[LoopContainer] = Field(default_factory=list)
+    # The workflow that holds the step's review gate when it is not the run's (a loop batch): decisions go there.
+    gate_workflow_id: str | None = None
 
 
 class OpenedReview(Model):

@@ -39,6 +39,12 @@ TEST_RUN_STATE_QUERY = "test_run_state"
 # A review decision reaches a run as this Update (the API) or this signal (web UI, `temporal workflow signal`).
 REVIEW_DECISION_UPDATE = "review_decision"
 REVIEW_DECISION_SIGNAL = "review-decision"
+# A loop batch tells its run when its review gates open and close (docflow.gates.GateReport).
+LOOP_GATES_SIGNAL = "loop-gates"
+# The run failed elsewhere: a loop batch closes its open gates (the signal carries the reason).
+LOOP_GATES_CLOSE_SIGNAL = "loop-gates-close"
+# A loop batch whose unfinished iterations all wait for reviews tells its coordinator, which may start the next.
+LOOP_BATCH_PARKED_SIGNAL = "loop-batch-parked"
 
 
 def data_converter(external_storage: ExternalStorage | None = None) -> DataConverter:

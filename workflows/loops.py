@@ -24,9 +24,9 @@ with workflow.unsafe.imports_passed_through():
         LoopItemsInput,
         LoopRunInput,
         LoopRunResult,
+        Progress,
         RecordLoopInput,
         in_item_order,
-        reviewed_body_blocks,
     )
     from docflow.models import Block
     from docflow.runs import BlockOutcome, HandleValue, StepLifecycle, StepState
@@ -58,9 +58,18 @@ class Iterated:
     failure: Failure | None
 
 
-async def iterate(level: Level, block: Block, indexes: range, source: Items) -> Iterated:
-    """Run a for_each's iterations `indexes`, `max_concurrency` at a time; stop early on a failure (mode fail)."""
+async def iterate(
+    level: Level,
+    block: Block,
+    indexes: range,
+    source: Items,
+    concurrency: int | None = None,
+    progress: Progress | None = None,
+) -> Iterated:
+    """Run a for_each's iterations `indexes`, `max_concurrency` (or `concurrency`) at a time; stop early on a
+    failure (mode fail)."""
     cfg = ForEachConfig.model_validate(block.config)
+    limit = concurrency or cfg.max_concurrency
     results: dict[int, HandleValue | None] = {}
     failed: list[int] = []
     failure: Failure | None = None
@@ -70,13 +79,16 @@ async def iterate(level: Level, block: Block, indexes: range, source: Items) -> 
     index = next(todo, None)
     try:
         while True:
-            while failure is None and index is not None and len(running) < cfg.max_concurrency:
+            while failure is None and index is not None and len(running) < limit:
                 item = await source.get(index)
                 task = asyncio.create_task(
                     run_iteration(level, block, index, "fe-left-out", item, True, "fe-right-in", live)
                 )
                 running[task] = index
                 index = next(todo, None)
+            if progress is not None:
+                progress.running, progress.launched_all = set(running.values()), index is None or failure is not None
+                progress.changed()
             if not running:
                 break
             done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
@@ -122,7 +134,6 @@ async def _for_each(level: Level, block: Block, step: StepState) -> BlockOutcome
     step.iterations = listed.count
     batch_refs: list[str] | None = None
     if listed.count > inp.loop_batch_size:
-        _refuse_reviews_in_batches(level, block, listed.count)
         done, batch_refs = await _in_batches(level, block, step, listed)
     else:
         done = await iterate(level, block, range(listed.count), Items(listed))
@@ -147,17 +158,6 @@ async def _for_each(level: Level, block: Block, step: StepState) -> BlockOutcome
     if done.failure is not None:
         raise LoopFailed(done.failure)
     return recorded
-
-
-def _refuse_reviews_in_batches(level: Level, block: Block, count: int) -> None:
-    """Before any batch starts: a review gate cannot open in a batch (decisions reach the run, not the batch)."""
-    reviewed = reviewed_body_blocks(level.run.graph, block.id)
-    if reviewed:
-        message = (
-            f"{count} items run in batches (more than {level.run.inp.loop_batch_size}), where review gates cannot "
-            f"open; block(s) {', '.join(reviewed)} have a review: iterate fewer items or remove the review"
-        )
-        raise LoopFailed(Failure(level.prefix + block.id, message, {"block_id": block.id, "block_name": block.label}))
 
 
 async def _in_batches(level: Level, block: Block, step: StepState, listed: LoopItems) -> tuple[Iterated, list[str]]:

@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from docflow.gates import CloseReviewsInput
+    from docflow.gates import GateReport
     from docflow.models import Graph
     from docflow.reviews import DecisionOutcome, DecisionRequest
     from docflow.runs import (
@@ -31,17 +31,19 @@ with workflow.unsafe.imports_passed_through():
         StepState,
     )
     from docflow.temporal import (
+        LOOP_GATES_SIGNAL,
         REVIEW_DECISION_SIGNAL,
         REVIEW_DECISION_UPDATE,
         RUN_STATE_QUERY,
         RUN_WORKFLOW,
         SA_STATUS,
     )
-    from docflow.webhooks import EventType, WebhookInput, event_key
+    from docflow.webhooks import EventType
     from workflows import options
-    from workflows.activity_names import CLOSE_REVIEWS, LOAD_GRAPH, PERSIST_RUN, SEND_WEBHOOK
-    from workflows.gates import Gates
+    from workflows.activity_names import LOAD_GRAPH, PERSIST_RUN
+    from workflows.gates import Gates, close_reviews
     from workflows.loops import run_container
+    from workflows.notify import Notifier
     from workflows.progress import show_progress
     from workflows.walker import Walker
 
@@ -54,7 +56,7 @@ class RunWorkflow:
     def __init__(self, inp: RunWorkflowInput) -> None:
         self._inp = inp
         self._state = RunState.initial(inp)
-        self._notifications: list[asyncio.Task[Any]] = []
+        self._notify = Notifier(inp)
         self._gates = Gates(self._state, self._notify)
 
     @workflow.query(name=RUN_STATE_QUERY)
@@ -77,6 +79,11 @@ class RunWorkflow:
         """The same decision from an operator (web UI, `temporal workflow signal`); invalid ones are recorded."""
         self._gates.signal(payload)
 
+    @workflow.signal(name=LOOP_GATES_SIGNAL)
+    def loop_gates(self, report: GateReport) -> None:
+        """A loop batch's review gates opened or closed: the run shows them and counts their wait."""
+        self._gates.report(report)
+
     @workflow.run
     async def run(self, inp: RunWorkflowInput) -> RunState:
         """Load the graph, walk it, persist the summary."""
@@ -96,12 +103,14 @@ class RunWorkflow:
             ]
             await Walker(inp, graph, state, self._gates, run_container).walk()
         except asyncio.CancelledError:
+            self._gates.drop_remote(workflow.now())
             self._finish_cancelled()
             await self._close_reviews("the run was cancelled")
             await self._persist()
             self._notify_end("workflow.run.cancelled")
             await self._settle()
             raise
+        self._gates.drop_remote(workflow.now())
         await self._close_reviews(f"the run failed at block '{state.lifecycle.failing_step_id}'")
         if state.lifecycle.status == "error":
             return await self._fail()
@@ -158,43 +167,13 @@ class RunWorkflow:
 
     async def _close_reviews(self, reason: str) -> None:
         """Reviews whose wait ended without a decision are closed as cancelled, with the reason."""
-        review_ids, self._gates.to_close = self._gates.to_close, []
-        if not review_ids:
-            return
         run = RunContext(
             run_id=self._inp.run_id,
             project_id=self._inp.project_id,
             workflow_id=self._inp.workflow_id,
             version_id=self._inp.version_id,
         )
-        await workflow.execute_activity(
-            CLOSE_REVIEWS,
-            CloseReviewsInput(run=run, review_ids=review_ids, reason=reason, closed_at=workflow.now()),
-            start_to_close_timeout=options.PERSIST_TIMEOUT,
-            retry_policy=options.STORAGE_RETRY,
-            summary=f"close {len(review_ids)} review(s): {reason}",
-        )
-
-    def _notify(self, event_type: EventType, review_id: str | None, data: dict[str, Any]) -> None:
-        """Send a webhook event (projects with an endpoint only); the run waits for deliveries before it ends."""
-        if not self._inp.webhooks:
-            return
-        parts = [self._inp.run_id] if review_id is None else [self._inp.run_id, review_id]
-        arg = WebhookInput(
-            project_id=self._inp.project_id,
-            event_type=event_type,
-            event_key=event_key(*parts),
-            data=data,
-            occurred_at=workflow.now(),
-        )
-        task = workflow.start_activity(
-            SEND_WEBHOOK,
-            arg,
-            start_to_close_timeout=options.WEBHOOK_TIMEOUT,
-            retry_policy=options.WEBHOOK_RETRY,
-            summary=f"webhook {event_type}",
-        )
-        self._notifications.append(task)
+        await close_reviews(self._gates, run, reason)
 
     def _notify_end(self, event_type: EventType) -> None:
         state = self._state
@@ -209,8 +188,9 @@ class RunWorkflow:
 
     async def _settle(self) -> None:
         """Before the run ends: notifications delivered (or given up), every Update and signal handler done."""
-        if self._notifications:
-            await asyncio.gather(*self._notifications, return_exceptions=True)
+        await self._notify.settle()
+        if self._gates.closers:
+            await asyncio.gather(*self._gates.closers, return_exceptions=True)
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     async def _persist(self) -> None:

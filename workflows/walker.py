@@ -80,8 +80,11 @@ class Walker:
         state: RunState,
         gates: Gates,
         run_container: ContainerRunner = _no_containers,
+        gate_workflow_id: str | None = None,
     ) -> None:
         self.run_container = run_container
+        # The workflow holding this walk's gates when it is not the run's (a loop batch): reviews name it.
+        self.gate_workflow_id = gate_workflow_id
         self.inp = inp
         self.graph = graph
         self.state = state
@@ -243,6 +246,7 @@ class Level:
             inline_output_limit_bytes=inp.inline_output_limit_bytes,
             storage_retry_budget_seconds=inp.storage_retry_budget_seconds,
             loop_containers=self.containers,
+            gate_workflow_id=self.run.gate_workflow_id,
         )
         return await execute_block(arg, summary_prefix=f"[{self.prefix.rstrip('_')}] " if self.prefix else "")
 

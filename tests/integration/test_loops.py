@@ -4,6 +4,8 @@ errors), while_loop (condition, max_iterations), step ids and loop_containers.""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
@@ -15,12 +17,16 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
+from devstack.stack import venv_binary
+from docflow.reviews import review_id
 from docflow.temporal import connect
+from docflow.webhooks import event_id, event_key
 from tests.conftest import RECORDING, Stack
 from tests.documents import THREE_INVOICES, pdf_of, three_invoices_pdf
 from tests.http_target import HttpTarget
 from tests.integration.builders import build, wait_for
 from tests.integration.test_runs import _record_history as record_history
+from tests.webhook_receiver import WebhookReceiver
 
 
 def _json_edge(source: str, target: str, out: str = "output-json-0", into: str = "input-json-0") -> dict[str, Any]:
@@ -510,13 +516,21 @@ def test_a_running_loop_shows_its_finished_batches_and_cancelling_the_run_cancel
     assert not asyncio.run(status(f"{coordinator}/batch-2")), "a batch started after the run was cancelled"
 
 
-def test_a_loop_too_large_for_reviews_fails_before_any_iteration(
-    client: Retab, stack: Stack, http: httpx.Client
-) -> None:
+def _gated_batch_loop(
+    client: Retab, stack: Stack, prefix: str, failing: bool = False, gated: int | None = None, count: int = 10
+) -> tuple[Any, dict[str, str], int]:
+    """A for_each over more items than a batch holds, its extract gated for the one item of total 500
+    (iteration `size + 3`, in the second batch); returns the run, the block ids and that iteration."""
+    schema = {
+        "type": "object",
+        "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}},
+        "required": ["invoice_number", "total"],
+    }
+    condition = {"sub_conditions": [{"path": "data.total", "operator": "gt", "expected": 100}]}
     extract = {
-        "json_schema": {"type": "object", "properties": {"total": {"type": "number"}}},
+        "json_schema": schema,
         "inputs": [{"name": "text", "type": "json"}],
-        "review": {"predicate": {"kind": "always"}},
+        "review": {"predicate": {"kind": "json_condition", "condition": condition}},
     }
     blocks, edges = _for_each(
         [{"id": "ex", "type": "extract", "config": extract}],
@@ -524,11 +538,204 @@ def test_a_loop_too_large_for_reviews_fails_before_any_iteration(
             _json_edge("loop", "ex", out="fe-left-out", into="input-json-text"),
             _json_edge("ex", "loop", into="fe-right-in"),
         ],
+        max_concurrency=20,
     )
+    if failing:  # a block beside the loop that fails at once, before the gate opens
+        blocks.append({"id": "boom", "type": "function", "config": {"expression": "1 / 0"}})
+        edges.append(_json_edge("in", "boom"))
     wf_id, ids = build(client, stack.project_id, blocks, edges)
-    items = [{"text": f"Total: {i}"} for i in range(stack.settings.loop_batch_size + 1)]
-    done = _run(client, wf_id, ids["in"], items)
-    assert done.lifecycle.status == "error"
-    assert ids["ex"] in done.lifecycle.message and "review" in done.lifecycle.message  # type: ignore[union-attr]
-    assert not [s for s in _steps(http, done.id).values() if s["block_id"] == ids["ex"]]
-    assert list(client.workflows.reviews.list(run_id=done.id)) == []
+    size = stack.settings.loop_batch_size
+    gated = size + 3 if gated is None else gated
+    items = [{"text": f"Invoice number: {prefix}-{i}\nTotal: {500 if i == gated else 10}"} for i in range(size + count)]
+    run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: items}, version="draft")
+    return run, ids, gated
+
+
+def _batch_review(client: Retab, http: httpx.Client, run_id: str, ids: dict[str, str], gated: int) -> Any:
+    """The one review of a gated batch loop, once the run waits for it; its gate is held by batch 1."""
+    waiting = wait_for(client, run_id, {"awaiting_review", "completed", "error", "cancelled"}, timeout=180)
+    assert waiting.lifecycle.status == "awaiting_review", waiting.lifecycle
+    raw_run = http.get(f"/v1/workflows/runs/{run_id}").json()
+    assert raw_run["lifecycle"]["waiting_for_block_ids"] == [ids["ex"]]
+    assert raw_run["timing"]["human_waiting_started_at"] is not None
+    [review] = list(client.workflows.reviews.list(run_id=run_id))
+    assert review.step_id == f"{ids['loop']}_iter_{gated}_{ids['ex']}"
+    raw = http.get(f"/v1/workflows/reviews/{review.id}").json()
+    assert (raw["parent_step_id"], raw["iteration_key"]) == (ids["loop"], str(gated))
+    assert raw["gate_workflow_id"] == f"{run_id}/{ids['loop']}/batch-1"
+    return review
+
+
+def test_a_review_inside_a_loop_run_in_batches_waits_only_its_iteration_and_takes_a_correction(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    run, ids, gated = _gated_batch_loop(client, stack, "B")
+    review = _batch_review(client, http, run.id, ids, gated)
+    listed = http.get("/v1/workflows/runs", params={"status": "awaiting_review"}).json()["data"]
+    assert run.id in [r["id"] for r in listed]  # the run's search attributes follow the batch's gate
+    # Only iteration `gated` waits: every other iteration of its batch finishes while the review is open.
+    batch = f"{run.id}/{ids['loop']}/batch-1"
+
+    async def extracts_done() -> int:
+        temporal = await connect(stack.settings)
+        handle = temporal.get_workflow_handle(batch)
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        history = await handle.fetch_history()
+        scheduled = {
+            e.event_id
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "ExtractData"
+        }
+        return sum(
+            1
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+            and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled
+        )
+
+    deadline = time.monotonic() + 120
+    while asyncio.run(extracts_done()) < 10:  # the batch's 10 items, the gated one's extract included
+        assert time.monotonic() < deadline, "the batch's other iterations did not finish while the review waited"
+        time.sleep(0.3)
+    assert wait_for(client, run.id, {"awaiting_review", "completed", "error"}).lifecycle.status == "awaiting_review"
+    [seed] = list(client.workflows.reviews.versions.list(review_id=review.id))
+    assert seed.snapshot == {"invoice_number": f"B-{gated}", "total": 500}
+    corrected = client.workflows.reviews.versions.create(
+        review_id=review.id, parent_id=seed.id, snapshot={"invoice_number": f"B-{gated}", "total": 50}, reviewer="Ada"
+    )
+    time.sleep(0.3)  # a wait the run's timing must count
+    answer = client.workflows.reviews.approve(review.id, version_id=corrected.id, reviewer="Ada")
+    assert (answer.submission_status, answer.resume_status) == ("accepted", "resumed")
+    done = wait_for(client, run.id, timeout=180)
+    assert done.lifecycle.status == "completed", done.lifecycle
+    out = _output(http, done.id, ids["out"])
+    assert len(out) == stack.settings.loop_batch_size + 10
+    assert out[gated] == {"invoice_number": f"B-{gated}", "total": 50}  # the correction, in its item's slot
+    assert out[gated - 1] == {"invoice_number": f"B-{gated - 1}", "total": 10}
+    timing = http.get(f"/v1/workflows/runs/{done.id}").json()["timing"]
+    assert timing["human_waiting_started_at"] is None
+    assert timing["accumulated_human_waiting_ms"] >= 300
+    assert client.workflows.reviews.get(review.id).decision.version_id == corrected.id
+    if RECORDING:
+        record_history(stack, done.id, "review_in_batch_run")
+        record_history(stack, f"{done.id}/{ids['loop']}/batch-1", "review_in_batch_child")
+
+
+def test_a_rejected_review_inside_a_batch_ends_the_run_in_error(
+    client: Retab, stack: Stack, http: httpx.Client, webhook_receivers: tuple[WebhookReceiver, WebhookReceiver]
+) -> None:
+    run, ids, gated = _gated_batch_loop(client, stack, "BR")
+    review = _batch_review(client, http, run.id, ids, gated)
+    [seed] = list(client.workflows.reviews.versions.list(review_id=review.id))
+    answer = client.workflows.reviews.reject(review.id, version_id=seed.id, reason="wrong vendor")
+    assert answer.submission_status == "accepted"
+    done = wait_for(client, run.id, timeout=180)
+    assert done.lifecycle.status == "error", done.lifecycle
+    assert "wrong vendor" in (done.lifecycle.message or "")  # type: ignore[union-attr]
+    assert client.workflows.reviews.get(review.id).decision.verdict == "rejected"
+    # The batch sends the review's events itself.
+    receiver, _ = webhook_receivers
+    for event_type in ("workflow.review.opened", "workflow.review.decided"):
+        wanted = event_id(stack.project_id, event_type, event_key(run.id, review.id))
+        deadline = time.monotonic() + 30
+        while not receiver.received(wanted):
+            assert time.monotonic() < deadline, f"no {event_type} event"
+            time.sleep(0.1)
+        assert receiver.received(wanted)[0].event["data"]["step_id"] == review.step_id
+
+
+def test_an_operator_signal_to_the_batch_decides_a_review_inside_it(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    run, ids, gated = _gated_batch_loop(client, stack, "BS")
+    review = _batch_review(client, http, run.id, ids, gated)
+    [seed] = list(client.workflows.reviews.versions.list(review_id=review.id))
+    payload = {"review_id": review.id, "verdict": "approved", "version_id": seed.id}
+    subprocess.run(
+        [
+            venv_binary("temporal"), "workflow", "signal",
+            "--address", stack.settings.temporal_address, "--namespace", stack.settings.temporal_namespace,
+            "--workflow-id", f"{run.id}/{ids['loop']}/batch-1", "--name", "review-decision",
+            "--input", json.dumps(payload),
+        ],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    done = wait_for(client, run.id, timeout=180)
+    assert done.lifecycle.status == "completed", done.lifecycle
+    assert _output(http, done.id, ids["out"])[gated] == {"invoice_number": f"BS-{gated}", "total": 500}
+    decided = client.workflows.reviews.get(review.id)
+    assert decided.decision.verdict == "approved" and decided.decision.author.id == "temporal"
+
+
+def test_cancelling_a_run_closes_the_open_review_of_its_batch(client: Retab, stack: Stack, http: httpx.Client) -> None:
+    run, ids, gated = _gated_batch_loop(client, stack, "BC")
+    review = _batch_review(client, http, run.id, ids, gated)
+    client.workflows.runs.cancel(run.id)
+    assert wait_for(client, run.id, timeout=120).lifecycle.status == "cancelled"
+    deadline = time.monotonic() + 60
+    while (closed := http.get(f"/v1/workflows/reviews/{review.id}").json())["status"] == "pending":
+        assert time.monotonic() < deadline, "the batch's review was not closed"
+        time.sleep(0.2)
+    assert closed["decision"] is None
+    assert (closed["status"], closed["closed_reason"]) == ("cancelled", "the run was cancelled")
+    timing = http.get(f"/v1/workflows/runs/{run.id}").json()["timing"]
+    assert timing["human_waiting_started_at"] is None
+
+
+def test_a_run_failing_elsewhere_closes_a_review_its_batch_opens(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    run, ids, gated = _gated_batch_loop(client, stack, "BF", failing=True)
+    failed = wait_for(client, run.id, timeout=180)
+    assert failed.lifecycle.status == "error", failed.lifecycle
+    assert "block 'boom' failed" in (failed.lifecycle.message or "")  # type: ignore[union-attr]
+    # The run fails at once but ends only after its loop: the gate its batch opens later closes without a decision.
+    step_id = f"{ids['loop']}_iter_{gated}_{ids['ex']}"
+    deadline = time.monotonic() + 180
+    while http.get(f"/v1/workflows/runs/{run.id}").json()["timing"]["completed_at"] is None:
+        assert time.monotonic() < deadline, "the failed run did not end: its batch's gate still waits"
+        time.sleep(0.5)
+    review = http.get(f"/v1/workflows/reviews/{review_id(run.id, step_id)}").json()
+    assert review["status"] == "cancelled" and review["decision"] is None, review
+    assert review["closed_reason"] == f"the run failed at block '{ids['boom']}'"
+    assert _steps(http, run.id)[step_id]["lifecycle"]["status"] == "cancelled"
+
+
+def test_later_batches_run_while_an_earlier_batch_waits_for_a_review(
+    client: Retab, stack: Stack, http: httpx.Client
+) -> None:
+    size = stack.settings.loop_batch_size
+    # Iteration 3 (batch 0) is gated; batches 1 and 2 run to their end while its review waits.
+    run, ids, gated = _gated_batch_loop(client, stack, "BP", gated=3, count=size + 10)
+    waiting = wait_for(client, run.id, {"awaiting_review", "completed", "error", "cancelled"}, timeout=180)
+    assert waiting.lifecycle.status == "awaiting_review", waiting.lifecycle
+    [review] = list(client.workflows.reviews.list(run_id=run.id))
+    raw = http.get(f"/v1/workflows/reviews/{review.id}").json()
+    assert raw["gate_workflow_id"] == f"{run.id}/{ids['loop']}/batch-0"
+
+    async def status(workflow_id: str) -> WorkflowExecutionStatus | None:
+        temporal = await connect(stack.settings)
+        try:
+            return (await temporal.get_workflow_handle(workflow_id).describe()).status
+        except RPCError:
+            return None
+
+    for later in (1, 2):
+        batch = f"{run.id}/{ids['loop']}/batch-{later}"
+        deadline = time.monotonic() + 180
+        while asyncio.run(status(batch)) != WorkflowExecutionStatus.COMPLETED:
+            assert time.monotonic() < deadline, f"batch {later} did not run while batch 0 waited for its review"
+            time.sleep(0.5)
+    assert asyncio.run(status(f"{run.id}/{ids['loop']}/batch-0")) == WorkflowExecutionStatus.RUNNING
+    assert wait_for(client, run.id, {"awaiting_review", "completed", "error"}).lifecycle.status == "awaiting_review"
+    [seed] = list(client.workflows.reviews.versions.list(review_id=review.id))
+    client.workflows.reviews.approve(review.id, version_id=seed.id)
+    done = wait_for(client, run.id, timeout=180)
+    assert done.lifecycle.status == "completed", done.lifecycle
+    out = _output(http, done.id, ids["out"])
+    assert len(out) == 2 * size + 10
+    assert [r["invoice_number"] for r in out] == [f"BP-{i}" for i in range(2 * size + 10)]  # in item order
+    assert out[gated]["total"] == 500
+    if RECORDING:
+        record_history(stack, f"{done.id}/{ids['loop']}", "review_parked_loop_coordinator")

@@ -17,9 +17,9 @@ from docflow.loops import (
     check_termination,
     in_item_order,
     iteration_context,
+    iteration_of,
     iteration_prefix,
     review_iteration,
-    reviewed_body_blocks,
     termination_reason,
 )
 from docflow.models import Block, Edge, Graph
@@ -188,12 +188,9 @@ def test_a_start_block_inside_a_loop_is_refused() -> None:
     assert [(i.code, i.block_id, i.field) for i in issues] == [("start_block_in_loop", "inner_start", "parent_id")]
 
 
-def test_reviewed_blocks_are_found_at_any_depth_of_a_body() -> None:
-    graph = loop_graph()
-    graph.blocks += [
-        blk("inner", "for_each", parent_id="loop"),
-        blk("ex", "extract", {"json_schema": {"type": "object"}, "review": {"predicate": {"kind": "always"}}}, "inner"),
-    ]
-    assert reviewed_body_blocks(graph, "loop") == ["ex"]
-    assert reviewed_body_blocks(graph, "inner") == ["ex"]
-    assert reviewed_body_blocks(loop_graph(), "loop") == []
+def test_a_step_belongs_to_the_iteration_named_after_its_loop_prefix() -> None:
+    assert iteration_of("loop_iter_7_ex", "loop_iter_") == 7
+    assert iteration_of("loop_iter_12_inner_iter_0_ex", "loop_iter_") == 12  # nested: the outer iteration
+    assert iteration_of("outer_iter_2_loop_iter_5_ex", "outer_iter_2_loop_iter_") == 5
+    assert iteration_of("ex", "loop_iter_") is None
+    assert iteration_of("loop_iter_x_ex", "loop_iter_") is None
