@@ -57,6 +57,8 @@ with workflow.unsafe.imports_passed_through():
         LOOP_BATCH_PARKED_SIGNAL,
         LOOP_GATES_CLOSE_SIGNAL,
         LOOP_GATES_SIGNAL,
+        REVIEW_DECISION_SIGNAL,
+        REVIEW_DECISION_UPDATE,
         SA_AWAITING_REVIEW,
         SA_STATUS,
     )
@@ -458,3 +460,28 @@ async def close_reviews(gates: Gates, run: RunContext, reason: str) -> None:
 
 def _loc(exc: ValidationError) -> str:
     return ".".join(str(p) for p in exc.errors()[0]["loc"]) or "the payload"
+
+
+class DecisionHandlers:
+    """The decision handlers of a workflow that holds gates in `self._gates` (the run, and a loop batch).
+
+    The Update `review_decision`, whose validator refuses a decision on a gate that is not open before it
+    reaches history, and the signal `review-decision` for operators (the web UI, `temporal workflow signal`),
+    invalid ones recorded in `ignored_signals`. Temporal collects handlers a workflow class inherits.
+    """
+
+    _gates: Gates
+
+    @workflow.update(name=REVIEW_DECISION_UPDATE)
+    async def review_decision(self, decision: DecisionRequest) -> DecisionOutcome:
+        """A reviewer's decision (the API): answered once the workflow has applied it."""
+        return await self._gates.decide(decision)
+
+    @review_decision.validator
+    def _check_decision(self, decision: DecisionRequest) -> None:
+        self._gates.check(decision)
+
+    @workflow.signal(name=REVIEW_DECISION_SIGNAL)
+    def review_decision_signal(self, payload: Any) -> None:
+        """The same decision from an operator; one that is not valid is recorded and ignored."""
+        self._gates.signal(payload)

@@ -38,28 +38,27 @@ with workflow.unsafe.imports_passed_through():
         batches,
         in_item_order,
     )
-    from docflow.reviews import DecisionOutcome, DecisionRequest
     from docflow.runs import RunState
     from docflow.temporal import (
         LOOP_BATCH_PARKED_SIGNAL,
         LOOP_BATCH_WORKFLOW,
         LOOP_GATES_CLOSE_SIGNAL,
         LOOP_WORKFLOW,
-        REVIEW_DECISION_SIGNAL,
-        REVIEW_DECISION_UPDATE,
     )
     from workflows import options
     from workflows.activity_names import STORE_LOOP_BATCH
     from workflows.execute import named
-    from workflows.gates import BatchGates, close_reviews
+    from workflows.gates import BatchGates, DecisionHandlers, close_reviews
     from workflows.loops import Items, iterate, run_container
     from workflows.notify import Notifier
     from workflows.walker import Level, Walker
 
 
 @workflow.defn(name=LOOP_BATCH_WORKFLOW)
-class LoopBatchWorkflow:
+class LoopBatchWorkflow(DecisionHandlers):
     """Iterations `start` to `stop` of one for_each."""
+
+    _gates: BatchGates
 
     @workflow.init
     def __init__(self, inp: LoopBatchInput) -> None:
@@ -76,20 +75,6 @@ class LoopBatchWorkflow:
             batch=inp.batch,
             iteration_prefix=f"{inp.prefix}{inp.container.id}_iter_",
         )
-
-    @workflow.update(name=REVIEW_DECISION_UPDATE)
-    async def review_decision(self, decision: DecisionRequest) -> DecisionOutcome:
-        """A reviewer's decision on one of this batch's gates (the API): answered once applied."""
-        return await self._gates.decide(decision)
-
-    @review_decision.validator
-    def _check_decision(self, decision: DecisionRequest) -> None:
-        self._gates.check(decision)
-
-    @workflow.signal(name=REVIEW_DECISION_SIGNAL)
-    def review_decision_signal(self, payload: Any) -> None:
-        """The same decision from an operator (`temporal workflow signal` to this batch's workflow)."""
-        self._gates.signal(payload)
 
     @workflow.signal(name=LOOP_GATES_CLOSE_SIGNAL)
     def close_gates(self, reason: str) -> None:

@@ -10,7 +10,6 @@ first task; the run ends only once every handler has finished.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -18,7 +17,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from docflow.gates import GateReport
     from docflow.models import Graph
-    from docflow.reviews import DecisionOutcome, DecisionRequest
     from docflow.runs import (
         LoadGraphInput,
         PersistRunInput,
@@ -32,8 +30,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from docflow.temporal import (
         LOOP_GATES_SIGNAL,
-        REVIEW_DECISION_SIGNAL,
-        REVIEW_DECISION_UPDATE,
         RUN_STATE_QUERY,
         RUN_WORKFLOW,
         SA_STATUS,
@@ -41,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from docflow.webhooks import EventType
     from workflows import options
     from workflows.activity_names import LOAD_GRAPH, PERSIST_RUN
-    from workflows.gates import Gates, close_reviews
+    from workflows.gates import DecisionHandlers, Gates, close_reviews
     from workflows.loops import run_container
     from workflows.notify import Notifier
     from workflows.progress import show_progress
@@ -49,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 @workflow.defn(name=RUN_WORKFLOW)
-class RunWorkflow:
+class RunWorkflow(DecisionHandlers):
     """One run of one workflow version."""
 
     @workflow.init
@@ -63,21 +59,6 @@ class RunWorkflow:
     def run_state(self) -> RunState:
         """The live state: lifecycle, steps, timing."""
         return self._state
-
-    @workflow.update(name=REVIEW_DECISION_UPDATE)
-    async def review_decision(self, decision: DecisionRequest) -> DecisionOutcome:
-        """A reviewer's decision (the API): answered once the run has applied it."""
-        return await self._gates.decide(decision)
-
-    @review_decision.validator
-    def _check_decision(self, decision: DecisionRequest) -> None:
-        # Refused here, a decision on a review that is not open never reaches history.
-        self._gates.check(decision)
-
-    @workflow.signal(name=REVIEW_DECISION_SIGNAL)
-    def review_decision_signal(self, payload: Any) -> None:
-        """The same decision from an operator (web UI, `temporal workflow signal`); invalid ones are recorded."""
-        self._gates.signal(payload)
 
     @workflow.signal(name=LOOP_GATES_SIGNAL)
     def loop_gates(self, report: GateReport) -> None:
