@@ -54,6 +54,13 @@ class ErrorInfo(Model):
     context: dict[str, Any] | None = None
 
 
+def elapsed_ms(start: datetime | None, end: datetime | None) -> int | None:
+    """Whole milliseconds from start to end; None until both are known."""
+    if start is None or end is None:
+        return None
+    return int((end - start).total_seconds() * 1000)
+
+
 class Lifecycle(Model):
     """A tagged lifecycle; serialised with `status` and its mirror `kind`. Runs and steps narrow `status`."""
 
@@ -133,9 +140,7 @@ class RunTiming(Model):
     @model_serializer(mode="wrap")
     def _public(self, handler: Any) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        duration = None
-        if self.started_at and self.completed_at:
-            duration = int((self.completed_at - self.started_at).total_seconds() * 1000)
+        duration = elapsed_ms(self.started_at, self.completed_at)
         data["duration_ms"] = duration
         data["active_duration_ms"] = None if duration is None else max(0, duration - self.accumulated_human_waiting_ms)
         data["review_waiting_started_at"] = data.get("human_waiting_started_at")

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from docflow.executions import BlockExecutionInput
 from docflow.models import Model
-from docflow.runs import ArtifactRef, Lifecycle
+from docflow.runs import ArtifactRef, Lifecycle, elapsed_ms
 
 TEST_RUN = "wftestrun_"
 TEST_RESULT = "wfnodetestrun_"
@@ -107,9 +107,7 @@ class TestRunRecord(Model):
 
     def public(self) -> dict[str, Any]:
         """The SDK's `WorkflowTestRun`."""
-        duration = None
-        if self.started_at and self.completed_at:
-            duration = int((self.completed_at - self.started_at).total_seconds() * 1000)
+        duration = elapsed_ms(self.started_at, self.completed_at)
         return {
             "id": self.id,
             "workflow_id": self.workflow_id,
@@ -167,9 +165,7 @@ class ResultRecord(Model):
                 "blocked_assertions": int(self.verdict == "blocked"),
                 "failed_assertion_ids": [aid] if outcome == "failed" and aid else [],
             }
-        duration = None
-        if self.started_at and self.completed_at:
-            duration = int((self.completed_at - self.started_at).total_seconds() * 1000)
+        duration = elapsed_ms(self.started_at, self.completed_at)
         return {
             "id": self.id,
             "workflow_test_run_id": self.workflow_test_run_id,
