@@ -145,7 +145,9 @@ def test_no_input_gets_a_5xx_and_answers_match_the_schema(stack: Stack) -> None:
             try:
                 _fuzz(strategy, stack.api_url, headers, real)
             except (Exception, BaseExceptionGroup) as exc:  # collect every operation's failure, report them all
-                failures.append(f"{operation.label} [{kind}]: {exc}")
+                # Hypothesis wraps a failure it could not reproduce ("inconsistent results"): name what it saw.
+                inner = "; ".join(f"{type(e).__name__}: {e}" for e in getattr(exc, "exceptions", ()))
+                failures.append(f"{operation.label} [{kind}]: {exc}" + (f" [{inner}]" if inner else ""))
     elapsed = time.monotonic() - started
     print(f"schema run: {elapsed:.1f} s")
     assert not failures, "\n\n".join(failures)
