@@ -92,8 +92,10 @@ async def iterate(
             if not running:
                 break
             done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=lambda t: running[t]):
-                finished = running.pop(task)
+            # Every finished iteration leaves `running` before any is judged: a failure stops only those still
+            # running, and the others that finished in the same activation keep their results.
+            ended = sorted((running.pop(task), task) for task in done)
+            for finished, task in ended:
                 live.pop(finished, None)
                 outcome = task.result()
                 results[finished] = outcome.value
