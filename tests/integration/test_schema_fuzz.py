@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import requests
 import schemathesis
 
 # Imported now, at collection: schemathesis imports it lazily, and pytest's rewrite of it at that point can hit a
@@ -41,6 +42,9 @@ BUDGET_S = 50.0
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 # Found by this run, owned by another change of issue 5 (item 8, file uploads): remove once fixed there.
 EXCLUDED: set[tuple[str, str]] = set()
+# The API's 503s that mean "retry" (api/errors.py): a dependency did not answer and nothing changed.
+TRANSIENT = {"temporal_unavailable", "storage_unavailable", "unavailable"}
+RETRIES = 3
 
 
 def _real_ids(stack: Stack, key: str, project_id: str) -> dict[str, str]:
@@ -110,6 +114,33 @@ def _with_real_ids(case: Any, real: dict[str, str]) -> Any:
     return case
 
 
+def _call(case: Any, base_url: str, headers: dict[str, str]) -> Any:
+    """The case's answer. A 503 the API documents as transient (Temporal or the object store did not answer,
+    nothing changed) and a client timeout are load on a shared machine, not an answer to the input: the same
+    request is sent again, up to three times, before it is judged. The last answer is judged as it is."""
+    for attempt in range(1, RETRIES + 1):
+        try:
+            response = case.call(base_url=base_url, headers=headers, timeout=20)
+        except requests.Timeout:
+            if attempt == RETRIES:
+                raise
+            continue
+        if attempt == RETRIES or not _transient(response):
+            return response
+        time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _transient(response: Any) -> bool:
+    if response.status_code != 503:
+        return False
+    try:
+        code = response.json()["detail"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return code in TRANSIENT
+
+
 def _fuzz(strategy: Any, base_url: str, headers: dict[str, str], real: dict[str, str]) -> None:
     @given(case=strategy.map(lambda case: _with_real_ids(case, real)))
     @settings(
@@ -121,7 +152,7 @@ def _fuzz(strategy: Any, base_url: str, headers: dict[str, str], real: dict[str,
         suppress_health_check=list(HealthCheck),
     )
     def check(case: Any) -> None:
-        case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS, timeout=20)
+        case.validate_response(_call(case, base_url, headers), checks=CHECKS, headers=headers)
 
     check()
 
