@@ -167,7 +167,10 @@ class Definitions:
         return await self._change_record(project_id, workflow_id, changes)
 
     async def delete_workflow(self, project_id: str, workflow_id: str) -> None:
-        """Delete the workflow, its draft, versions and the index entries of its blocks and edges."""
+        """Delete the workflow, its draft, versions, the index entries of its blocks and edges, and its tests.
+
+        Runs and test runs stay: they are history, read by id (as a run of a deleted workflow in Temporal's
+        web UI). Tests are part of the definition: each record goes, then the markers that list them."""
         await self.get_workflow(project_id, workflow_id)
         try:
             draft = await self.drafts.read(project_id, workflow_id)
@@ -177,6 +180,10 @@ class Definitions:
         if draft is not None:
             await self.drafts.release_graph(project_id, workflow_id, draft.graph)
         await self._store.delete_prefix(_workflow_prefix(project_id, workflow_id))
+        markers = keys.workflow_tests_prefix(project_id, workflow_id)
+        test_ids = [key.rsplit("/", 1)[-1] for key in await self._store.list_keys(markers)]
+        await asyncio.gather(*(self._store.delete(keys.workflow_test(project_id, t)) for t in test_ids if safe_id(t)))
+        await self._store.delete_prefix(markers)
 
     # -- versions ----------------------------------------------------------------------------------------
 

@@ -155,7 +155,7 @@ async def update_workflow(
 
 @router.delete("/{workflow_id}", status_code=204)
 async def delete_workflow(workflow_id: str, principal: PrincipalDep, definitions: DefinitionsDep) -> Response:
-    """Delete a workflow with its draft, blocks, edges and versions."""
+    """Delete a workflow with its draft, blocks, edges, versions and tests (its runs and test runs stay)."""
     await definitions.delete_workflow(principal.project_id, workflow_id)
     return Response(status_code=204)
 

@@ -121,6 +121,24 @@ def test_create_read_list_page_update_delete(
     assert [t.id for t in client.workflows.tests.list(workflow_id=wf_id).data] == [third.id, stepped.id]
 
 
+def test_deleting_a_workflow_deletes_its_tests_and_keeps_another_workflows(
+    client: Retab, stack: Stack, http: httpx.Client, store: ObjectStore
+) -> None:
+    blocks = [{"id": "double", "type": "function", "config": {"expression": "input['total'] * 2"}}]
+    wf_id, ids = build(client, stack.project_id, blocks, [])
+    kept_wf, kept_ids = build(client, stack.project_id, blocks, [])
+    gone = [client.workflows.tests.create(**_manual_double(wf_id, ids["double"], name=n)).id for n in ("a", "b")]
+    kept = client.workflows.tests.create(**_manual_double(kept_wf, kept_ids["double"])).id
+
+    client.workflows.delete(wf_id)
+    for test_id in gone:
+        assert http.get(f"/v1/workflows/tests/{test_id}").status_code == 404
+        assert asyncio.run(store.list_keys(keys.workflow_test(stack.project_id, test_id))) == []
+    assert asyncio.run(store.list_keys(keys.workflow_tests_prefix(stack.project_id, wf_id))) == []
+    assert client.workflows.tests.get(kept).workflow_id == kept_wf
+    assert [t.id for t in client.workflows.tests.list(workflow_id=kept_wf).data] == [kept]
+
+
 def test_a_manual_test_keeps_its_document_by_reference(
     client: Retab, stack: Stack, http: httpx.Client, samples: Path
 ) -> None:
