@@ -30,6 +30,10 @@ class HttpTarget:
         self.counts: Counter[str] = Counter()
         self.bodies: list[Any] = []
         self.headers: defaultdict[str, list[dict[str, str]]] = defaultdict(list)
+        # `/slow…`: how many requests of a path are being answered now, and the most there ever were at once.
+        self.in_flight: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()
+        lock = threading.Lock()
         target = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -59,7 +63,12 @@ class HttpTarget:
                     self._answer(503, {"error": "try again"})
                     return
                 if url.path.startswith("/slow"):
+                    with lock:
+                        target.in_flight[url.path] += 1
+                        target.peak[url.path] = max(target.peak[url.path], target.in_flight[url.path])
                     time.sleep(float(query.get("seconds", ["5"])[0]))
+                    with lock:
+                        target.in_flight[url.path] -= 1
                 if url.path.startswith("/missing"):
                     self._answer(404, {"error": "no such thing"})
                     return
