@@ -202,7 +202,7 @@ def test_a_catastrophic_regex_evaluates_in_milliseconds(n: int) -> None:
     cfg = config(cond("c", "text", "matches_regex", CATASTROPHIC))
     start = time.perf_counter()
     result = evaluate_conditional(cfg, {"text": "a" * n + "!"})
-    assert time.perf_counter() - start < 0.05
+    assert time.perf_counter() - start < 1.0  # backtracking would take minutes at n=29, ages at 40
     assert result.matched_branch_id is None
     assert evaluate_conditional(cfg, {"text": "a" * n}).matched_branch_id == "c"
 

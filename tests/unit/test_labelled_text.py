@@ -17,5 +17,5 @@ def test_a_list_of_spaces_is_split_in_linear_time() -> None:
     text = "Tags: x" + " " * 200_000 + "y"
     start = time.perf_counter()
     result = extract_fields(LIST_SCHEMA, text)
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 2.0  # quadratic would be minutes on 200,000 spaces
     assert result == {"tags": ["x" + " " * 200_000 + "y"]}

@@ -369,7 +369,7 @@ async def test_k_votes_run_in_parallel_and_each_is_returned(
     server.answer_next(*({"total_amount": amount} for amount in (10, 10, 11, 10, 12)))
     started = time.monotonic()
     votes = await provider(server, client).extract_votes(total_request(), 5)
-    assert time.monotonic() - started < 0.3 * 3  # in parallel: about one call's time, not five
+    assert time.monotonic() - started < 0.3 * 4  # in parallel: about one call's time; in turn it is five (1.5 s)
     assert sorted(v.data["total_amount"] for v in votes) == [10, 10, 10, 11, 12]
     assert all(v.usage["calls"] == 1 and v.model == "gpt-test" for v in votes)
     usage = combined_usage(votes)

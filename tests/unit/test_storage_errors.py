@@ -53,6 +53,6 @@ async def test_a_stalled_store_does_not_starve_the_default_executor(silent_port:
         await asyncio.sleep(0.1)
         started = time.monotonic()
         assert await asyncio.wait_for(asyncio.to_thread(lambda: 42), 1.0) == 42
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 1.5  # a starved executor waits out the stuck calls' 2 s deadline
         results = await asyncio.gather(*stuck, return_exceptions=True)
     assert all(isinstance(r, StorageUnavailable) for r in results)
