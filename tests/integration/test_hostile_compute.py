@@ -75,7 +75,7 @@ def test_a_catastrophic_schema_pattern_is_checked_in_linear_time_by_the_api(
         "/v1/workflows/runs",
         json={"workflow_id": wf_id, "version": "draft", "json_inputs": {ids["in"]: {"code": ATTACK}}},
     )
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 3.0  # backtracking over 40 letters would take hours
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"]["details"]["field"] == f"json_inputs.{ids['in']}.code"
     run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: {"code": "aaaa"}}, version="draft")
@@ -95,7 +95,7 @@ def test_unique_items_of_many_objects_are_checked_in_linear_time_by_the_api(
         "/v1/workflows/runs",
         json={"workflow_id": wf_id, "version": "draft", "json_inputs": {ids["in"]: {"rows": [*rows, {"n": 3}]}}},
     )
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 4.0  # pairwise over 20,001 rows is 2×10⁸ comparisons: minutes
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"]["details"]["field"] == f"json_inputs.{ids['in']}.rows"
 
