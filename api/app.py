@@ -25,6 +25,7 @@ from api.routes import (
     review_page,
     reviews,
     runs,
+    spec,
     steps,
     test_runs,
     tests,
@@ -83,7 +84,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     secured = [Depends(get_principal)]
     # Flat routes (/workflows/runs, /workflows/reviews…) are registered before /workflows/{workflow_id}.
-    for module in (unbuilt, runs, steps, artifacts, reviews, executions, test_runs, tests, blocks, edges, workflows):
+    for module in (
+        unbuilt,
+        spec,
+        runs,
+        steps,
+        artifacts,
+        reviews,
+        executions,
+        test_runs,
+        tests,
+        blocks,
+        edges,
+        workflows,
+    ):
         app.include_router(module.router, prefix="/v1/workflows", dependencies=secured)
     app.include_router(files.router, prefix="/v1/files", dependencies=secured)
     app.include_router(review_links.router, prefix="/v1/workflows", dependencies=secured)

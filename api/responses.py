@@ -387,3 +387,87 @@ class TestResultView(View):
     assertion_result: AssertionResult | None
     verdict_summary: VerdictSummary | None
     execution_id: str | None = Field(description="The block execution the test ran, none when blocked")
+
+
+# -- declarative specs (the SDK's `DeclarativeExportResponse`, `…ValidationResponse`, `…PlanResponse`,
+# `…ApplyResponse`) --------------------------------------------------------------------------------------
+
+
+class SpecExportView(View):
+    """A workflow's draft as its YAML spec."""
+
+    workflow_id: str
+    yaml_definition: str
+
+
+class SpecValidationView(View):
+    """A valid spec's counts, and its warnings (what would stop publishing) in `diagnostics`."""
+
+    workflow_id: str = Field(description="The spec's metadata.id, or empty")
+    block_count: int
+    edge_count: int
+    is_valid: bool
+    diagnostics: dict[str, Any] = Field(description="`errors` (always empty: an error is a 400) and `warnings`")
+
+
+class SpecFieldChange(View):
+    """One field a plan changes in a resource."""
+
+    path: list[str | int]
+    path_display: str
+    action: Literal["create", "update", "delete"]
+    before: Any = None
+    after: Any = None
+
+
+class SpecResourceDiff(View):
+    """A resource's spec fields before and after (None: absent), and the fields that change."""
+
+    before: Any = None
+    after: Any = None
+    field_changes: list[SpecFieldChange] = Field(default_factory=list)
+
+
+class SpecResourceChange(View):
+    """One workflow, block or edge a plan creates, updates, deletes or replaces (`actions` delete, create)."""
+
+    address: str
+    target: Literal["workflow", "block", "edge"]
+    target_id: str
+    name: str
+    type: str = Field(description="`workflow`, `edge`, or the block's type")
+    actions: list[Literal["create", "update", "delete"]]
+    summary: str
+    change: SpecResourceDiff
+
+
+class SpecPlanSummary(View):
+    """Counts of a plan's changes."""
+
+    add: int
+    change: int
+    destroy: int
+    replace: int
+    noop: int
+    total: int
+    has_changes: bool
+
+
+class SpecPlanView(View):
+    """What applying a spec would change; `action` noop when the draft already matches."""
+
+    workflow_id: str = Field(description="The target workflow; empty when the spec would create one")
+    action: Literal["create", "update", "noop"]
+    block_count: int
+    edge_count: int
+    diagnostics: dict[str, Any]
+    format_version: str = "workflows-plan/v1"
+    summary: SpecPlanSummary
+    resource_changes: list[SpecResourceChange]
+    rendered_plan: str
+
+
+class SpecApplyView(SpecPlanView):
+    """What applying a spec changed; `created` when it made a new workflow."""
+
+    created: bool

@@ -1,8 +1,8 @@
 """`docflow apply FILE.yaml`, `docflow export WORKFLOW`: a workflow's draft from and to its YAML spec; and
 `docflow workflows list`, to find the ids they take.
 
-The API has no spec endpoints yet (they answer 501), so the CLI plans and applies on the client, through the
-blocks, edges and workflows endpoints. Which workflow a file applies to:
+The API plans, applies and exports (`/v1/workflows/…/spec…`, api.spec_service); the CLI reads the file first
+(so a bad one fails with its place before any request) and picks the workflow it applies to:
 
 1. `--workflow WF`;
 2. else `metadata.id`, when it names a workflow of the project (an exported file does);
@@ -10,8 +10,9 @@ blocks, edges and workflows endpoints. Which workflow a file applies to:
    name is the spec's: so applying a new file twice finds, the second time, what the first one made;
 4. else a new workflow.
 
-The plan is printed before anything changes; `--dry-run` stops there. Blocks are written with
-`config_mode: replace`, so the draft holds exactly the file's config.
+The plan is printed before anything changes; `--dry-run` stops there. The apply sends the planned draft's
+ETag as `If-Match`: the API writes the whole graph in one conditional write, so the change lands whole, and
+only on the draft that was planned against (someone else's edit in between: 409, nothing changed).
 """
 
 from __future__ import annotations
@@ -24,20 +25,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from devstack.cli_client import Api, ApiFailure, CliError, Connection, print_json, say
-from devstack.cli_runs import JsonFlag, connection, draft_graph
-from devstack.cli_spec import (
-    Change,
-    EdgeKey,
-    Spec,
-    edge_key,
-    edge_name,
-    parse_spec,
-    plan,
-    render,
-    summary,
-)
-from devstack.cli_spec_export import dump_yaml, export_document
+from devstack.cli_client import Api, ApiFailure, CliError, print_json, say
+from devstack.cli_runs import JsonFlag, connection
+from docflow.spec import Spec, SpecError, parse_spec
 
 workflows_app = typer.Typer(help="List workflows.", no_args_is_help=True)
 
@@ -92,64 +82,6 @@ def find_target(api: Api, spec: Spec, workflow_id: str | None) -> dict[str, Any]
     return None
 
 
-def _project(conn: Connection, api: Api, given: str | None) -> str:
-    """The project a new workflow goes in: --project, the dev key's, or the project of any listed workflow."""
-    if given or conn.project_id:
-        return str(given or conn.project_id)
-    listed = api.get("", limit=1)["data"]
-    if listed:
-        return str(listed[0]["project_id"])
-    raise CliError("creating a workflow needs the API key's project: pass --project proj_…")
-
-
-def _depth(spec_blocks: dict[str, dict[str, Any]], block_id: str) -> int:
-    depth, parent = 0, spec_blocks.get(block_id, {}).get("parent_id")
-    while parent is not None and depth < len(spec_blocks):
-        depth, parent = depth + 1, spec_blocks.get(parent, {}).get("parent_id")
-    return depth
-
-
-def _block_body(block: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in block.items() if k not in ("width", "height") or v is not None}
-
-
-def execute(api: Api, spec: Spec, workflow_id: str, changes: list[Change], graph: dict[str, Any]) -> None:
-    """Carry out a plan: edges and blocks go first, then blocks and edges come, then blocks are updated."""
-    by_name = {edge_name(edge_key(e)): e for e in graph["edges"]}
-    wanted: dict[str, EdgeKey] = {edge_name(k): k for k in spec.edges}
-    for change in changes:
-        if change.target == "workflow" and change.action == "update":
-            api.patch(f"/{workflow_id}", {"name": spec.name, "description": spec.description})
-    for change in changes:
-        if change.target == "edge" and change.action in ("delete", "replace"):
-            _delete_quietly(api, f"/edges/{by_name[change.target_id]['id']}")
-    live_blocks = {b["id"]: b for b in graph["blocks"]}
-    going = [c.target_id for c in changes if c.target == "block" and c.action in ("delete", "replace")]
-    for block_id in sorted(going, key=lambda b: -_depth({**live_blocks, **spec.blocks}, b)):
-        _delete_quietly(api, f"/blocks/{block_id}", workflow_id=workflow_id)
-    coming = [c.target_id for c in changes if c.target == "block" and c.action in ("create", "replace")]
-    for block_id in sorted(coming, key=lambda b: _depth(spec.blocks, b)):
-        api.post("/blocks", {"workflow_id": workflow_id, "id": block_id, **_block_body(spec.blocks[block_id])})
-    for change in changes:
-        if change.target == "block" and change.action == "update":
-            body = {**spec.blocks[change.target_id], "config_mode": "replace"}
-            api.patch(f"/blocks/{change.target_id}", body, workflow_id=workflow_id)
-    for change in changes:
-        if change.target == "edge" and change.action in ("create", "replace"):
-            source, source_handle, target, target_handle = wanted[change.target_id]
-            body = {"workflow_id": workflow_id, "source_block": source, "target_block": target}
-            api.post("/edges", body | {"source_handle": source_handle, "target_handle": target_handle})
-
-
-def _delete_quietly(api: Api, path: str, **params: Any) -> None:
-    """Delete; already gone (an edge removed with its block) is fine."""
-    try:
-        api.delete(path, **params)
-    except ApiFailure as exc:
-        if exc.status_code != 404:
-            raise
-
-
 def apply(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="The workflow's YAML spec ('-' reads stdin)")],
@@ -160,30 +92,31 @@ def apply(
 ) -> None:
     """Create or update a workflow from a YAML spec; the plan is shown first."""
     text = _read_text(file)
-    spec = parse_spec(text, str(file))
-    conn = connection(ctx)
-    api = conn.api()
+    try:
+        spec = parse_spec(text, str(file))
+    except SpecError as exc:
+        raise CliError(str(exc)) from exc
+    api = connection(ctx).api()
     target = find_target(api, spec, workflow)
-    graph = draft_graph(api, target["id"]) if target else {"blocks": [], "edges": []}
-    changes = plan(spec, target, graph)
+    body = {"yaml_definition": text, "project_id": project}
+    where = f"/{target['id']}/spec" if target else "/spec"
+    planned, headers = api.exchange("POST", f"{where}/plan", body=body)
     # With --json the plan goes to stderr, so stdout holds the JSON alone.
-    say(render(changes, target["id"] if target else f"'{spec.name}' (new)"), err=as_json)
-    workflow_id = target["id"] if target else None
-    if changes and not dry_run:
-        if workflow_id is None:
-            body = {"name": spec.name, "description": spec.description, "project_id": _project(conn, api, project)}
-            workflow_id = str(api.post("", body)["id"])
-        execute(api, spec, workflow_id, changes, graph)
-        say(f"Applied to workflow {workflow_id}.", err=as_json)
+    say(planned["rendered_plan"], err=as_json)
+    result = planned
+    changed = planned["action"] != "noop"
+    if changed and not dry_run:
+        etag = headers.get("ETag")
+        result, _ = api.exchange("POST", f"{where}/apply", body=body, headers={"If-Match": etag} if etag else None)
+        say(f"Applied to workflow {result['workflow_id']}.", err=as_json)
     if as_json:
-        action = "noop" if not changes else ("create" if target is None else "update")
         print_json(
             {
-                "workflow_id": workflow_id,
-                "action": action,
-                "applied": bool(changes) and not dry_run,
-                "summary": summary(changes),
-                "resource_changes": [c.public() for c in changes],
+                "workflow_id": result["workflow_id"] or None,
+                "action": planned["action"],
+                "applied": changed and not dry_run,
+                "summary": planned["summary"],
+                "resource_changes": planned["resource_changes"],
             }
         )
 
@@ -206,9 +139,7 @@ def export(
     as_json: JsonFlag = False,
 ) -> None:
     """Write a workflow's draft as a YAML spec (`apply` of it changes nothing)."""
-    api = connection(ctx).api()
-    record = api.get(f"/{workflow}")
-    text = dump_yaml(export_document(record, draft_graph(api, workflow)))
+    text = str(connection(ctx).api().get(f"/{workflow}/spec")["yaml_definition"])
     if output is not None:
         try:
             output.write_text(text)

@@ -123,9 +123,23 @@ class Api:
 
     def request(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         """One request; the decoded JSON answer (None when empty)."""
+        return self.exchange(method, path, body=body, params=params)[0]
+
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[Any, httpx.Headers]:
+        """One request with these headers; the decoded JSON answer (None when empty) and the answer's headers."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            response = self._http.request(method, self.base_url + PREFIX + path, json=body, params=query)
+            response = self._http.request(
+                method, self.base_url + PREFIX + path, json=body, params=query, headers=headers
+            )
         except httpx.TimeoutException as exc:
             raise Unreachable(f"the API at {self.base_url} did not answer in time ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
@@ -133,9 +147,9 @@ class Api:
         if response.is_error or response.is_redirect:
             raise failure(response)
         if not response.content:
-            return None
+            return None, response.headers
         try:
-            return response.json()
+            return response.json(), response.headers
         except ValueError as exc:
             raise CliError(f"{method} {path}: the API answered something that is not JSON") from exc
 

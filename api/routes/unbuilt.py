@@ -21,7 +21,6 @@ UNBUILT = {
     "blocks/versions": "block versions",
     "edges/versions": "edge versions",
     "versions/diff": "version diffs",
-    "spec": "declarative specs (YAML validate / plan / apply)",
     "runs/export": "run exports",
 }
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -44,4 +43,3 @@ def _refuse(what: str) -> Callable[[Request], Awaitable[None]]:
 for prefix, what in UNBUILT.items():
     router.add_api_route(f"/{prefix}", _refuse(what), methods=_METHODS)
     router.add_api_route(f"/{prefix}/{{rest:path}}", _refuse(what), methods=_METHODS)
-router.add_api_route("/{workflow_id}/spec/{rest:path}", _refuse(UNBUILT["spec"]), methods=_METHODS)

@@ -29,7 +29,7 @@ def test_endpoints_not_built_yet_say_so(stack: Stack) -> None:
     for method, path in [
         ("GET", "/v1/workflows/experiments"),
         ("GET", "/v1/workflows/evals"),
-        ("POST", "/v1/workflows/wf_x/spec/plan"),
+        ("GET", "/v1/workflows/versions/diff"),
         ("POST", "/v1/workflows/runs/export"),
     ]:
         answer = httpx.request(method, f"{stack.api_url}{path}", headers=headers)
@@ -38,6 +38,7 @@ def test_endpoints_not_built_yet_say_so(stack: Stack) -> None:
     assert httpx.get(f"{stack.api_url}/v1/workflows/experiments").status_code == 401
 
 
+PLAN = ["workflow_id", "action", "summary", "resource_changes", "rendered_plan", "diagnostics"]
 RUN = ["id", "workflow_id", "workflow_version_id", "trigger", "lifecycle", "timing", "inputs", "ignored_signals"]
 STEP = [
     "run_id", "block_id", "step_id", "block_type", "block_label", "lifecycle", "created_at", "started_at",
@@ -84,6 +85,12 @@ TYPED = [
     ("post", "/v1/workflows/tests/runs/{test_run_id}/cancel", "TestRunView", False, TEST_RUN),
     ("get", "/v1/workflows/tests/results", "TestResultView", True, RESULT),
     ("get", "/v1/workflows/tests/results/{result_id}", "TestResultView", False, RESULT),
+    ("get", "/v1/workflows/{workflow_id}/spec", "SpecExportView", False, ["workflow_id", "yaml_definition"]),
+    ("post", "/v1/workflows/spec/validate", "SpecValidationView", False, ["is_valid", "diagnostics"]),
+    ("post", "/v1/workflows/spec/plan", "SpecPlanView", False, PLAN),
+    ("post", "/v1/workflows/{workflow_id}/spec/plan", "SpecPlanView", False, PLAN),
+    ("post", "/v1/workflows/spec/apply", "SpecApplyView", False, [*PLAN, "created"]),
+    ("post", "/v1/workflows/{workflow_id}/spec/apply", "SpecApplyView", False, [*PLAN, "created"]),
 ]
 
 

@@ -1,4 +1,5 @@
-"""The CLI's YAML spec, pure: parsing refuses what is not a plain JSON document, plans say what changes, an
+"""The YAML spec (docflow.spec; the CLI's and the API's), pure:
+parsing refuses what is not a plain JSON document, plans say what changes, an
 export parses back to the same graph (so export-then-apply plans no change)."""
 
 from __future__ import annotations
@@ -8,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.cli_client import CliError, failure
-from devstack.cli_spec import parse_spec, plan, render, summary
-from devstack.cli_spec_export import dump_yaml, export_document
+from devstack.cli_client import failure
 from devstack.cli_view import leaf_blocks, outputs_of
+from docflow.spec import SpecError, parse_spec, plan, render, summary
+from docflow.spec_export import dump_yaml, export_document
 
 HEAD = "apiVersion: workflows.retab.com/v1alpha2\nkind: Workflow\nmetadata: {name: W}\n"
 
@@ -125,7 +126,7 @@ def test_a_new_workflow_plans_every_resource() -> None:
     ],
 )
 def test_a_bad_spec_is_one_error_naming_the_place(text: str, names: str) -> None:
-    with pytest.raises(CliError) as caught:
+    with pytest.raises(SpecError) as caught:
         parse_spec(text, "w.yaml")
     assert names in str(caught.value)
     assert "\n" not in str(caught.value)
@@ -134,7 +135,7 @@ def test_a_bad_spec_is_one_error_naming_the_place(text: str, names: str) -> None
 def test_an_alias_bomb_is_refused_by_its_expanded_size() -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
-    with pytest.raises(CliError, match="more than 200000 values"):
+    with pytest.raises(SpecError, match="more than 200000 values"):
         parse_spec("\n".join(lines) + "\n", "bomb.yaml")
 
 

@@ -1,4 +1,4 @@
-"""A workflow's draft written as its YAML spec (the shape devstack.cli_spec reads back).
+"""A workflow's draft written as its YAML spec (the shape docflow.spec reads back).
 
 Blocks come in the graph's order (sources first, ties by id) with a container's blocks nested under its
 `children:`; edges sorted by their ends. Multi-line strings (function code, instructions) are written as
@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from devstack.cli_spec import API_VERSION, edge_key
+from docflow.spec import API_VERSION, edge_ends, edge_key
 
 
 def _ordered(blocks: list[dict[str, Any]], edges: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -53,11 +53,8 @@ def export_document(workflow: dict[str, Any], graph: dict[str, Any]) -> dict[str
     children: dict[str | None, list[dict[str, Any]]] = {}
     for block in _ordered(graph["blocks"], graph["edges"]):
         children.setdefault(block.get("parent_id"), []).append(block)
-    edges = []
-    for key in sorted({edge_key(e) for e in graph["edges"]}, key=lambda k: tuple(str(p) for p in k)):
-        source = {"block": key[0]} | ({"handle": key[1]} if key[1] else {})
-        target = {"block": key[2]} | ({"handle": key[3]} if key[3] else {})
-        edges.append({"from": source, "to": target})
+    keys = sorted({edge_key(e) for e in graph["edges"]}, key=lambda k: tuple(str(p) for p in k))
+    edges = [edge_ends(key) for key in keys]
     metadata = {"id": workflow["id"], "name": workflow.get("name", "")}
     if workflow.get("description"):
         metadata["description"] = workflow["description"]
