@@ -36,6 +36,7 @@ from docflow.models import Block, Edge, Graph
 API_VERSION = "workflows.retab.com/v1alpha2"
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 MAX_NODES = 200_000  # values in a spec after aliases are followed: a bound on alias bombs
+MAX_DEPTH = 64  # mappings and lists inside each other; PyYAML's parser recurses once per level
 BLOCK_FIELDS = ("type", "label", "position_x", "position_y", "width", "height", "config", "parent_id")
 Action = Literal["create", "update", "delete", "replace"]
 EdgeKey = tuple[str, str | None, str, str | None]
@@ -99,6 +100,8 @@ def load_yaml(text: str, source: str) -> Any:
         raise SpecError(f"{source}: larger than {MAX_SPEC_BYTES // (1024 * 1024)} MiB", "yaml_definition")
     try:
         document = yaml.safe_load(text)
+    except RecursionError as exc:  # thousands of `[` deep: PyYAML's recursive composer gave out, nothing else
+        raise SpecError(f"{source}: nested more than {MAX_DEPTH} levels deep", "yaml_definition") from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -111,6 +114,8 @@ def load_yaml(text: str, source: str) -> Any:
 
 def _check_json(value: Any, path: str, count: list[int], parents: set[int]) -> None:
     count[0] += 1
+    if len(parents) > MAX_DEPTH:
+        raise SpecError(f"{path}: nested more than {MAX_DEPTH} levels deep", path)
     if count[0] > MAX_NODES:
         raise SpecError(f"{path}: the spec expands to more than {MAX_NODES} values (aliases included)", path)
     if isinstance(value, dict | list):

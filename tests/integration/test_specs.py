@@ -194,8 +194,9 @@ def test_a_bad_spec_changes_nothing_and_names_where(
             "spec.edges[0].from.block",
             "zz",
         ),
+        ("a: " + "[" * 20_000 + "]" * 20_000 + "\n", "yaml_definition", "nested more than 64 levels deep"),
     ],
-    ids=["python-tag", "alias-bomb", "anchor-cycle", "unknown-block"],
+    ids=["python-tag", "alias-bomb", "anchor-cycle", "unknown-block", "deep"],
 )
 def test_hostile_specs_are_400s(http: httpx.Client, text: str, field: str, says: str) -> None:
     answer = http.post("/v1/workflows/spec/validate", json={"yaml_definition": text})

@@ -123,6 +123,8 @@ def test_a_new_workflow_plans_every_resource() -> None:
         ),
         (_spec("  blocks:\n    a: {type: for_each, children: {a: {type: note}}}\n"), "block id used twice"),
         (_spec("  blocks: &b\n    a: {type: note, config: *b}\n"), "refers to itself"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 64 levels deep"),  # past PyYAML's recursion
+        ("a: " + "{b: " * 70 + "1" + "}" * 70 + "\n", "nested more than 64 levels deep"),
     ],
 )
 def test_a_bad_spec_is_one_error_naming_the_place(text: str, names: str) -> None:
