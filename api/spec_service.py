@@ -115,7 +115,7 @@ class SpecService:
             empty = await self.drafts.read(project_id, record.id)
             graph = _owned(graph, record.id)
             etag = (await self.drafts.replace(project_id, record.id, graph, empty.etag)).etag
-        except BaseException:
+        except Exception:
             await self.definitions.delete_workflow(project_id, record.id)
             raise
         fields = _plan_fields(spec, None, graph, changes, warnings)
