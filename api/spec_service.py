@@ -99,8 +99,9 @@ class SpecService:
         graph, changes, warnings = await self._planned(project_id, spec, record, draft)
         etag = draft.etag
         if any(c.target != "workflow" for c in changes):
-            # The draft read above, unchanged since: the plan answered is exactly what lands.
-            etag = (await self.drafts.replace(project_id, workflow_id, graph, if_match or draft.etag)).etag
+            # Only on the draft read above (the client's If-Match, if any, named it): what lands is what was
+            # planned; an edit in between is a 409, not overwritten.
+            etag = (await self.drafts.replace(project_id, workflow_id, graph, draft.etag)).etag
         if any(c.target == "workflow" for c in changes):
             update = WorkflowUpdate(name=spec.name, description=spec.description)
             record = await self.definitions.update_workflow(project_id, workflow_id, update)
