@@ -229,7 +229,7 @@ def _plan_fields(
         "block_count": len(graph.blocks),
         "edge_count": len(graph.edges),
         "diagnostics": _diagnostics(warnings),
-        "summary": {**summary(changes), "noop": 0},
+        "summary": summary(changes),
         "resource_changes": [_resource_change(c) for c in changes],
         "rendered_plan": render(changes, record.id if record else f"'{spec.name}' (new)"),
     }

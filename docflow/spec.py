@@ -19,7 +19,7 @@ problem is a `SpecError` naming its place.
 A plan compares the spec with the draft: blocks by id (fields type, label, position, size, config, parent;
 a new type is a replace), edges by their endpoints and handles (no edge is updated: one goes, one comes),
 and the workflow's name and description. An empty plan is "no changes", so applying a file twice changes
-nothing the second time, and an exported file (devstack.cli_spec_export) applies as no change.
+nothing the second time, and an exported file (docflow.spec_export) applies as no change.
 """
 
 from __future__ import annotations
@@ -77,18 +77,6 @@ class Change:
     def address(self) -> str:
         """`block.extract`, `edge.a:out→b:in`, `workflow.wf_…`."""
         return f"{self.target}.{self.target_id}"
-
-    def public(self) -> dict[str, Any]:
-        """The change as `--json` prints it (the SDK's `resource_changes` entry, in brief)."""
-        actions = ["delete", "create"] if self.action == "replace" else [self.action]
-        return {
-            "address": self.address,
-            "target": self.target,
-            "target_id": self.target_id,
-            "type": self.kind,
-            "actions": actions,
-            "fields": self.fields,
-        }
 
 
 # -- reading -------------------------------------------------------------------------------------------
@@ -304,13 +292,14 @@ def plan(spec: Spec, workflow: dict[str, Any] | None, graph: dict[str, Any]) -> 
 
 
 def summary(changes: list[Change]) -> dict[str, Any]:
-    """Counts as the SDK's plan summary has them."""
+    """Counts as the SDK's plan summary has them (no entry is a no-op: unchanged resources are not listed)."""
     count = {a: sum(c.action == a for c in changes) for a in ("create", "update", "delete", "replace")}
     return {
         "add": count["create"],
         "change": count["update"],
         "destroy": count["delete"],
         "replace": count["replace"],
+        "noop": 0,
         "total": len(changes),
         "has_changes": bool(changes),
     }

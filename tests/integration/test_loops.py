@@ -49,6 +49,30 @@ def _for_each(body: list[dict[str, Any]], body_edges: list[dict[str, Any]], **co
     return blocks, edges
 
 
+def _gated_extract_loop(**config: Any) -> tuple[list, list]:
+    """A for_each (`config`) of one extract `ex` of each item's `text`, its review gate firing on a total over
+    100."""
+    schema = {
+        "type": "object",
+        "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}},
+        "required": ["invoice_number", "total"],
+    }
+    condition = {"sub_conditions": [{"path": "data.total", "operator": "gt", "expected": 100}]}
+    extract = {
+        "json_schema": schema,
+        "inputs": [{"name": "text", "type": "json"}],
+        "review": {"predicate": {"kind": "json_condition", "condition": condition}},
+    }
+    return _for_each(
+        [{"id": "ex", "type": "extract", "config": extract}],
+        [
+            _json_edge("loop", "ex", out="fe-left-out", into="input-json-text"),
+            _json_edge("ex", "loop", into="fe-right-in"),
+        ],
+        **config,
+    )
+
+
 def _for_each_calling(client: Retab, stack: Stack, call: dict[str, Any], **config: Any) -> tuple[str, dict[str, str]]:
     """start_json → for_each (`config`) of one api_call block (`call`) → out; (workflow id, block ids)."""
     blocks, edges = _for_each(
@@ -379,24 +403,7 @@ def test_a_thousand_items_run_in_child_batches_with_bounded_histories(
 def test_a_review_inside_iteration_one_waits_only_that_iteration(
     client: Retab, stack: Stack, http: httpx.Client
 ) -> None:
-    schema = {
-        "type": "object",
-        "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}},
-        "required": ["invoice_number", "total"],
-    }
-    condition = {"sub_conditions": [{"path": "data.total", "operator": "gt", "expected": 100}]}
-    extract = {
-        "json_schema": schema,
-        "inputs": [{"name": "text", "type": "json"}],
-        "review": {"predicate": {"kind": "json_condition", "condition": condition}},
-    }
-    blocks, edges = _for_each(
-        [{"id": "ex", "type": "extract", "config": extract}],
-        [
-            _json_edge("loop", "ex", out="fe-left-out", into="input-json-text"),
-            _json_edge("ex", "loop", into="fe-right-in"),
-        ],
-    )
+    blocks, edges = _gated_extract_loop()
     wf_id, ids = build(client, stack.project_id, blocks, edges)
     items = [{"text": f"Invoice number: L-{i}\nTotal: {total}"} for i, total in enumerate([10, 500, 30])]
     run = client.workflows.runs.create(workflow_id=wf_id, json_inputs={ids["in"]: items}, version="draft")
@@ -521,25 +528,7 @@ def _gated_batch_loop(
 ) -> tuple[Any, dict[str, str], int]:
     """A for_each over more items than a batch holds, its extract gated for the one item of total 500
     (iteration `size + 3`, in the second batch); returns the run, the block ids and that iteration."""
-    schema = {
-        "type": "object",
-        "properties": {"invoice_number": {"type": "string"}, "total": {"type": "number"}},
-        "required": ["invoice_number", "total"],
-    }
-    condition = {"sub_conditions": [{"path": "data.total", "operator": "gt", "expected": 100}]}
-    extract = {
-        "json_schema": schema,
-        "inputs": [{"name": "text", "type": "json"}],
-        "review": {"predicate": {"kind": "json_condition", "condition": condition}},
-    }
-    blocks, edges = _for_each(
-        [{"id": "ex", "type": "extract", "config": extract}],
-        [
-            _json_edge("loop", "ex", out="fe-left-out", into="input-json-text"),
-            _json_edge("ex", "loop", into="fe-right-in"),
-        ],
-        max_concurrency=20,
-    )
+    blocks, edges = _gated_extract_loop(max_concurrency=20)
     if failing:  # a block beside the loop that fails at once, before the gate opens
         blocks.append({"id": "boom", "type": "function", "config": {"expression": "1 / 0"}})
         edges.append(_json_edge("in", "boom"))
