@@ -17,8 +17,9 @@ The spec format and the plan are `docflow.spec` (pure); here they meet the store
   workflow (the spec's `metadata.id` is context, not the target, as in the SDK); if its graph is refused
   (an id another workflow holds: 409), the new workflow is deleted again.
 
-YAML is parsed off the event loop (`asyncio.to_thread`): a 4 MiB spec or an alias bomb (capped at
-`MAX_NODES` values) costs a worker thread, never the loop.
+YAML is parsed, the spec checked and the plan made off the event loop (`asyncio.to_thread`), each in time linear
+in the spec: a 4 MiB spec or an alias bomb (capped at `MAX_NODES` values) costs a worker thread, never the loop;
+a 400 lists at most `MAX_ISSUES` issues.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from docflow.spec import Change, Spec, SpecError, block_path, parse_spec, plan, 
 from docflow.spec_export import dump_yaml, export_document
 
 SOURCE = "yaml_definition"
+MAX_ISSUES = 100  # listed in a 400; 20,000 broken edges are counted, not all spelled out
 
 
 class SpecService:
@@ -67,9 +69,7 @@ class SpecService:
     async def validate(self, project_id: str, text: str) -> SpecValidationView:
         """The spec's counts and warnings; a 400 naming the first error."""
         spec = await _parse(text)
-        await self._check_blocks(spec)
-        graph = to_graph(spec, spec.workflow_id or "new", project_id, Graph(), _now(), lambda: new_id(EDGE))
-        warnings = _graph_warnings(spec, graph)
+        graph, _, warnings = await self._planned(project_id, spec, None, None)
         return SpecValidationView(
             workflow_id=spec.workflow_id or "",
             block_count=len(graph.blocks),
@@ -131,36 +131,47 @@ class SpecService:
     async def _planned(
         self, project_id: str, spec: Spec, record: WorkflowRecord | None, draft: Draft | None
     ) -> tuple[Graph, list[Change], list[GraphIssue]]:
-        """The graph the spec makes from the draft, the changes to get there, and the warnings."""
-        await self._check_blocks(spec)
-        current = draft.graph if draft else Graph()
-        workflow_id = record.id if record else "new"
-        graph = to_graph(spec, workflow_id, project_id, current, _now(), lambda: new_id(EDGE))
-        warnings = _graph_warnings(spec, graph)
-        live = current.model_dump(mode="json")
-        changes = plan(spec, record.model_dump(mode="json") if record else None, live)
-        return graph, changes, warnings
+        """The graph the spec makes from the draft, the changes to get there, and the warnings; the checks and
+        the planning, work that grows with the spec, run in worker threads, off the event loop."""
+        await asyncio.to_thread(_check_blocks, spec, self.max_blocks)
+        await _check_code(spec)
+        return await asyncio.to_thread(_graph_and_plan, spec, project_id, record, draft.graph if draft else Graph())
 
-    async def _check_blocks(self, spec: Spec) -> None:
-        """400 on the first error of a block on its own (module docstring): id, type, config, code, count."""
-        errors: list[GraphIssue] = []
-        for block_id, wanted in spec.blocks.items():
-            if not safe_id(block_id):
-                message = f"block id '{block_id}' is not valid: use letters, digits, '_', '-' or '.' (at most 128)"
-                errors.append(GraphIssue(code="invalid_id", message=message, block_id=block_id, field="id"))
-            issues = validate_block(wanted["type"], wanted["config"])
-            errors += [i.model_copy(update={"block_id": block_id}) for i in issues]
-        if len(spec.blocks) > self.max_blocks:
-            message = f"the spec has {len(spec.blocks)} blocks, the limit is {self.max_blocks}"
-            errors.append(GraphIssue(code="too_many_blocks", message=message, field="spec.blocks"))
-        if errors:
-            raise _invalid(spec, errors)
-        for block_id, wanted in spec.blocks.items():
-            try:
-                await check_function_code(block_id, wanted["type"], wanted["config"])
-            except ApiError as exc:
-                issue = GraphIssue(code=exc.code, message=exc.message, block_id=block_id, field="config.code")
-                raise _invalid(spec, [issue]) from exc
+
+def _check_blocks(spec: Spec, max_blocks: int) -> None:
+    """400 on the first error of a block on its own (module docstring): id, type, config, count."""
+    errors: list[GraphIssue] = []
+    for block_id, wanted in spec.blocks.items():
+        if not safe_id(block_id):
+            message = f"block id '{block_id}' is not valid: use letters, digits, '_', '-' or '.' (at most 128)"
+            errors.append(GraphIssue(code="invalid_id", message=message, block_id=block_id, field="id"))
+        issues = validate_block(wanted["type"], wanted["config"])
+        errors += [i.model_copy(update={"block_id": block_id}) for i in issues]
+    if len(spec.blocks) > max_blocks:
+        message = f"the spec has {len(spec.blocks)} blocks, the limit is {max_blocks}"
+        errors.append(GraphIssue(code="too_many_blocks", message=message, field="spec.blocks"))
+    if errors:
+        raise _invalid(spec, errors)
+
+
+async def _check_code(spec: Spec) -> None:
+    """400 naming the first function block whose code does not compile (compiled in a thread, each)."""
+    for block_id, wanted in spec.blocks.items():
+        try:
+            await check_function_code(block_id, wanted["type"], wanted["config"])
+        except ApiError as exc:
+            issue = GraphIssue(code=exc.code, message=exc.message, block_id=block_id, field="config.code")
+            raise _invalid(spec, [issue]) from exc
+
+
+def _graph_and_plan(
+    spec: Spec, project_id: str, record: WorkflowRecord | None, current: Graph
+) -> tuple[Graph, list[Change], list[GraphIssue]]:
+    """The graph the spec makes from `current` (400 on its first error), the plan, and the warnings."""
+    graph = to_graph(spec, record.id if record else "new", project_id, current, _now(), lambda: new_id(EDGE))
+    warnings = _graph_warnings(spec, graph)
+    changes = plan(spec, record.model_dump(mode="json") if record else None, current.model_dump(mode="json"))
+    return graph, changes, warnings
 
 
 def _graph_warnings(spec: Spec, graph: Graph) -> list[GraphIssue]:
@@ -197,10 +208,10 @@ def _draft_changed(current: str) -> ConflictError:
     )
 
 
-def _spec_field(spec: Spec, issue: GraphIssue, edge_ids: list[str]) -> str:
+def _spec_field(spec: Spec, issue: GraphIssue, edge_index: dict[str, int]) -> str:
     """Where an issue is in the spec: its edge (`spec.edges[2]`), else its block's place and field."""
-    if issue.edge_id is not None and issue.edge_id in edge_ids:
-        return f"spec.edges[{edge_ids.index(issue.edge_id)}]"
+    if issue.edge_id is not None and issue.edge_id in edge_index:
+        return f"spec.edges[{edge_index[issue.edge_id]}]"
     if issue.block_id is not None and issue.block_id in spec.blocks:
         where = block_path(spec, issue.block_id)
         return f"{where}.{issue.field}" if issue.field and issue.field != "id" else where
@@ -208,10 +219,13 @@ def _spec_field(spec: Spec, issue: GraphIssue, edge_ids: list[str]) -> str:
 
 
 def _invalid(spec: Spec, issues: list[GraphIssue], graph: Graph | None = None) -> ApiError:
-    """The 400 naming the first issue's place in the spec; every issue, with its place, in `issues`."""
-    edge_ids = [e.id for e in graph.edges] if graph else []
-    found = [{**i.model_dump(exclude_none=True), "path": _spec_field(spec, i, edge_ids)} for i in issues]
-    return ApiError(issues[0].message, code="invalid_spec", field=found[0]["path"], issues=found)
+    """The 400 naming the first issue's place in the spec; the first `MAX_ISSUES` issues, each with its place,
+    in `issues`, and how many there were in `issue_count`."""
+    edge_index = {e.id: i for i, e in enumerate(graph.edges)} if graph else {}
+    shown = issues[:MAX_ISSUES]
+    found = [{**i.model_dump(exclude_none=True), "path": _spec_field(spec, i, edge_index)} for i in shown]
+    first = found[0]["path"]
+    return ApiError(issues[0].message, code="invalid_spec", field=first, issues=found, issue_count=len(issues))
 
 
 def _diagnostics(warnings: list[GraphIssue]) -> dict[str, Any]:

@@ -203,3 +203,18 @@ def test_hostile_specs_are_400s(http: httpx.Client, text: str, field: str, says:
     code, named = _refusal(answer)
     assert code == "invalid_spec" and says in answer.json()["detail"]["message"]
     assert named.startswith(field)  # the bomb: where the count ran out, under yaml_definition
+
+
+def test_a_spec_of_thousands_of_broken_edges_is_one_bounded_400(http: httpx.Client) -> None:
+    """Every edge into a handle that does not exist: the issues are counted, the first hundred listed."""
+    edges = "".join(
+        f"    - {{from: {{block: a, handle: output-json-{i}}}, to: {{block: b, handle: input-json-{i}}}}}\n"
+        for i in range(1, 5_001)
+    )
+    text = HEAD + "metadata: {name: W}\nspec:\n  blocks:\n    a: {type: start_json}\n    b: {type: merge_dicts}\n"
+    answer = http.post("/v1/workflows/spec/validate", json={"yaml_definition": text + "  edges:\n" + edges})
+    code, field = _refusal(answer)
+    assert code == "invalid_spec" and field.startswith("spec.edges[")
+    details = answer.json()["detail"]["details"]
+    assert len(details["issues"]) == 100 and details["issue_count"] >= 5_000
+    assert details["issues"][-1]["path"].startswith("spec.edges[")
