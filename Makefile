@@ -36,6 +36,7 @@ bench: venv
 	$(BIN)/python -m bench.rerun
 	$(BIN)/python -m bench.sandbox
 	$(BIN)/python -m bench.functions
+	$(BIN)/python -m bench.specs
 
 # Not part of `bench`: 1,000 gated runs take 2.5 to 6 minutes on 2 busy cores (WAITING=50 for a quick look).
 WAITING ?= 1000
